@@ -1,0 +1,38 @@
+"""pruning_env: ARLP-style learned one-shot pruning at initialization as PettingZoo and Gymnasium environments.
+
+Entry points (PettingZoo's conventions):
+- ``parallel_env(**kwargs)``: the native ``PruningEnv`` (a ``ParallelEnv``), one agent per prunable layer;
+- ``env(**kwargs)``: the same as an AEC env (``parallel_to_aec``, order-enforced);
+- ``raw_env(**kwargs)``: the unwrapped ``PruningEnv``;
+- ``gymnasium.make("pruning_env/<TaskId>")``: ``PruningControllerEnv``, one controller for all layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pettingzoo.utils.conversions import parallel_to_aec
+
+from pruning_env.env import PruningEnv
+from pruning_env.gym_env import PruningControllerEnv
+from pruning_env.registration import register_envs
+from pruning_env.tasks import TASKS, Task, get_task
+
+__all__ = ["TASKS", "PruningControllerEnv", "PruningEnv", "Task", "env", "get_task", "parallel_env", "raw_env"]
+__version__ = "0.1.0"
+
+
+def parallel_env(**kwargs: Any) -> PruningEnv:
+    """The pruning task as a PettingZoo ParallelEnv; keyword arguments as ``PruningEnv``."""
+    return PruningEnv(**kwargs)
+
+
+raw_env = parallel_env  # PruningEnv is parallel-native: the unwrapped env is the parallel env itself
+
+
+def env(**kwargs: Any):
+    """The pruning task as a PettingZoo AEC env (agents act in turn; the step happens after the last layer)."""
+    return parallel_to_aec(PruningEnv(**kwargs))
+
+
+register_envs()

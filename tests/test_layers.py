@@ -38,7 +38,7 @@ class Zoo(nn.Module):
 def test_custom_module_layers_counts_and_flops() -> None:
     model = Zoo()
     layers = prunable_layers(model, torch.randn(3, 2, 10))
-    got = [(l.name, l.kind, l.weight_shape, l.num_weights, l.flops, l.fan_in, l.fan_out, l.groups) for l in layers]
+    got = [(layer.name, layer.kind, layer.weight_shape, layer.num_weights, layer.flops, layer.fan_in, layer.fan_out, layer.groups) for layer in layers]
     assert got == [
         # Conv1d: 4*2*3 = 24 weights, 8 output positions -> 192 MACs; fan_in 2*3, fan_out 4*3
         ("conv1d", "conv1d", (4, 2, 3), 24, 192, 6, 12, 1),
@@ -52,7 +52,7 @@ def test_custom_module_layers_counts_and_flops() -> None:
         # never called: listed last with no FLOPs
         ("unused", "linear", (5, 5), 25, 0, 5, 5, 1),
     ]
-    assert [l.index for l in layers] == list(range(6))
+    assert [layer.index for layer in layers] == list(range(6))
     assert layers[3].weight is model.shared.weight
     assert total_weights(layers) == 24 + 36 + 16 + 4096 + 192 + 25
 
@@ -97,8 +97,8 @@ def test_reference_networks(name: str) -> None:
     expected_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d))
     assert total_weights(layers) == (num_weights or expected_weights) == expected_weights
     if flops is not None:
-        assert sum(l.flops for l in layers) == flops
-    assert all(l.flops > 0 for l in layers)
+        assert sum(layer.flops for layer in layers) == flops
+    assert all(layer.flops > 0 for layer in layers)
     assert layers[-1].kind == "linear"  # the classifier head is called last
 
 

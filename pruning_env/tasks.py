@@ -1,0 +1,83 @@
+"""Named tasks: a network, a dataset, a default target and the reward's and final evaluation's schedules.
+
+| task             | id                    | network        | data     | target | reward steps K | final training          |
+|------------------|-----------------------|----------------|----------|--------|----------------|-------------------------|
+| mlp-digits       | MlpDigits-v0          | MLP 64-256x4-128-10 | digits (embedded) | 0.98 | 100 Adam | 600 steps Adam, cosine |
+| cnn-digits       | CnnDigits-v0          | small CNN      | digits (embedded) | 0.98 | 100 Adam | 600 steps Adam, cosine |
+| lenet300-mnist   | Lenet300Mnist-v0      | LeNet-300-100  | MNIST    | 0.98   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
+| lenet5-mnist     | Lenet5Mnist-v0        | LeNet-5-Caffe  | MNIST    | 0.99   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
+| resnet20-cifar10 | Resnet20Cifar10-v0    | ResNet-20      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
+| vgg19-cifar10    | Vgg19Cifar10-v0       | VGG-19-bn      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
+
+Every id lives in the ``pruning_env/`` namespace (``gymnasium.make("pruning_env/MlpDigits-v0")``). The version
+is bumped whenever a task's behaviour changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pruning_env.training import TrainConfig
+
+DIGITS_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-3)
+DIGITS_FINAL = TrainConfig(steps=600, batch_size=128, optimizer="adam", lr=1e-3)
+MNIST_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-3)
+# SNIP's optimizer (SGD, momentum 0.9, batch 100, weight decay 5e-4, lr 0.1) for 20 epochs of 50k samples
+MNIST_FINAL = TrainConfig(steps=10_000, batch_size=100, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4)
+CIFAR_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4)
+# 160 epochs of 45k samples at batch 128, as in the SynFlow experiments
+CIFAR_FINAL = TrainConfig(steps=56_250, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+DEFAULT_PROXIES: tuple[str, ...] = ("magnitude", "snip", "grasp", "synflow")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything that defines one pruning problem apart from the controller."""
+
+    name: str
+    """Registry key, e.g. ``"mlp-digits"``."""
+    env_id: str
+    """Versioned id without namespace, e.g. ``"MlpDigits-v0"``."""
+    model: str
+    """Key of ``pruning_env.models.MODELS``."""
+    dataset: str
+    """Name for ``pruning_env.data.load_dataset``."""
+    target_sparsity: float
+    """Default global sparsity target (fraction of prunable weights removed)."""
+    reward_train: TrainConfig
+    """Schedule of the proxy reward's K training steps."""
+    final_train: TrainConfig
+    """Schedule of the benchmark's full training."""
+    scorer: str = "snip"
+    """Within-layer mask criterion."""
+    features: tuple[str, ...] = DEFAULT_PROXIES
+    """Proxies that feed the observation."""
+    reward: str = "accuracy"
+    """Default reward kind (see ``pruning_env.rewards.REWARDS``)."""
+    reward_eval_size: int = 1000
+    """Size of the fixed validation subset the reward evaluates on (the whole split when smaller)."""
+    tags: tuple[str, ...] = field(default=())
+    """``"embedded"`` when the data ships with the package (no download)."""
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task("mlp-digits", "MlpDigits-v0", "mlp_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
+        Task("cnn-digits", "CnnDigits-v0", "cnn_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
+        Task("lenet300-mnist", "Lenet300Mnist-v0", "lenet300", "mnist", 0.98, MNIST_PROXY, MNIST_FINAL),
+        Task("lenet5-mnist", "Lenet5Mnist-v0", "lenet5", "mnist", 0.99, MNIST_PROXY, MNIST_FINAL),
+        Task("resnet20-cifar10", "Resnet20Cifar10-v0", "resnet20", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
+        Task("vgg19-cifar10", "Vgg19Cifar10-v0", "vgg19", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
+    )
+}
+
+
+def get_task(name: str) -> Task:
+    """Look a task up by name (``"mlp-digits"``) or by id (``"MlpDigits-v0"``, with or without namespace)."""
+    key = name.removeprefix("pruning_env/")
+    for task in TASKS.values():
+        if key in (task.name, task.env_id):
+            return task
+    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
