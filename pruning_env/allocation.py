@@ -26,9 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from pruning_env.budget import check_target_sparsity, counts_to_sparsities, project_to_budget, target_count
-from pruning_env.layers import PrunableLayer
+from pruning_env.layers import PrunableLayer, layer_weights
 from pruning_env.masking import importance_order
-from pruning_env.scorers import compute_scores
+from pruning_env.scorers import compute_scores, lamp_scores
 
 Allocation = Callable[[Sequence[PrunableLayer], float], np.ndarray]
 
@@ -141,29 +141,9 @@ def global_score(
     return counts_to_sparsities(list(counts.values()), sizes)
 
 
-def lamp_scores(layers: Sequence[PrunableLayer]) -> dict[str, Tensor]:
-    """LAMP scores (Lee et al. 2021): ``w_u^2 / sum_{v >= u} w_v^2`` with each layer's weights sorted by ``w^2``
-    ascending, so a layer's largest weight scores 1.
-
-    Ties in ``w^2`` follow ``masking.importance_order`` (the lower flat index counts as larger), so LAMP masks
-    equal magnitude masks within a layer. Computed in float64, returned float32; 0 where the sum is 0.
-    """
-    scores = {}
-    for layer in layers:
-        squared = layer.weight.detach().double().flatten() ** 2
-        order = importance_order(squared)
-        # In descending order the ascending suffix sum sum_{v >= u} is the inclusive prefix sum.
-        mass = torch.cumsum(squared[order], dim=0)
-        ranked = torch.where(mass > 0, squared[order] / mass.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
-        layer_scores = torch.empty_like(squared)
-        layer_scores[order] = ranked
-        scores[layer.name] = layer_scores.view(layer.weight_shape).float()
-    return scores
-
-
 def lamp(layers: Sequence[PrunableLayer], target_sparsity: float) -> np.ndarray:
-    """LAMP: global top-k of ``lamp_scores`` of the layers' current weights."""
-    return global_score(lamp_scores(layers), layers, target_sparsity)
+    """LAMP: global top-k of ``scorers.lamp_scores`` of the layers' current weights."""
+    return global_score(lamp_scores(layer_weights(layers)), layers, target_sparsity)
 
 
 ALLOCATIONS: dict[str, Allocation] = {

@@ -14,7 +14,7 @@ agents share one observation space and one action space.
 
 ## Observation Space
 ``Box(-10, 10, (F,), float32)``: the per-layer meta-features documented in ``pruning_env.features`` (their names:
-``env.feature_names``). With the default four proxies F = 29. ``state()`` is every agent's observation stacked,
+``env.feature_names``). With the default five proxies F = 34. ``state()`` is every agent's observation stacked,
 flattened to ``(L * F,)``, for centralized critics.
 
 ## Action Space
@@ -51,7 +51,7 @@ reward's evaluation; NaN for the zero-cost reward), ``reward_seconds``, ``step_s
 | data            | task's dataset | a ``pruning_env.data.Dataset``                                            |
 | target_sparsity | task's target  | a float in [0, 1), or a (low, high) range sampled uniformly per episode   |
 | scorer          | "snip"         | within-layer mask criterion, a name from ``pruning_env.scorers.SCORERS``  |
-| features        | 4 proxies      | proxies that feed the observation (magnitude, snip, grasp, synflow)        |
+| features        | 5 proxies      | proxies that feed the observation (magnitude, snip, grasp, synflow, lamp)  |
 | reward          | "accuracy"     | "accuracy", "neg_loss", "zero_cost" or "full"                             |
 | reward_steps    | task's K       | training steps of the accuracy / neg_loss rewards                         |
 | action_type     | "continuous"   | "continuous" or "discrete"                                                |

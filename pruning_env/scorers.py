@@ -31,7 +31,7 @@ import contextlib
 import copy
 import inspect
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from pruning_env.budget import target_count
 from pruning_env.layers import PrunableLayer, layers_by_name
+from pruning_env.masking import importance_order
 
 ScoreFn = Callable[..., dict[str, Tensor]]
 Batch = tuple[Tensor, Tensor]
@@ -121,6 +122,39 @@ def magnitude(
 ) -> dict[str, Tensor]:
     """``|θ|`` per weight. ``batch`` and ``generator`` are unused."""
     return _float32({name: weight.detach().abs() for name, weight in _weights(model, layers).items()})
+
+
+def lamp_scores(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """LAMP scores (Lee et al. 2021): ``w_u^2 / sum_{v >= u} w_v^2`` with each layer's weights sorted by ``w^2``
+    ascending, so a layer's largest weight scores 1.
+
+    Ties in ``w^2`` follow ``masking.importance_order`` (the lower flat index counts as larger), so LAMP masks
+    equal magnitude masks within a layer. Computed in float64, returned float32; 0 where the sum is 0.
+    """
+    scores = {}
+    for name, weight in weights.items():
+        squared = weight.detach().double().flatten() ** 2
+        order = importance_order(squared)
+        # In descending order the ascending suffix sum sum_{v >= u} is the inclusive prefix sum.
+        mass = torch.cumsum(squared[order], dim=0)
+        ranked = torch.where(mass > 0, squared[order] / mass.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+        layer_scores = torch.empty_like(squared)
+        layer_scores[order] = ranked
+        scores[name] = layer_scores.view(weight.shape).float()
+    return scores
+
+
+# Layer-adaptive magnitude pruning (Lee et al. 2021, "Layer-adaptive sparsity for the magnitude-based pruning")
+def lamp(
+    model: nn.Module,
+    layers: Sequence[PrunableLayer],
+    batch: Batch,
+    *,
+    generator: torch.Generator | None = None,
+    **options: object,
+) -> dict[str, Tensor]:
+    """``lamp_scores`` of the weights: magnitude normalized per layer, for a global ranking. ``batch`` unused."""
+    return lamp_scores(_weights(model, layers))
 
 
 # Random pruning baseline (e.g. Liu et al. 2022, "The unreasonable effectiveness of random pruning").
@@ -359,6 +393,7 @@ SCORERS: dict[str, ScoreFn] = {
     "synflow_iterative": synflow_iterative,
     "grad_norm": grad_norm,
     "fisher": fisher,
+    "lamp": lamp,
 }
 
 

@@ -28,7 +28,7 @@ CIFAR_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="sgd", lr=0.05, m
 # 160 epochs of 45k samples at batch 128, as in the SynFlow experiments
 CIFAR_FINAL = TrainConfig(steps=56_250, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4)
 
-DEFAULT_PROXIES: tuple[str, ...] = ("magnitude", "snip", "grasp", "synflow")
+DEFAULT_PROXIES: tuple[str, ...] = ("magnitude", "snip", "grasp", "synflow", "lamp")
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from pruning_env.allocation import (
     global_score_allocation,
     global_topk_counts,
     lamp,
-    lamp_scores,
     uniform,
 )
 from pruning_env.budget import target_count
-from pruning_env.layers import PrunableLayer, prunable_layers
+from pruning_env.layers import PrunableLayer, layer_weights, prunable_layers
 from pruning_env.masking import topk_masks
+from pruning_env.scorers import lamp_scores
 
 
 def _tiny_net() -> list[PrunableLayer]:
@@ -83,7 +83,7 @@ def test_erk_all_dense_at_zero_target() -> None:
 
 def test_lamp_scores_by_hand() -> None:
     _, layers = _hand_net()
-    scores = lamp_scores(layers)
+    scores = lamp_scores(layer_weights(layers))
     # Layer 0, w^2 ascending 1, 4, 9, 16: suffix sums 30, 29, 25, 16.
     torch.testing.assert_close(scores["0"], torch.tensor([[1 / 30, 4 / 29], [9 / 25, 1.0]]))
     # Layer 2, w^2 ascending 0.01, 0.04: suffix sums 0.05, 0.04.
@@ -95,7 +95,7 @@ def test_lamp_scores_ties_and_zeros() -> None:
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[2.0, -2.0, 1.0]]))
         model[1].weight.zero_()
-    scores = lamp_scores(prunable_layers(model, torch.zeros(1, 3)))
+    scores = lamp_scores(layer_weights(prunable_layers(model, torch.zeros(1, 3))))
     # Tie 4 = 4: the lower index counts as larger (sum 4 -> score 1), the other sees 4 + 4; then 1 / 9.
     torch.testing.assert_close(scores["0"], torch.tensor([[1.0, 0.5, 1 / 9]]))
     assert torch.equal(scores["1"], torch.zeros(2, 1))

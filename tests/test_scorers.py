@@ -254,6 +254,7 @@ def test_registry_and_option_errors() -> None:
         "synflow_iterative",
         "grad_norm",
         "fisher",
+        "lamp",
     ]
     assert get_scorer("snip") is SCORERS["snip"]
     with pytest.raises(
