@@ -2,8 +2,8 @@
 
 | task             | id                    | network        | data     | target | reward steps K | final training          |
 |------------------|-----------------------|----------------|----------|--------|----------------|-------------------------|
-| mlp-digits       | MlpDigits-v0          | MLP 64-256x4-128-10 | digits (embedded) | 0.98 | 100 Adam | 600 steps Adam, cosine |
-| cnn-digits       | CnnDigits-v0          | small CNN      | digits (embedded) | 0.98 | 100 Adam | 600 steps Adam, cosine |
+| mlp-digits       | MlpDigits-v0          | MLP 64-256x4-128-10 | digits (embedded) | 0.98 | 100 Adam lr 1e-2 | 600 steps Adam lr 3e-3, cosine |
+| cnn-digits       | CnnDigits-v0          | small CNN      | digits (embedded) | 0.98 | 100 Adam lr 1e-2 | 600 steps Adam lr 3e-3, cosine |
 | lenet300-mnist   | Lenet300Mnist-v0      | LeNet-300-100  | MNIST    | 0.98   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
 | lenet5-mnist     | Lenet5Mnist-v0        | LeNet-5-Caffe  | MNIST    | 0.99   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
 | resnet20-cifar10 | Resnet20Cifar10-v0    | ResNet-20      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from pruning_env.training import TrainConfig
 
-DIGITS_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-3)
-DIGITS_FINAL = TrainConfig(steps=600, batch_size=128, optimizer="adam", lr=1e-3)
+DIGITS_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-2)
+DIGITS_FINAL = TrainConfig(steps=600, batch_size=128, optimizer="adam", lr=3e-3)
 MNIST_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-3)
 # SNIP's optimizer (SGD, momentum 0.9, batch 100, weight decay 5e-4, lr 0.1) for 20 epochs of 50k samples
 MNIST_FINAL = TrainConfig(steps=10_000, batch_size=100, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4)

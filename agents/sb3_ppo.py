@@ -1,0 +1,249 @@
+"""Stable-Baselines3 PPO with parameter sharing over the layer agents, through SuperSuit.
+
+``supersuit.pettingzoo_env_to_vec_env_v1`` turns the ParallelEnv into a vector env with one slot per layer agent,
+and ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` concatenates ``num_vec_envs`` copies of it (in
+``num_cpus`` processes), so one MLP policy acts for every layer of every copy: parameter sharing. Each vector step
+is one episode of every copy, i.e. ``num_vec_envs`` reward evaluations, and gives ``L x num_vec_envs`` samples that
+all carry their copy's team reward. Episodes are one step long, so the advantage is ``reward - V(obs)`` whatever
+``gamma`` and GAE's lambda are.
+
+Actions. SB3's Gaussian policy starts with mean 0 and acts best in [-1, 1] (its documented advice), so the policy
+acts in ``Box(-1, 1, (1,))`` and the env receives ``sparsity = (a + 1) / 2``. The initial deterministic plan asks
+nearly the same sparsity of every layer, which the env's budget projection turns into about the uniform allocation.
+SuperSuit hands rewards over as float32 (resolution ~2e-7 at |r| ~ 2, finer than neg_loss differences between plans).
+
+Seeding (the ``PPO(seed=...)`` trap: SuperSuit's vec env has no ``seed``, so SB3 raises AttributeError). The env
+from ``make_env`` is reset once with ``seed`` before vectorizing; every copy is a clone, so every copy draws the
+same instances (with ``init="fixed"``: the instance of ``seed``, the per-instance search protocol). The vector env
+SB3 sees answers ``seed()`` without reseeding its copies, and the policy's RNGs are seeded by PPO itself. With
+``init="per_episode"`` the clones replay the same instance sequence: use ``num_vec_envs=1`` there.
+
+Budget: ``train`` spends a whole number of rollouts of ``n_steps x num_vec_envs`` episodes, at most the episodes
+asked for (a ValueError if that is less than one rollout).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import supersuit as ss
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+
+from agents.base import (
+    Actions,
+    EnvFactory,
+    Observations,
+    TrainingReport,
+    register_controller,
+    stacked,
+    to_actions,
+)
+from pruning_env.env import PruningEnv
+
+POLICY_ACTION_SPACE = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+
+def sparsity_from_action(actions: np.ndarray) -> np.ndarray:
+    """Policy actions in [-1, 1] -> requested sparsities ``(a + 1) / 2`` in [0, 1] (same shape)."""
+    return np.clip((np.asarray(actions, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO's settings for one-step episodes (defaults sized for mlp-digits' six layers)."""
+
+    n_steps: int = 8
+    """Vector steps per rollout; each is one episode of every env copy."""
+    minibatches: int = 4
+    """Minibatches per epoch; batch size = n_steps x L x num_vec_envs / minibatches."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    learning_rate: float = 3e-4
+    """Adam step size of the policy and value networks."""
+    ent_coef: float = 0.0
+    """Entropy bonus."""
+    clip_range: float = 0.2
+    """PPO's ratio clipping."""
+    log_std_init: float = -0.5
+    """Initial log standard deviation of the Gaussian policy (in the [-1, 1] action scale)."""
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layers of the policy and the value network (separate networks)."""
+    device: str = "cpu"
+    """Torch device of the policy (the MLP is tiny: CPU is faster than a GPU round trip)."""
+
+
+class _SparsityActions(VecEnvWrapper):
+    """Maps the policy's [-1, 1] actions to sparsities and gives SuperSuit's vec env the ``seed`` SB3 calls."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv, action_space=POLICY_ACTION_SPACE)
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.venv.step_async(sparsity_from_action(actions))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        return self.venv.step_wait()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list:
+        if attr_name == "render_mode":  # SuperSuit's vec env answers only as an attribute
+            return [self.venv.render_mode] * self.num_envs
+        return self.venv.get_attr(attr_name, indices)
+
+    def seed(self, seed: int | None = None) -> list[None]:
+        """No reseeding: the copies are clones of an env already reset with the training seed."""
+        return [None] * self.num_envs
+
+
+def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, num_cpus: int = 1, seed: int = 0) -> VecEnv:
+    """The SB3 vector env: one slot per layer agent of each of ``num_vec_envs`` copies, ``num_cpus`` processes.
+
+    Raises:
+        ValueError: if the env's actions are not continuous, or ``num_vec_envs`` / ``num_cpus`` < 1.
+    """
+    if num_vec_envs < 1 or num_cpus < 1:
+        raise ValueError(f"num_vec_envs and num_cpus must be >= 1, got {num_vec_envs} and {num_cpus}")
+    env = make_env()
+    if env.action_type != "continuous":
+        raise ValueError(f"sb3_ppo needs action_type='continuous', got {env.action_type!r}")
+    env.reset(seed=seed)
+    vec = ss.pettingzoo_env_to_vec_env_v1(env)
+    return _SparsityActions(ss.concat_vec_envs_v1(vec, num_vec_envs, num_cpus=num_cpus, base_class="stable_baselines3"))
+
+
+class _History(BaseCallback):
+    """Counts episodes, tracks the best team reward and logs each rollout's mean reward."""
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.episodes = 0
+        self.best_reward = -np.inf
+        self.rows: list[dict[str, float]] = []
+
+    def _on_step(self) -> bool:
+        rewards = self.locals["rewards"]  # (L x num_vec_envs,): each copy's team reward, once per layer slot
+        self.episodes += len(rewards) // self.num_layers
+        self.best_reward = max(self.best_reward, float(np.max(rewards)))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        rewards = self.model.rollout_buffer.rewards
+        self.rows.append({"episodes": float(self.episodes), "mean_reward": float(rewards.mean()), "best_reward": self.best_reward})
+
+
+def train_sb3_ppo(
+    make_env: EnvFactory,
+    total_episodes: int,
+    *,
+    config: PPOConfig = PPOConfig(),
+    num_vec_envs: int = 1,
+    num_cpus: int = 1,
+    seed: int = 0,
+    verbose: int = 0,
+) -> tuple[PPO, TrainingReport]:
+    """Train a shared MLP policy with PPO for at most ``total_episodes`` reward evaluations.
+
+    Args:
+        make_env: builds the ParallelEnv (cloned ``num_vec_envs`` times; see the module docstring on seeding).
+        total_episodes: reward evaluation budget; whole rollouts of ``n_steps x num_vec_envs`` episodes are spent.
+        config: PPO's settings.
+        num_vec_envs: env copies stepped together.
+        num_cpus: processes the copies run in (1: in this process).
+        seed: the env's reset seed and PPO's seed.
+        verbose: 1 prints SB3's training table to stdout; nothing is written to disk either way.
+
+    Returns:
+        The trained model and the report (episodes spent, wall time, best reward, one history row per rollout).
+    """
+    per_rollout = config.n_steps * num_vec_envs
+    rollouts = total_episodes // per_rollout
+    if rollouts < 1:
+        raise ValueError(f"total_episodes must be >= n_steps x num_vec_envs = {per_rollout}, got {total_episodes}")
+    vec_env = make_vec_env(make_env, num_vec_envs, num_cpus, seed)
+    num_layers = vec_env.num_envs // num_vec_envs
+    samples = config.n_steps * vec_env.num_envs
+    model = PPO(
+        "MlpPolicy",
+        vec_env,
+        n_steps=config.n_steps,
+        batch_size=max(samples // config.minibatches, 2),
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        ent_coef=config.ent_coef,
+        clip_range=config.clip_range,
+        policy_kwargs={"log_std_init": config.log_std_init, "net_arch": list(config.net_arch)},
+        device=config.device,
+        seed=seed,
+        verbose=verbose,
+    )
+    # A logger of our own: SB3's default writes an SB3-<date> folder under $TMPDIR on every learn().
+    model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat("stdout")] if verbose else []))
+    history = _History(num_layers)
+    start = time.perf_counter()
+    try:
+        model.learn(total_timesteps=rollouts * samples, callback=history)
+    finally:
+        vec_env.close()
+    report = TrainingReport(history.episodes, time.perf_counter() - start, history.best_reward, history.rows)
+    return model, report
+
+
+@register_controller("sb3_ppo")
+class SB3PPOController:
+    """A PPO policy shared by all layers: each layer's request is the policy's deterministic action on its row.
+
+    Args:
+        env: the env it will act in (for the registry's signature; ``train`` builds its own from ``make_env``).
+        model: a trained PPO model (e.g. from ``train_sb3_ppo`` or ``load``); None until ``train``.
+        config, num_vec_envs, num_cpus: as ``train_sb3_ppo``.
+    """
+
+    name = "sb3_ppo"
+
+    def __init__(
+        self,
+        env: PruningEnv | None = None,
+        model: PPO | None = None,
+        config: PPOConfig = PPOConfig(),
+        num_vec_envs: int = 1,
+        num_cpus: int = 1,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.num_vec_envs = num_vec_envs
+        self.num_cpus = num_cpus
+
+    def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
+        """PPO on envs from ``make_env`` for at most ``episodes`` reward evaluations (see ``train_sb3_ppo``)."""
+        self.model, report = train_sb3_ppo(
+            make_env, episodes, config=self.config, num_vec_envs=self.num_vec_envs, num_cpus=self.num_cpus, seed=seed
+        )
+        return report
+
+    def act(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:
+        if self.model is None:
+            raise ValueError("SB3PPOController.act() needs a model: call train() or load() first")
+        actions, _ = self.model.predict(stacked(observations), deterministic=True)
+        return to_actions(sparsity_from_action(actions)[:, 0])
+
+    def save(self, path: str | Path) -> None:
+        """Write the model to ``path`` (SB3's zip format; ``.zip`` is appended when missing)."""
+        if self.model is None:
+            raise ValueError("nothing to save: call train() first")
+        self.model.save(path)
+
+    @classmethod
+    def load(cls, path: str | Path, env: PruningEnv | None = None, device: str = "cpu") -> SB3PPOController:
+        """A controller acting with the model saved at ``path``."""
+        return cls(env, model=PPO.load(path, device=device))

@@ -1,0 +1,73 @@
+"""Random search: the plan distribution, the best-of-N bookkeeping and reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from agents import make_controller
+from agents.random_search import RandomSearch, sample_plans
+from pruning_env.env import PruningEnv
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def env():
+    return PruningEnv(reward="zero_cost", target_sparsity=0.9, device="cpu")
+
+
+def reward_of(env: PruningEnv, actions) -> float:
+    env.reset(seed=SEED)
+    _, rewards, _, _, _ = env.step(actions)
+    return rewards["layer_0"]
+
+
+def test_plans_are_logit_normal_around_the_center():
+    center = np.array([0.5, 0.5, 0.9])
+    plans = sample_plans(center, 2.0, 3, np.random.default_rng(0))
+    noise = np.random.default_rng(0).standard_normal((3, 3))
+    np.testing.assert_allclose(plans[:, :2], expit(2.0 * noise[:, :2]))
+    np.testing.assert_allclose(plans[:, 2], expit(np.log(9.0) + 2.0 * noise[:, 2]))
+
+
+def test_zero_scale_gives_the_center_and_extremes_are_clipped():
+    plans = sample_plans(np.array([0.0, 0.3, 1.0]), 0.0, 2, np.random.default_rng(0))
+    np.testing.assert_allclose(plans, [[1e-4, 0.3, 1 - 1e-4]] * 2)
+
+
+def test_keeps_the_best_of_n_plans_and_acts_with_it(env):
+    search = RandomSearch(env, episodes=6, center="erk", scale=1.0, seed=SEED, progress=False)
+    report = search.train()
+    rewards = [row["reward"] for row in report.history]
+    assert report.episodes == 6 and len(rewards) == 6
+    assert report.best_reward == max(rewards) == search.best_reward
+    assert [row["best_reward"] for row in report.history] == list(np.maximum.accumulate(rewards))
+    observations, infos = env.reset(seed=SEED)
+    assert reward_of(env, search.act(observations, infos)) == report.best_reward
+
+
+def test_include_center_evaluates_the_reference_first(env):
+    search = RandomSearch(env, episodes=2, center="snip", seed=SEED, include_center=True, progress=False)
+    report = search.train()
+    observations, infos = env.reset(seed=SEED)
+    assert report.history[0]["reward"] == reward_of(env, make_controller("global_snip", env).act(observations, infos))
+
+
+def test_same_seed_same_search_and_protocol_arguments(env):
+    first = RandomSearch(env, episodes=3, seed=1, progress=False).train()
+    second = RandomSearch(env, episodes=99, seed=0, progress=False).train(lambda: env, episodes=3, seed=1)
+    assert first.history == second.history
+
+
+def test_registered_and_validated(env):
+    assert isinstance(make_controller("random_search", env, episodes=2, progress=False), RandomSearch)
+    with pytest.raises(ValueError, match="episodes"):
+        RandomSearch(env, episodes=0)
+    with pytest.raises(ValueError, match="scale"):
+        RandomSearch(env, scale=-1.0)
+    with pytest.raises(ValueError, match="fisher_density"):
+        RandomSearch(env, center="fisher")
+    with pytest.raises(ValueError, match="train"):
+        RandomSearch(env).act({}, {})
