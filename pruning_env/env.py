@@ -93,7 +93,7 @@ from pruning_env.data import Dataset, load_dataset
 from pruning_env.features import FEATURE_CLIP, feature_names, observation_matrix, static_features
 from pruning_env.instances import Instance, InstanceCache, ModelSource
 from pruning_env.layers import PrunableLayer, prunable_layers, total_weights
-from pruning_env.masking import importance_orders, masks_from_orders
+from pruning_env.masking import MaskedWeights, importance_orders, masks_from_orders
 from pruning_env.models import build_model
 from pruning_env.rewards import RewardEvaluator, RewardOutcome, check_reward_kind
 from pruning_env.scorers import SCORERS, compute_scores
@@ -222,6 +222,9 @@ class PruningEnv(ParallelEnv):
         self._np_random: np.random.Generator | None = None
         self._episode: _Episode | None = None
         self.last_plan: dict[str, np.ndarray] | None = None
+        """After a step: ``requested`` and ``applied`` sparsities ``(L,)`` and ``pruned_counts`` (int64)."""
+        self.last_masks: dict[str, torch.Tensor] | None = None
+        """After a step: layer name -> bool mask (True = kept) of the applied plan."""
 
     def _task_factory(self) -> ModelSource:
         name, classes = self.task.model, self.data.num_classes
@@ -275,6 +278,7 @@ class PruningEnv(ParallelEnv):
         self._episode = _Episode(instance, target, observations, time.perf_counter() - start)
         self.agents = list(self.possible_agents)
         self.last_plan = None
+        self.last_masks = None
         infos = self._infos(np.zeros(len(self.layers)), np.zeros(len(self.layers)), np.zeros(len(self.layers)), None, 0.0)
         return self._observations(), infos
 
@@ -290,6 +294,7 @@ class PruningEnv(ParallelEnv):
         outcome = self._reward(episode.instance.state, masks, seed=episode.instance.init_seed)
         applied = counts / self.sizes
         self.last_plan = {"requested": requested, "applied": applied, "pruned_counts": counts}
+        self.last_masks = masks
         infos = self._infos(requested, applied, clipped, outcome, time.perf_counter() - start)
         observations = self._observations()
         rewards = {agent: outcome.reward for agent in self.agents}
@@ -386,6 +391,21 @@ class PruningEnv(ParallelEnv):
         }
 
     # --- the rest of the API ----------------------------------------------------------------------------------
+    def pruned_model(self) -> nn.Module:
+        """A copy of the episode's initialization with the last step's pruned weights set to zero.
+
+        Train it with the masks held (``pruning_env.masking.MaskedWeights.from_layers`` and ``reapply()`` after
+        every optimizer step, or ``export_masks``/``prune_with_torch`` for torch's own pruning), e.g. for a final
+        evaluation on the test split.
+        """
+        if self._episode is None or self.last_masks is None:
+            raise ValueError("pruned_model() needs a finished step: call reset() and step() first")
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(self._episode.instance.state)
+        layers = prunable_layers(model, self.data.x_train[:2])
+        MaskedWeights.from_layers(layers, self.last_masks).reapply()
+        return model
+
     def state(self) -> np.ndarray:
         if self._episode is None:
             raise ValueError("state() needs a running episode: call reset() first")

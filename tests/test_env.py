@@ -13,6 +13,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 from torch import nn
 
 import pruning_env
+import pruning_env.models
 from pruning_env.data import load_dataset
 from pruning_env.env import PruningEnv
 
@@ -246,3 +247,19 @@ def test_package_entry_points() -> None:
     aec = pruning_env.env(**FAST)
     aec.reset(seed=0)
     assert aec.num_agents == 6
+
+
+def test_pruned_model_is_the_initialization_under_the_applied_masks() -> None:
+    env = PruningEnv(reward="zero_cost")
+    with pytest.raises(ValueError, match="finished step"):
+        env.pruned_model()
+    env.reset(seed=2)
+    env.step(valid_actions(env))
+    model = env.pruned_model()
+    init = pruning_env.models.build_model("mlp_digits", seed=2)
+    for layer, counts in zip(env.layers, env.last_plan["pruned_counts"], strict=True):
+        weight = model.get_submodule(layer.name).weight
+        mask = env.last_masks[layer.name]
+        assert int((~mask).sum()) == counts
+        assert torch.equal(weight[mask], init.get_submodule(layer.name).weight[mask])
+        assert torch.all(weight[~mask] == 0)
