@@ -15,6 +15,7 @@ number of plans equals the RL controller's episode budget.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from scipy.special import expit, logit
@@ -42,6 +43,10 @@ def sample_plans(center: np.ndarray, scale: float, count: int, rng: np.random.Ge
     return expit(logits + scale * rng.standard_normal((count, center.shape[0])))
 
 
+PlanEvaluator = Callable[[int, np.ndarray], np.ndarray]
+"""(reset seed, plans (N, L)) -> rewards (N,): evaluates a batch of plans on the seed's instance."""
+
+
 @register_controller("random_search")
 class RandomSearch:
     """Keeps the best of ``episodes`` random plans drawn around a reference allocation.
@@ -55,6 +60,8 @@ class RandomSearch:
             instance of this seed.
         include_center: whether the first plan is the reference itself (then the search never ends below it).
         progress: show a tqdm progress bar.
+        evaluate_plans: ``(reset seed, plans (N, L)) -> rewards (N,)`` evaluating all plans at once elsewhere
+            (e.g. ``agents.ray_pool.EvaluationPool``); None steps ``env`` once per plan.
     """
 
     name = "random_search"
@@ -68,6 +75,7 @@ class RandomSearch:
         seed: int = 0,
         include_center: bool = False,
         progress: bool = True,
+        evaluate_plans: PlanEvaluator | None = None,
     ) -> None:
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -81,10 +89,13 @@ class RandomSearch:
         self.seed = seed
         self.include_center = include_center
         self.progress = progress
+        self.evaluate_plans = evaluate_plans
         self.best_plan: np.ndarray | None = None
         self.best_reward = -np.inf
 
-    def train(self, make_env: EnvFactory | None = None, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
+    def train(
+        self, make_env: EnvFactory | None = None, episodes: int | None = None, seed: int | None = None
+    ) -> TrainingReport:
         """Evaluate the plans and keep the best; arguments left out default to the constructor's."""
         env = self.env if make_env is None else make_env()
         episodes = self.episodes if episodes is None else episodes
@@ -97,22 +108,37 @@ class RandomSearch:
         plans = sample_plans(center, self.scale, episodes, np.random.default_rng(seed))
         if self.include_center:
             plans[0] = center
+        if self.evaluate_plans is None:
+            rewards = [
+                self._step_reward(env, seed, plan, first=i == 0)
+                for i, plan in enumerate(tqdm(plans, desc="random search", disable=not self.progress))
+            ]
+        else:
+            rewards = np.asarray(self.evaluate_plans(seed, plans), dtype=np.float64)
         history: list[dict[str, float]] = []
         self.best_plan, self.best_reward = None, -np.inf
-        for episode, plan in enumerate(tqdm(plans, desc="random search", disable=not self.progress), start=1):
-            if episode > 1:
-                env.reset(seed=seed)
-            _, rewards, _, _, _ = env.step(to_actions(plan))
-            reward = float(rewards[env.possible_agents[0]])
+        for episode, (plan, reward) in enumerate(zip(plans, rewards, strict=True), start=1):
             if self.best_plan is None or reward > self.best_reward:
-                self.best_plan, self.best_reward = plan.copy(), reward
-            history.append({"episode": float(episode), "reward": reward, "best_reward": self.best_reward})
+                self.best_plan, self.best_reward = plan.copy(), float(reward)
+            history.append(
+                {"episode": float(episode), "reward": float(reward), "best_reward": self.best_reward}
+            )
         return TrainingReport(episodes, time.perf_counter() - start, self.best_reward, history)
+
+    @staticmethod
+    def _step_reward(env: PruningEnv, seed: int, plan: np.ndarray, first: bool) -> float:
+        """One reward evaluation on the seed's instance (the env was just reset with it before the first plan)."""
+        if not first:
+            env.reset(seed=seed)
+        _, rewards, _, _, _ = env.step(to_actions(plan))
+        return float(rewards[env.possible_agents[0]])
 
     def act(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:
         """The best plan found by ``train`` (the same plan whatever the observation)."""
         if self.best_plan is None:
             raise ValueError("RandomSearch.act() needs a plan: call train() first")
         if len(observations) != self.best_plan.shape[0]:
-            raise ValueError(f"observations hold {len(observations)} layers, the plan has {self.best_plan.shape[0]}")
+            raise ValueError(
+                f"observations hold {len(observations)} layers, the plan has {self.best_plan.shape[0]}"
+            )
         return to_actions(self.best_plan)

@@ -135,14 +135,15 @@ class MaskedTrainer:
         _synchronize(self.device)
         start = time.perf_counter()
         loss = torch.zeros((), device=self.device)
-        for indices in batches:
-            loss = F.cross_entropy(self.model(self.x_train[indices]), self.y_train[indices])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            masked.reapply()
-            if scheduler is not None:
-                scheduler.step()
+        with torch.enable_grad():  # callers may step the env under no_grad (TorchRL's collectors do)
+            for indices in batches:
+                loss = F.cross_entropy(self.model(self.x_train[indices]), self.y_train[indices])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                masked.reapply()
+                if scheduler is not None:
+                    scheduler.step()
         train_diverged = not math.isfinite(loss.item())  # .item() synchronizes the device
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()

@@ -263,3 +263,29 @@ def test_pruned_model_is_the_initialization_under_the_applied_masks() -> None:
         assert int((~mask).sum()) == counts
         assert torch.equal(weight[mask], init.get_submodule(layer.name).weight[mask])
         assert torch.all(weight[~mask] == 0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_env_matches_the_cpu_plan_and_rewards_closely() -> None:
+    cpu, cuda = PruningEnv(reward="neg_loss", device="cpu"), PruningEnv(reward="neg_loss", device="auto")
+    assert cuda.device.type == "cuda" and cuda.data.x_train.is_cuda
+    for env in (cpu, cuda):
+        env.reset(seed=1)
+        env.step(valid_actions(env))
+    np.testing.assert_array_equal(cpu.last_plan["pruned_counts"], cuda.last_plan["pruned_counts"])
+    assert all(mask.is_cuda for mask in cuda.last_masks.values())
+    cpu_obs, _ = cpu.reset(seed=1)
+    cuda_obs, _ = cuda.reset(seed=1)
+    np.testing.assert_allclose(np.stack(list(cpu_obs.values())), np.stack(list(cuda_obs.values())), atol=1e-3)
+    _, cpu_reward, _, _, _ = cpu.step(valid_actions(cpu))
+    _, cuda_reward, _, _, _ = cuda.step(valid_actions(cuda))
+    assert abs(cpu_reward["layer_0"] - cuda_reward["layer_0"]) < 0.05
+
+
+def test_step_trains_the_reward_even_under_no_grad() -> None:
+    env = PruningEnv(reward="neg_loss", reward_steps=3)
+    env.reset(seed=0)
+    with torch.no_grad():
+        _, rewards, _, _, infos = env.step(valid_actions(env))
+    assert np.isfinite(rewards["layer_0"]) and infos["layer_0"]["diverged"] == 0.0

@@ -71,3 +71,23 @@ def test_registered_and_validated(env):
         RandomSearch(env, center="fisher")
     with pytest.raises(ValueError, match="train"):
         RandomSearch(env).act({}, {})
+
+
+def test_a_plan_evaluator_replaces_the_env_steps_and_gives_the_same_search() -> None:
+    def make_env() -> PruningEnv:
+        return PruningEnv(target_sparsity=0.9, reward="zero_cost")
+
+    local = RandomSearch(make_env(), episodes=4, seed=3, progress=False)
+    local.train()
+    seen: list[tuple[int, tuple[int, int]]] = []
+
+    def evaluate(seed: int, plans: np.ndarray) -> np.ndarray:
+        seen.append((seed, plans.shape))
+        env = make_env()
+        return np.array([RandomSearch._step_reward(env, seed, plan, first=False) for plan in plans])
+
+    batched = RandomSearch(make_env(), episodes=4, seed=3, progress=False, evaluate_plans=evaluate)
+    batched.train()
+    assert seen == [(3, (4, 6))]
+    np.testing.assert_array_equal(batched.best_plan, local.best_plan)
+    assert batched.best_reward == local.best_reward
