@@ -1,19 +1,34 @@
-"""Env speed and memory: episodes per second, reset and step latency, and the step against a plain torch loop.
+"""Env speed and memory: episodes per second, reset and step latency, the step against a plain torch loop, where
+an episode's time goes, and the reward training's arithmetic rate against a plain matmul's.
 
     python -m benchmarks.env_speed                      # mlp-digits and lenet300-mnist on the default device
     python -m benchmarks.env_speed --device cuda --tasks resnet20-cifar10
 
 For each task it prints the median seconds of an uncached reset (new initialization: proxies scored), a cached
 reset, a step (projection + masks + K masked training steps + evaluation) and the same K training steps and
-evaluation written as a plain hand-written torch loop on the same network and data, and their ratio. Then the
-resident memory over ``--memory-episodes`` episodes of the first task. A CIFAR task falls back to synthetic
-CIFAR-shaped data when the archive is absent.
+evaluation written as a plain hand-written torch loop on the same network and data, and their ratio. Then the cost
+breakdown of an episode, each phase timed on its own from the env's pieces on one instance (medians):
+
+- scoring: an uncached minus a cached reset (the proxies and mask scores of a new initialization);
+- features: ``features.observation_matrix`` at the target (every reset);
+- projection: ``budget.project_to_budget`` of uniform requests;
+- masking: ``masking.masks_from_orders`` and one ``MaskedWeights`` reapply;
+- training and evaluation: the reward's ``MaskedTrainer.run`` (its ``train_seconds`` and ``eval_seconds``);
+- step overhead: the step minus projection, masking, training and evaluation (restoring θ0, the optimizer, infos;
+  a difference of medians, so it can come out negative when timing noise exceeds it).
+
+The training's arithmetic rate is an estimate for the DENSE network (masked training does the same dense math):
+2 FLOPs per multiply-accumulate x 3 (forward + backward ≈ 3 forwards) x the layers' MACs per sample x batch x K
+/ training seconds, printed next to a plain ``torch.mm`` of two ``--matmul-size`` square float32 matrices on the
+same device, timed in the same run. Then the resident memory over ``--memory-episodes`` episodes of the first task.
+A CIFAR task falls back to synthetic CIFAR-shaped data when the archive is absent.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +36,12 @@ import torch
 import torch.nn.functional as F
 import tyro
 
+from pruning_env.budget import project_to_budget
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.env import PruningEnv, resolve_device
+from pruning_env.features import observation_matrix, static_features
+from pruning_env.layers import PrunableLayer
+from pruning_env.masking import MaskedWeights, masks_from_orders
 from pruning_env.models import build_model
 from pruning_env.tasks import get_task
 from pruning_env.training import TrainConfig, evaluate
@@ -44,6 +63,10 @@ class Args:
     """Episodes after which the memory baseline is taken."""
     seed: int = 0
     """Seed of the first instance."""
+    matmul_size: int = 1024
+    """Side of the square float32 matrices of the plain matmul reference."""
+    threads: int | None = None
+    """Torch intra-op CPU threads; torch's default when omitted (1 is steadier on a shared machine)."""
 
 
 def resident_mib() -> float:
@@ -65,6 +88,32 @@ def task_data(task_name: str, device: torch.device) -> Dataset:
         return load_dataset("synthetic-cifar10", device=device)
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(size: int, device: torch.device, repeats: int = 20) -> float:
+    """GFLOP/s of ``torch.mm`` on two ``(size, size)`` float32 matrices: 2 size^3 FLOPs per product."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=generator).to(device) for _ in range(2))
+    torch.mm(a, b)  # warm-up
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_gflops(layers: list[PrunableLayer], batch_size: int, steps: int, seconds: float) -> float:
+    """Estimated dense GFLOP/s of ``steps`` training steps of ``batch_size`` samples that took ``seconds``.
+
+    ``layer.flops`` counts multiply-accumulates per sample: x2 for FLOPs, x3 for forward + backward.
+    """
+    return 2 * 3 * sum(layer.flops for layer in layers) * batch_size * steps / seconds / 1e9
+
+
 def plain_loop_seconds(task_name: str, data: Dataset, config: TrainConfig, eval_size: int, device: torch.device) -> float:
     """The reward's K steps and evaluation as a plain loop: fresh Adam/SGD, cosine schedule, random minibatches."""
     model = build_model(get_task(task_name).model, num_classes=data.num_classes, seed=0).to(device)
@@ -75,8 +124,7 @@ def plain_loop_seconds(task_name: str, data: Dataset, config: TrainConfig, eval_
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     generator = torch.Generator().manual_seed(0)
     batches = torch.randint(len(data.x_train), (config.steps, config.batch_size), generator=generator).to(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     model.train()
     for indices in batches:
@@ -94,7 +142,7 @@ def uniform_actions(env: PruningEnv, target: float) -> dict[str, np.ndarray]:
     return {agent: np.array([target], dtype=np.float32) for agent in env.possible_agents}
 
 
-def time_task(task_name: str, args: Args, device: torch.device) -> PruningEnv:
+def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: float) -> PruningEnv:
     data = task_data(task_name, device)
     env = PruningEnv(task_name, data=data, device=device, reward_steps=args.reward_steps, cache_size=args.repeats + 2)
     target = env.target_range[0]
@@ -111,8 +159,8 @@ def time_task(task_name: str, args: Args, device: torch.device) -> PruningEnv:
         start = time.perf_counter()
         env.step(uniform_actions(env, target))
         steps.append(time.perf_counter() - start)
-    config = env._reward.train_config
-    eval_size = len(env._reward.x_eval)
+    config = env.reward_evaluator.train_config
+    eval_size = len(env.reward_evaluator.x_eval)
     plain_loop_seconds(task_name, data, config, eval_size, device)  # warm-up
     plain = [plain_loop_seconds(task_name, data, config, eval_size, device) for _ in range(args.repeats)]
     step, loop = statistics.median(steps), statistics.median(plain)
@@ -123,7 +171,66 @@ def time_task(task_name: str, args: Args, device: torch.device) -> PruningEnv:
         f"cached={statistics.median(cached):.5f}s  step={step:.4f}s  plain loop={loop:.4f}s  "
         f"step/plain={step / loop:.3f}"
     )
+    phases = cost_breakdown(env, target, args.repeats)
+    phases = {"scoring": statistics.median(uncached) - statistics.median(cached), **phases}
+    phases["step overhead"] = step - sum(phases[name] for name in ("projection", "masking", "training", "evaluation"))
+    print_breakdown(env, phases, matmul_rate, args.matmul_size)
     return env
+
+
+def print_breakdown(env: PruningEnv, phases: dict[str, float], matmul_rate: float, matmul_size: int) -> None:
+    """The phases in milliseconds, then the reward training's estimated GFLOP/s against the matmul's."""
+    print("  breakdown: " + " | ".join(f"{name} {seconds * 1e3:.2f} ms" for name, seconds in phases.items()))
+    config = env.reward_evaluator.train_config
+    batch = min(config.batch_size, len(env.data.x_train))
+    rate = training_gflops(env.layers, batch, config.steps, phases["training"])
+    print(
+        f"  reward training ≈ {rate:.2f} GFLOP/s (dense estimate: 2 x 3 x {sum(layer.flops for layer in env.layers):,} "
+        f"MAC/sample x batch {batch} x {config.steps} steps) = {100 * rate / matmul_rate:.1f}% of the plain "
+        f"{matmul_size}x{matmul_size} float32 matmul's {matmul_rate:.1f} GFLOP/s"
+    )
+
+
+def timed(action: Callable[[], object], device: torch.device) -> float:
+    """Seconds of ``action()``, the device synchronized before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    action()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def cost_breakdown(env: PruningEnv, target: float, repeats: int) -> dict[str, float]:
+    """Median seconds of features, projection, masking, reward training and evaluation on the current instance.
+
+    Each phase is called as the env calls it, on the instance of the last ``reset`` with uniform requests.
+    """
+    instance = env.instance
+    reward = env.reward_evaluator
+    device = env.device
+    static = static_features(env.layers)
+    requested = np.full(len(env.layers), target)
+    counts = project_to_budget(requested, env.sizes, target, min_kept=1)
+    pruned = dict(zip((layer.name for layer in env.layers), counts.tolist(), strict=True))
+    shapes = {layer.name: layer.weight_shape for layer in env.layers}
+    orders = instance.mask_orders
+    if orders is None:
+        raise ValueError(f"scorer {env.scorer!r} scores at every step: the breakdown needs a target-free scorer")
+    masks = masks_from_orders(orders, shapes, pruned)
+    phases: dict[str, list[float]] = {name: [] for name in ("features", "projection", "masking", "training", "evaluation")}
+    for _ in range(repeats):
+        phases["features"].append(
+            timed(lambda: observation_matrix(env.layers, static, instance.summaries, target), device)
+        )
+        phases["projection"].append(timed(lambda: project_to_budget(requested, env.sizes, target, min_kept=1), device))
+        phases["masking"].append(timed(
+            lambda: MaskedWeights.from_layers(env.layers, masks_from_orders(orders, shapes, pruned)).reapply(), device
+        ))
+        result = reward.trainer.run(instance.state, masks, reward.train_config, instance.init_seed, reward.x_eval,
+                                    reward.y_eval)
+        phases["training"].append(result.train_seconds)
+        phases["evaluation"].append(result.eval_seconds)
+    return {name: statistics.median(values) for name, values in phases.items()}
 
 
 def memory_check(env: PruningEnv, episodes: int, warmup: int) -> None:
@@ -142,9 +249,13 @@ def memory_check(env: PruningEnv, episodes: int, warmup: int) -> None:
 
 def main(args: Args) -> None:
     device = resolve_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
-    envs = [time_task(name, args, device) for name in args.tasks]
+    matmul_rate = matmul_gflops(args.matmul_size, device)
+    print(f"plain matmul {args.matmul_size}x{args.matmul_size} float32: {matmul_rate:.1f} GFLOP/s")
+    envs = [time_task(name, args, device, matmul_rate) for name in args.tasks]
     if args.memory_episodes > 0:
         memory_check(envs[0], args.memory_episodes, args.memory_warmup)
 

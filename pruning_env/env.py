@@ -391,6 +391,18 @@ class PruningEnv(ParallelEnv):
         }
 
     # --- the rest of the API ----------------------------------------------------------------------------------
+    @property
+    def instance(self) -> Instance:
+        """The running episode's instance: θ0 (``state``), ``init_seed``, scoring ``batch``, mask orders."""
+        if self._episode is None:
+            raise ValueError("the env has no episode: call reset() first")
+        return self._episode.instance
+
+    @property
+    def reward_evaluator(self) -> RewardEvaluator:
+        """The reward's evaluator: its ``train_config`` (K-step schedule), ``trainer`` and validation subset."""
+        return self._reward
+
     def pruned_model(self) -> nn.Module:
         """A copy of the episode's initialization with the last step's pruned weights set to zero.
 

@@ -1,0 +1,58 @@
+"""Append-safe JSONL records: a finished cell is written atomically and never lost; a rerun skips it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every record of a JSONL file (none when it does not exist)."""
+    if not path.exists():
+        return []
+    with path.open() as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class RecordFile:
+    """A JSONL file of records keyed by some of their fields; ``add`` rewrites the file atomically."""
+
+    def __init__(self, path: Path, key_fields: Iterable[str]) -> None:
+        self.path = path
+        self.key_fields = tuple(key_fields)
+        self.records = read_records(path)
+        self._keys = {self.key(record) for record in self.records}
+
+    def key(self, record: dict[str, Any]) -> tuple:
+        return tuple(record[field] for field in self.key_fields)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._keys
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Store one record (a key already present is an error: every cell exactly once)."""
+        key = self.key(record)
+        if key in self._keys:
+            raise ValueError(f"record {key} is already in {self.path}")
+        self.records.append(record)
+        self._keys.add(key)
+        write_atomic(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records))

@@ -1,0 +1,90 @@
+"""Benchmark suites: tasks x sparsities x seeds x controllers, with the RL budgets that make them fit.
+
+Protocol (per-instance search at an equal budget of reward evaluations): for each task and seed, every learning
+controller trains once on that seed's initialization with targets drawn from the suite's sparsity range (the
+target is a feature, so one policy serves every sparsity), spending ``rl_episodes`` reward evaluations; random
+search gets the same number per seed, split evenly over the sparsities. Each plan then prunes the seeded
+initialization and the pruned network is trained with the task's full schedule; the test accuracy is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+HEURISTICS: tuple[str, ...] = (
+    "uniform",
+    "er",
+    "erk",
+    "lamp",
+    "random",
+    "global_magnitude",
+    "global_snip",
+    "global_grasp",
+    "global_synflow",
+)
+LEARNERS: tuple[str, ...] = ("sb3_ppo", "mappo", "mappo_ar")
+SEARCH = "random_search"
+DENSE = "dense"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One benchmark configuration."""
+
+    name: str
+    tasks: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    seeds: tuple[int, ...]
+    controllers: tuple[str, ...]
+    """Controller names from ``agents.CONTROLLERS``, plus ``"dense"`` for the unpruned reference row."""
+    rl_episodes: int = 160
+    """Reward evaluations per learning controller per (task, seed); random search gets the same per seed."""
+    reward: str = "neg_loss"
+    """Reward the learning controllers and random search optimize."""
+    reward_steps: int | None = None
+    """K of that reward (the task's when None)."""
+    final_steps: int | None = None
+    """Override of the full training's steps (None: the task's schedule); only for test presets."""
+    workers: int = 2
+    """Processes for the final trainings."""
+
+    @property
+    def search_episodes_per_cell(self) -> int:
+        """Random search's reward evaluations per (task, sparsity, seed) cell."""
+        return max(1, self.rl_episodes // len(self.sparsities))
+
+
+ALL_CONTROLLERS = (DENSE, *HEURISTICS, SEARCH, *LEARNERS)
+
+SUITES: dict[str, Suite] = {
+    suite.name: suite
+    for suite in (
+        Suite("quick", ("mlp-digits",), (0.9, 0.95, 0.98, 0.99), (0, 1, 2), ALL_CONTROLLERS),
+        Suite("mnist", ("lenet300-mnist", "lenet5-mnist"), (0.95, 0.98, 0.99, 0.995), (0, 1, 2), ALL_CONTROLLERS),
+        Suite("cifar", ("resnet20-cifar10", "vgg19-cifar10"), (0.9, 0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS),
+        Suite(
+            "tiny",
+            ("mlp-digits",),
+            (0.5, 0.999),
+            (0,),
+            (DENSE, "uniform", "erk", "global_snip", SEARCH, "mappo"),
+            rl_episodes=8,
+            reward_steps=5,
+            final_steps=60,
+            workers=1,
+        ),
+    )
+}
+
+# Published figures shown beside ours: (task, sparsity) -> (source, test accuracy in %)
+PUBLISHED: dict[tuple[str, float], tuple[str, float]] = {
+    ("lenet300-mnist", 0.98): ("SNIP (Lee et al. 2019), 2.4% error", 97.6),
+    ("lenet5-mnist", 0.99): ("SNIP (Lee et al. 2019), 1.1% error", 98.9),
+}
+
+
+def get_suite(name: str, **overrides: object) -> Suite:
+    """A suite by name, with optional field overrides (e.g. ``seeds=(0,)``)."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
+    return replace(SUITES[name], **overrides)  # type: ignore[arg-type]
