@@ -67,9 +67,11 @@ def versions() -> dict[str, str]:
 
 
 def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
-    """The env a controller sees for one task and target (or target range) on seed ``seed``'s initialization."""
+    """The env a controller sees for one task and target (or target range), always on seed ``seed``'s
+    initialization (``init=seed``: reset seeds then only vary the targets drawn from a range)."""
     return PruningEnv(
-        task, target_sparsity=target, reward=suite.reward, reward_steps=suite.reward_steps, seed=seed, device=device
+        task, target_sparsity=target, reward=suite.reward, reward_steps=suite.reward_steps, init=seed, seed=seed,
+        device=device,
     )
 
 

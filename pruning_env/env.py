@@ -56,15 +56,17 @@ reward's evaluation; NaN for the zero-cost reward), ``reward_seconds``, ``step_s
 | reward_steps    | task's K       | training steps of the accuracy / neg_loss rewards                         |
 | action_type     | "continuous"   | "continuous" or "discrete"                                                |
 | action_bins     | 21             | number of discrete sparsity levels                                        |
-| init            | "fixed"        | "fixed": θ0 from the reset seed; "per_episode": a new θ0 every episode     |
+| init            | "fixed"        | "fixed": θ0 from the reset seed; "per_episode": a new θ0 every episode;  |
+|                 |                | an int s: θ0 of seed s in every episode (reset seeds then vary the rest)  |
 | device          | "auto"         | "auto" (CUDA when present), "cpu", "cuda", or a torch.device              |
 | seed            | None           | seed of the first reset when ``reset`` is called without one              |
 | render_mode     | None           | None, "ansi" (returns a table) or "human" (prints it)                     |
 
 ## Seeding
 ``reset(seed=s)`` fixes everything: the initialization (its seed is s with ``init="fixed"``, drawn from s's RNG
-with ``"per_episode"``), the scoring batch, the target drawn from a range, and the reward's minibatch order
-(derived from the init seed, so one plan on one instance always earns the same reward on one device).
+with ``"per_episode"``, always s0 with ``init=s0``), the scoring batch, the target drawn from a range, and the
+reward's minibatch order (derived from the init seed, so one plan on one instance always earns the same reward
+on one device).
 ``reset()`` without a seed continues the RNG. A module passed as ``model`` keeps its own weights as θ0 with
 ``init="fixed"``; with ``"per_episode"`` each init seed redraws them with the modules' ``reset_parameters``.
 
@@ -153,7 +155,7 @@ class PruningEnv(ParallelEnv):
         reward_steps: int | None = None,
         action_type: Literal["continuous", "discrete"] = "continuous",
         action_bins: int = 21,
-        init: Literal["fixed", "per_episode"] = "fixed",
+        init: Literal["fixed", "per_episode"] | int = "fixed",
         device: str | torch.device = "auto",
         seed: int | None = None,
         render_mode: str | None = None,
@@ -174,8 +176,8 @@ class PruningEnv(ParallelEnv):
             raise ValueError(f"action_type must be 'continuous' or 'discrete', got {action_type!r}")
         if action_bins < 2:
             raise ValueError(f"action_bins must be >= 2, got {action_bins}")
-        if init not in ("fixed", "per_episode"):
-            raise ValueError(f"init must be 'fixed' or 'per_episode', got {init!r}")
+        if not (init in ("fixed", "per_episode") or (isinstance(init, int) and init >= 0)):
+            raise ValueError(f"init must be 'fixed', 'per_episode' or a seed (int >= 0), got {init!r}")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.action_type = action_type
@@ -267,7 +269,9 @@ class PruningEnv(ParallelEnv):
                 raise ValueError(f"seed must be an integer in [0, 2**63), got {seed}")
             self._np_random, _ = seeding.np_random(seed)
             self._base_seed = int(seed) if seed is not None else int(self._np_random.integers(2**31 - 1))
-        if self.init == "fixed":
+        if isinstance(self.init, int):
+            init_seed = self.init
+        elif self.init == "fixed":
             init_seed = self._base_seed
         else:
             init_seed = int(self._np_random.integers(2**31 - 1))

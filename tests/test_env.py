@@ -289,3 +289,15 @@ def test_step_trains_the_reward_even_under_no_grad() -> None:
     with torch.no_grad():
         _, rewards, _, _, infos = env.step(valid_actions(env))
     assert np.isfinite(rewards["layer_0"]) and infos["layer_0"]["diverged"] == 0.0
+
+
+def test_a_pinned_initialization_keeps_theta0_while_targets_vary() -> None:
+    env = PruningEnv(init=5, target_sparsity=(0.9, 0.99), reward="zero_cost")
+    seen = set()
+    for seed in range(3):
+        _, infos = env.reset(seed=seed)
+        assert infos["layer_0"]["init_seed"] == 5.0
+        seen.add(infos["layer_0"]["target_sparsity"])
+    assert len(seen) == 3
+    with pytest.raises(ValueError, match="init must be"):
+        PruningEnv(init=-1)
