@@ -1,0 +1,40 @@
+"""Controllers for pruning_env: heuristics, random search, SB3 PPO and the transformer MAPPO baseline.
+
+Importing this package registers every controller in ``CONTROLLERS``; build one with ``make_controller(name, env)``.
+"""
+
+from agents import heuristics, mappo, random_search, sb3_ppo  # importing registers their controllers
+from agents.base import (
+    CONTROLLERS,
+    Controller,
+    TrainableController,
+    TrainingReport,
+    make_controller,
+    register_controller,
+    stacked,
+    to_actions,
+)
+from agents.heuristics import RandomController, ReferenceController
+from agents.random_search import RandomSearch
+from agents.sb3_ppo import PPOConfig, SB3PPOController, train_sb3_ppo
+
+__all__ = [
+    "CONTROLLERS",
+    "Controller",
+    "PPOConfig",
+    "RandomController",
+    "RandomSearch",
+    "ReferenceController",
+    "SB3PPOController",
+    "TrainableController",
+    "TrainingReport",
+    "heuristics",
+    "make_controller",
+    "mappo",
+    "random_search",
+    "register_controller",
+    "sb3_ppo",
+    "stacked",
+    "to_actions",
+    "train_sb3_ppo",
+]

@@ -1,0 +1,13 @@
+"""Transformer MAPPO for layer-wise pruning: layers are tokens, one set of weights serves any network.
+
+Modules: ``config`` (the dataclass), ``policy`` (the token transformer), ``ppo`` (loss and update),
+``rollout`` (episode collection in processes), ``train`` (the loop, logs, checkpoints), ``controller`` (the
+``"mappo"`` / ``"mappo_ar"`` controllers), ``__main__`` (the tyro CLI: ``python -m agents.mappo --help``).
+"""
+
+from agents.mappo.config import MappoConfig
+from agents.mappo.controller import MappoController
+from agents.mappo.policy import TokenPolicy
+from agents.mappo.rollout import EnvSpec
+
+__all__ = ["EnvSpec", "MappoConfig", "MappoController", "TokenPolicy"]

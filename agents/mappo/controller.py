@@ -1,0 +1,89 @@
+"""The MAPPO controllers: ``"mappo"`` (encoder-only) and ``"mappo_ar"`` (autoregressive decoder)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.base import Actions, EnvFactory, Observations, TrainingReport, register_controller, stacked
+from agents.mappo.config import MappoConfig
+from agents.mappo.policy import TokenPolicy
+from agents.mappo.rollout import EnvInfo, env_actions
+from agents.mappo.train import run_training
+
+CONTROLLER_FILE = "controller.pt"
+
+
+@register_controller("mappo")
+class MappoController:
+    """Transformer MAPPO over layer tokens; one set of weights acts on any network with the same features.
+
+    Args:
+        env: an env whose features and action type the policy will read and produce.
+        config: the configuration (default ``MappoConfig()``); keyword ``fields`` override single fields,
+            e.g. ``make_controller("mappo", env, workers=2)``.
+        seed: seed of the weights' initialization.
+    """
+
+    def __init__(self, env: Any, config: MappoConfig | None = None, seed: int = 0, **fields: Any) -> None:
+        info = EnvInfo.of(env)
+        self._setup(replace(config or MappoConfig(), **fields), info.feature_names, info.action_bins, seed)
+
+    def _setup(self, config: MappoConfig, feature_names: Sequence[str], action_bins: int | None, seed: int) -> None:
+        self.config = config
+        self.name = "mappo_ar" if config.autoregressive else "mappo"
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.policy = TokenPolicy(feature_names, config, action_bins)
+
+    def act(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:
+        """The policy's most likely action for every layer (the mean sparsity logit, or the most likely bin)."""
+        obs = torch.as_tensor(stacked(observations))
+        if obs.shape[1] != len(self.policy.feature_names):
+            raise ValueError(
+                f"observations have {obs.shape[1]} features, the policy reads {len(self.policy.feature_names)}"
+            )
+        mask = torch.ones(1, obs.shape[0], dtype=torch.bool)
+        actions, _, _ = self.policy.act(obs.unsqueeze(0), mask, deterministic=True)
+        return env_actions(actions[0].numpy(), self.policy.discrete)
+
+    def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
+        """Train on envs from ``make_env`` (picklable when ``config.workers`` > 1)."""
+        return self.train_on([make_env], episodes, seed)
+
+    def train_on(self, factories: Sequence[EnvFactory], episodes: int, seed: int) -> TrainingReport:
+        """Train on episodes drawn uniformly across several env factories (tasks, targets, ...)."""
+        report, _ = run_training(self.policy, factories, episodes, seed, self.config)
+        if self.config.out is not None:
+            self.save(Path(self.config.out) / CONTROLLER_FILE)
+        return report
+
+    def save(self, path: str | Path) -> None:
+        """Write the weights, feature names, action bins and config to ``path`` (torch format)."""
+        torch.save(
+            {
+                "config": asdict(self.config.numbers()),
+                "feature_names": list(self.policy.feature_names),
+                "action_bins": self.policy.action_bins,
+                "policy": self.policy.state_dict(),
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> MappoController:
+        """A controller saved with ``save`` (ready for ``act``; ``config`` holds its saved numbers)."""
+        saved = torch.load(path, weights_only=True)
+        controller = cls.__new__(cls)
+        controller._setup(MappoConfig(**saved["config"]), saved["feature_names"], saved["action_bins"], seed=0)
+        controller.policy.load_state_dict(saved["policy"])
+        return controller
+
+
+register_controller("mappo_ar")(partial(MappoController, autoregressive=True))
+
