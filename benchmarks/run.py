@@ -69,10 +69,16 @@ def versions() -> dict[str, str]:
 def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
     """The env a controller sees for one task and target (or target range), always on seed ``seed``'s
     initialization (``init=seed``: reset seeds then only vary the targets drawn from a range)."""
-    return PruningEnv(
+    return PruningEnv(  # a new env: learners' factories must not share one
         task, target_sparsity=target, reward=suite.reward, reward_steps=suite.reward_steps, init=seed, seed=seed,
         device=device,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def shared_cell_env(suite: Suite, task: str, sparsity: float, seed: int, device: str) -> PruningEnv:
+    """``cell_env`` kept for every controller of one cell: the seed's instance is scored once."""
+    return cell_env(suite, task, sparsity, seed, device)
 
 
 def plan_of(controller: Any, env: PruningEnv, seed: int) -> np.ndarray:
@@ -98,7 +104,7 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
         train_seconds = time.perf_counter() - start
         for sparsity in suite.sparsities:
             start = time.perf_counter()
-            env = cell_env(suite, task, sparsity, seed, device)
+            env = shared_cell_env(suite, task, sparsity, seed, device)
             if learner is not None:
                 controller = learner
             elif name == SEARCH:
@@ -114,7 +120,7 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
 def learner_options(name: str, seed: int) -> dict[str, Any]:
     """Constructor options of a learning controller in the benchmark (SB3 PPO takes its seed in ``train``)."""
     if name.startswith("mappo"):
-        return {"seed": seed, "progress": False, "tensorboard": False}
+        return {"seed": seed, "progress": False, "tensorboard": False, "workers": 2}
     return {}
 
 
@@ -146,8 +152,8 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> st
     plans = RecordFile(out / f"{suite.name}_plans.jsonl", CELL_KEY)
     cells = RecordFile(out / f"{suite.name}.jsonl", CELL_KEY)
     total = sum(len(suite.tasks) * len(suite.seeds) * (1 if c == DENSE else len(suite.sparsities)) for c in suite.controllers)
-    bar = tqdm(total=total, desc=f"bench {suite.name}", unit="cell", disable=not progress)
-    bar.update(len(cells.records))
+    bar = tqdm(total=2 * total, desc=f"bench {suite.name} (plans, then full trainings)", unit="step", disable=not progress)
+    bar.update(len(plans.records) + len(cells.records))
     for task in suite.tasks:
         for seed in suite.seeds:
             missing = [
@@ -158,6 +164,7 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> st
                 record.update(task=task, seed=seed)
                 if (task, record["controller"], record["sparsity"], seed) not in plans:
                     plans.add(record)
+                    bar.update(1)
     todo = [p for p in plans.records if plans.key(p) not in cells]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=suite.workers, mp_context=context) as pool:
@@ -181,6 +188,7 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> st
 
 
 def main(args: Args) -> None:
+    torch.set_num_threads(1)  # the final trainings run in worker processes beside this one: no oversubscription
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = args.seeds

@@ -37,7 +37,7 @@ class Suite:
     seeds: tuple[int, ...]
     controllers: tuple[str, ...]
     """Controller names from ``agents.CONTROLLERS``, plus ``"dense"`` for the unpruned reference row."""
-    rl_episodes: int = 160
+    rl_episodes: int = 96
     """Reward evaluations per learning controller per (task, seed); random search gets the same per seed."""
     reward: str = "neg_loss"
     """Reward the learning controllers and random search optimize."""
