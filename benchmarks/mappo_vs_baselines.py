@@ -23,6 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import torch
 import tyro
 
 from agents.base import Actions, Controller, Observations, make_controller, to_actions
@@ -117,19 +118,25 @@ def evaluate(controller: Controller, env: PruningEnv, eval_seeds: tuple[int, ...
 
 
 def time_collection(args: Args) -> dict[str, float]:
-    """Seconds to collect ``timing_episodes`` episodes with 1 worker and with ``mappo.workers`` workers."""
+    """Seconds to collect ``timing_episodes`` episodes in-process (torch at 1 thread, then at its default) and
+    with ``mappo.workers`` worker processes (1 thread each)."""
     spec = env_spec(args, args.seeds[0])
     controller = MappoController(spec(), args.mappo)
+    default_threads = torch.get_num_threads()
     seconds = {}
-    for workers in sorted({1, args.mappo.workers}):
+    for label, workers, threads in (("in-process, 1 thread", 1, 1),
+                                    (f"in-process, {default_threads} threads", 1, default_threads),
+                                    (f"{args.mappo.workers} worker processes", args.mappo.workers, 1)):
+        torch.set_num_threads(threads)
         pool = make_pool([spec], workers)
         try:
             collect(controller.policy, pool, episode_plan(0, 0, workers, [False]))  # warm-up: instance scoring
             start = time.perf_counter()
             collect(controller.policy, pool, episode_plan(0, workers, args.timing_episodes, [False]))
-            seconds[f"workers={workers}"] = time.perf_counter() - start
+            seconds[label] = time.perf_counter() - start
         finally:
             pool.close()
+    torch.set_num_threads(default_threads)
     return seconds
 
 
@@ -158,7 +165,8 @@ def plot(curves: dict[str, list[tuple[list[float], list[float]]]], heuristics: d
 def main(args: Args) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     center = random_search_center(args.mappo)
-    with ProcessPoolExecutor(args.mappo.workers, mp_context=get_context("spawn")) as executor:
+    pool = ProcessPoolExecutor(args.mappo.workers, get_context("spawn"), torch.set_num_threads, (1,))
+    with pool as executor:
         searches = [executor.submit(train_random_search, env_spec(args, seed), args.episodes, seed, center,
                                     args.random_search_scale) for seed in args.seeds]
         searched = [future.result() for future in searches]

@@ -8,7 +8,8 @@ Every run uses one Ray cluster (a local one of max(workers) CPUs unless ``--ray-
 is started and warmed first, untimed: one episode per actor pays the process start, data loading and torch's
 first-step initialization. Then random search over ``--episodes`` plans (``agents.ray_pool.random_search``,
 the same plans and seed for every worker count) is timed. The speedup is the first run's time over each run's.
-Exits with status 1 when any run's rewards differ from the first run's.
+Exits with status 1 when any run's rewards differ from the first run's. The 1-minute load average before and
+after each run is printed: other processes on the machine make the speedup meaningless.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def measure(args: Args, workers: int) -> dict:
     """Warm a pool of ``workers`` actors, then time random search on it."""
     env_kwargs = {"task": args.task, "reward": args.reward, "reward_steps": args.reward_steps, "device": args.device}
     start = time.perf_counter()
+    load_before = os.getloadavg()[0]
     with EvaluationPool(env_kwargs, workers) as pool:
         layers = pool.observe(args.seed).shape[0]
         pool.evaluate([(args.seed, np.full(layers, 0.5))] * workers)  # one warm-up episode on each idle actor
@@ -69,6 +71,7 @@ def measure(args: Args, workers: int) -> dict:
         "best_reward": report.best_reward,
         "rewards": [row["reward"] for row in report.history],
         "devices": devices,
+        "load_average_1min": [load_before, os.getloadavg()[0]],
     }
 
 
@@ -81,12 +84,13 @@ def main(args: Args) -> int:
     base = runs[0]
     print(f"{args.task}, {args.reward} K={args.reward_steps}, {args.episodes} episodes, seed {args.seed}, "
           f"{os.cpu_count()} CPUs")
-    print(f"{'workers':>7} {'seconds':>8} {'s/episode':>9} {'speedup':>7} {'same rewards':>12} {'warm-up s':>9}")
+    print(f"{'workers':>7} {'seconds':>8} {'s/episode':>9} {'speedup':>7} {'same rewards':>12} {'warm-up s':>9} {'load':>9}")
     for run in runs:
         run["speedup"] = base["seconds"] / run["seconds"]
         run["same_rewards"] = run["rewards"] == base["rewards"]
         print(f"{run['workers']:>7} {run['seconds']:>8.2f} {run['seconds'] / args.episodes:>9.3f} {run['speedup']:>7.2f} "
-              f"{run['same_rewards']!s:>12} {run['start_and_warm_up_seconds']:>9.1f}")
+              f"{run['same_rewards']!s:>12} {run['start_and_warm_up_seconds']:>9.1f} "
+              f"{run['load_average_1min'][0]:>4.1f}-{run['load_average_1min'][1]:<4.1f}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {"args": {k: str(v) for k, v in asdict(args).items()}, "cpus": os.cpu_count(),
