@@ -6,7 +6,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 EpisodeSeeds = Literal["auto", "fixed", "fresh"]
-RUN_FIELDS: frozenset[str] = frozenset({"out", "resume", "workers", "progress", "tensorboard", "checkpoint_every"})
+RUN_FIELDS: frozenset[str] = frozenset(
+    {"out", "resume", "workers", "ray_address", "progress", "tensorboard", "checkpoint_every"}
+)
 """Fields that change where and how a run is executed, never its numbers (a resumed run may change them)."""
 
 
@@ -56,7 +58,10 @@ class MappoConfig:
 
     # --- collection -----------------------------------------------------------------------------------------
     workers: int = 1
-    """Env copies in worker processes (1: in-process, no subprocess)."""
+    """Env copies in worker processes (1: in-process, no subprocess), or Ray actors with ``ray_address``."""
+    ray_address: str | None = None
+    """Ray cluster for the env workers ("auto", "host:port", "ray://host:10001"; "local" starts one); None: local
+    processes."""
     episode_seeds: EpisodeSeeds = "auto"
     """"fixed": every episode resets with the run's seed (one instance: per-instance search); "fresh": a new
     seed per episode (new initializations and targets where the env draws them); "auto": fresh when the env

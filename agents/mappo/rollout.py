@@ -250,8 +250,13 @@ class ProcessPool:
             connection.close()
 
 
-def make_pool(factories: Sequence[EnvFactory], workers: int) -> EnvPool:
-    """In-process for one worker, else spawned worker processes."""
+def make_pool(factories: Sequence[EnvFactory], workers: int, ray_address: str | None = None) -> EnvPool:
+    """Ray actors when ``ray_address`` is set ("local" starts a local cluster), else in-process for one worker,
+    else spawned worker processes."""
+    if ray_address is not None:
+        from agents.ray_pool import RayEnvPool  # ray is an optional extra: imported only when asked for
+
+        return RayEnvPool(factories, workers, None if ray_address == "local" else ray_address)
     return LocalPool(factories) if workers == 1 else ProcessPool(factories, workers)
 
 

@@ -226,7 +226,7 @@ def run_training(policy: TokenPolicy, factories: Sequence[EnvFactory], episodes:
         state = TrainState()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    pool = make_pool(factories, config.workers)
+    pool = make_pool(factories, config.workers, config.ray_address)
     log = RunLog(out, state.history, config.tensorboard)
     bar = tqdm(total=episodes, initial=min(state.episodes, episodes), unit="episode", disable=not config.progress)
     try:
