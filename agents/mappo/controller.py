@@ -15,6 +15,7 @@ from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.rollout import EnvInfo, env_actions
 from agents.mappo.train import run_training
+from pruning_env.env import PruningEnv
 
 CONTROLLER_FILE = "controller.pt"
 
@@ -24,13 +25,13 @@ class MappoController:
     """Transformer MAPPO over layer tokens; one set of weights acts on any network with the same features.
 
     Args:
-        env: an env whose features and action type the policy will read and produce.
+        env: a ``PruningEnv`` whose features and action type the policy will read and produce.
         config: the configuration (default ``MappoConfig()``); keyword ``fields`` override single fields,
             e.g. ``make_controller("mappo", env, workers=2)``.
         seed: seed of the weights' initialization.
     """
 
-    def __init__(self, env: Any, config: MappoConfig | None = None, seed: int = 0, **fields: Any) -> None:
+    def __init__(self, env: PruningEnv, config: MappoConfig | None = None, seed: int = 0, **fields: Any) -> None:
         info = EnvInfo.of(env)
         self._setup(replace(config or MappoConfig(), **fields), info.feature_names, info.action_bins, seed)
 
