@@ -39,9 +39,8 @@ import torch
 from ray.exceptions import RayActorError
 
 from agents.base import TrainingReport, stacked, to_actions
-from agents.heuristics import reference_sparsities
 from agents.mappo.rollout import EnvFactory, EnvHost, EnvInfo
-from agents.random_search import sample_plans
+from agents.random_search import RandomSearch
 from pruning_env.env import PruningEnv
 
 EnvSource = Mapping[str, Any] | Callable[[], PruningEnv]
@@ -260,6 +259,10 @@ class EvaluationPool:
         results, attempts = self._run(calls)
         return [replace(r, applied=owned(r.applied), attempts=a) for r, a in zip(results, attempts, strict=True)]
 
+    def rewards(self, reset_seed: int, plans: np.ndarray) -> np.ndarray:
+        """The reward of each plan ``(N, L)`` on the instance of ``reset_seed``, ``(N,)`` (a ``PlanEvaluator``)."""
+        return np.array([result.reward for result in self.evaluate([(reset_seed, plan) for plan in plans])])
+
     def _run(self, calls: Sequence[tuple[str, tuple]]) -> tuple[list[Any], list[int]]:
         """Each ``(method, args)`` run once on some actor; results and attempts in input order."""
         queue = deque(range(len(calls)))
@@ -301,6 +304,18 @@ class EvaluationPool:
         self.close()
 
 
+class PoolView:
+    """What ``RandomSearch`` reads from its env, served by a pool: feature names and the instance's observation."""
+
+    def __init__(self, pool: EvaluationPool) -> None:
+        self.pool = pool
+        self.feature_names = pool.feature_names
+
+    def reset(self, seed: int) -> tuple[dict[str, np.ndarray], dict]:
+        matrix = self.pool.observe(seed)
+        return {f"layer_{i}": row for i, row in enumerate(matrix)}, {}
+
+
 def random_search(
     pool: EvaluationPool,
     episodes: int,
@@ -309,24 +324,14 @@ def random_search(
     seed: int = 0,
     include_center: bool = False,
 ) -> tuple[TrainingReport, np.ndarray]:
-    """``RandomSearch.train`` with the plans evaluated on ``pool``: the same plans, rewards and history.
-
-    Returns the report and the best plan ``(L,)`` (the first of the best when rewards tie).
-    """
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    start = time.perf_counter()
-    reference = reference_sparsities(pool.observe(seed), pool.feature_names, center)
-    plans = sample_plans(reference, scale, episodes, np.random.default_rng(seed))
-    if include_center:
-        plans[0] = reference
-    rewards = np.array([result.reward for result in pool.evaluate([(seed, plan) for plan in plans])])
-    best = np.maximum.accumulate(rewards)
-    history = [
-        {"episode": float(episode), "reward": float(reward), "best_reward": float(best_reward)}
-        for episode, (reward, best_reward) in enumerate(zip(rewards, best, strict=True), start=1)
-    ]
-    return TrainingReport(episodes, time.perf_counter() - start, float(best[-1]), history), plans[int(np.argmax(rewards))]
+    """``RandomSearch.train`` with every plan evaluated on ``pool`` (all at once): the same plans, rewards and
+    history. Returns the report and the best plan ``(L,)``."""
+    search = RandomSearch(
+        PoolView(pool), episodes, center, scale, seed, include_center, progress=False,  # type: ignore[arg-type]
+        evaluate_plans=pool.rewards,
+    )
+    report = search.train()
+    return report, search.best_plan  # type: ignore[return-value]
 
 
 class EnvHostActor:

@@ -23,7 +23,6 @@ import warnings
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from tensordict.nn.distributions import NormalParamExtractor
 from torch import nn
@@ -36,20 +35,11 @@ from pruning_env.env import PruningEnv
 GROUP = "layer"
 
 
-class PruningTorchRLEnv(PettingZooWrapper):
-    """``PettingZooWrapper`` whose step runs with autograd on, as the reward's masked training needs, even when
-    TorchRL collects under ``torch.no_grad()`` (its collectors do)."""
-
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        with torch.enable_grad():
-            return super()._step(tensordict)
-
-
-def torchrl_env(seed: int | None = None, **env_kwargs: Any) -> PruningTorchRLEnv:
+def torchrl_env(seed: int | None = None, **env_kwargs: Any) -> PettingZooWrapper:
     """``PruningEnv(**env_kwargs)`` as a TorchRL env with one agent group, ``GROUP``; reset with ``seed`` if given."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version")
-        return PruningTorchRLEnv(PruningEnv(**env_kwargs), return_state=True, categorical_actions=True, seed=seed)
+        return PettingZooWrapper(PruningEnv(**env_kwargs), return_state=True, categorical_actions=True, seed=seed)
 
 
 def mappo_modules(env: PettingZooWrapper, hidden: int = 64, depth: int = 2) -> tuple[ProbabilisticActor, ValueOperator]:
