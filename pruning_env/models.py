@@ -9,6 +9,9 @@
 | resnet20/32/56  | (3, 32, 32) | 19/31/55 conv + 2 shortcut convs + 1 Linear | He et al. 2016, CIFAR variant, 1x1 conv shortcuts |
 | vgg11/16/19     | (3, 32, 32) | 8/13/16 Conv2d + 1 Linear | Simonyan & Zisserman 2015 with BatchNorm, CIFAR head |
 
+Beside the named networks, an ``ArchSpec`` describes one member of a generated family (an MLP, a CNN or a residual
+MLP of given widths, see ``pruning_env.families``); ``build_model`` takes either.
+
 Initialization: PyTorch's defaults (Kaiming-uniform for Linear/Conv, BatchNorm weight 1 and bias 0), drawn
 inside a fork of the global RNG seeded with ``seed``: one seed gives one initialization, and building a model
 never disturbs the caller's random state.
@@ -17,6 +20,9 @@ never disturbs the caller's random state.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from math import prod
+from typing import Literal
 
 import torch
 from torch import nn
@@ -205,6 +211,92 @@ def vgg19(num_classes: int = 10, seed: int = 0) -> nn.Module:
     return _seeded(lambda: CifarVGG(19, num_classes), seed)
 
 
+class ResidualMLP(nn.Module):
+    """A Linear stem to ``width``, bottleneck blocks ``x + W2 relu(W1 x)`` (hidden widths ``hidden``), a Linear head."""
+
+    def __init__(self, in_features: int, width: int, hidden: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, inner), nn.ReLU(), nn.Linear(inner, width)) for inner in hidden
+        )
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = torch.relu(x + block(x))
+        return self.head(x)
+
+
+class PlainCNN(nn.Module):
+    """3x3 conv + BN + ReLU per entry of ``channels``, a 2x2 max-pool after every second conv while the map is at
+    least 4 pixels wide, then Linear(flattened -> ``hidden``) + ReLU + Linear(-> classes)."""
+
+    def __init__(self, input_shape: Sequence[int], channels: Sequence[int], hidden: int, num_classes: int) -> None:
+        super().__init__()
+        in_channels, size = input_shape[0], input_shape[-1]
+        layers: list[nn.Module] = []
+        for index, out_channels in enumerate(channels):
+            layers.append(_conv_bn_relu(in_channels, out_channels))
+            in_channels = out_channels
+            if index % 2 == 1 and size >= 4:
+                layers.append(nn.MaxPool2d(2))
+                size //= 2
+        self.features = nn.Sequential(*layers)
+        flat = in_channels * size * size
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+ArchKind = Literal["mlp", "cnn", "resmlp"]
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One generated architecture; ``spec(seed, num_classes)`` builds it with a seeded initialization.
+
+    - ``"mlp"``: ``MLP`` with hidden ``widths``;
+    - ``"cnn"``: ``PlainCNN`` with conv ``widths`` (channels) and a ``hidden``-wide Linear before the head;
+    - ``"resmlp"``: ``ResidualMLP`` with stem width ``hidden`` and one bottleneck block per entry of ``widths``.
+    """
+
+    kind: ArchKind
+    widths: tuple[int, ...]
+    hidden: int = 0
+    input_shape: tuple[int, int, int] = (1, 8, 8)
+    """(channels, height, width) of one input."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mlp", "cnn", "resmlp"):
+            raise ValueError(f"kind must be 'mlp', 'cnn' or 'resmlp', got {self.kind!r}")
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"widths must be a non-empty tuple of positive ints, got {self.widths!r}")
+        if self.kind != "mlp" and self.hidden < 1:
+            raise ValueError(f"a {self.kind} needs hidden >= 1, got {self.hidden}")
+
+    @property
+    def name(self) -> str:
+        """e.g. ``"mlp-256-128"``, ``"cnn-16-32-h64"``, ``"resmlp-256-b64-b128"``."""
+        if self.kind == "mlp":
+            return "-".join(["mlp", *map(str, self.widths)])
+        if self.kind == "cnn":
+            return "-".join(["cnn", *map(str, self.widths), f"h{self.hidden}"])
+        return "-".join(["resmlp", str(self.hidden), *(f"b{width}" for width in self.widths)])
+
+    def __call__(self, seed: int = 0, num_classes: int = 10) -> nn.Module:
+        def build() -> nn.Module:
+            if self.kind == "mlp":
+                return MLP(prod(self.input_shape), self.widths, num_classes)
+            if self.kind == "cnn":
+                return PlainCNN(self.input_shape, self.widths, self.hidden, num_classes)
+            return ResidualMLP(prod(self.input_shape), self.hidden, self.widths, num_classes)
+
+        return _seeded(build, seed)
+
+
 ModelFactory = Callable[..., nn.Module]
 
 MODELS: dict[str, ModelFactory] = {
@@ -221,8 +313,10 @@ MODELS: dict[str, ModelFactory] = {
 }
 
 
-def build_model(name: str, num_classes: int = 10, seed: int = 0) -> nn.Module:
-    """Build a reference network by name with a seeded initialization."""
+def build_model(name: str | ArchSpec, num_classes: int = 10, seed: int = 0) -> nn.Module:
+    """Build a reference network by name, or a generated one from its ``ArchSpec``, with a seeded initialization."""
+    if isinstance(name, ArchSpec):
+        return name(seed=seed, num_classes=num_classes)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
     return MODELS[name](num_classes=num_classes, seed=seed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pruning_env.models import ArchSpec
 from pruning_env.training import TrainConfig
 
 DIGITS_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-2)
@@ -39,8 +40,8 @@ class Task:
     """Registry key, e.g. ``"mlp-digits"``."""
     env_id: str
     """Versioned id without namespace, e.g. ``"MlpDigits-v0"``."""
-    model: str
-    """Key of ``pruning_env.models.MODELS``."""
+    model: str | ArchSpec
+    """Key of ``pruning_env.models.MODELS``, or a generated architecture (``pruning_env.families``)."""
     dataset: str
     """Name for ``pruning_env.data.load_dataset``."""
     target_sparsity: float
@@ -75,9 +76,15 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(name: str) -> Task:
-    """Look a task up by name (``"mlp-digits"``) or by id (``"MlpDigits-v0"``, with or without namespace)."""
+    """Look a task up by name (``"mlp-digits"``), by id (``"MlpDigits-v0"``, with or without namespace), or a
+    family member by its name (``"digits/mlp-512-64-256"``)."""
     key = name.removeprefix("pruning_env/")
     for task in TASKS.values():
         if key in (task.name, task.env_id):
             return task
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    if "/" in key:  # a family member, "<family>/<arch name>"
+        from pruning_env.families import member_task_by_name  # families builds on this module
+
+        return member_task_by_name(key)
+    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} and family members "
+                     "'<family>/<arch name>' (pruning_env.families)")
