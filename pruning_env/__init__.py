@@ -15,10 +15,21 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from pruning_env.env import PruningEnv
 from pruning_env.gym_env import PruningControllerEnv
+from pruning_env.multi_task import MultiTaskPruningEnv
 from pruning_env.registration import register_envs
 from pruning_env.tasks import TASKS, Task, get_task
 
-__all__ = ["TASKS", "PruningControllerEnv", "PruningEnv", "Task", "env", "get_task", "parallel_env", "raw_env"]
+__all__ = [
+    "TASKS",
+    "MultiTaskPruningEnv",
+    "PruningControllerEnv",
+    "PruningEnv",
+    "Task",
+    "env",
+    "get_task",
+    "parallel_env",
+    "raw_env",
+]
 __version__ = "0.1.0"
 
 

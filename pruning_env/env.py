@@ -403,6 +403,12 @@ class PruningEnv(ParallelEnv):
         return self._episode.instance
 
     @property
+    def draws_per_episode(self) -> bool:
+        """The env draws a new initialization or target on every reset."""
+        low, high = self.target_range
+        return self.init == "per_episode" or high > low
+
+    @property
     def reward_evaluator(self) -> RewardEvaluator:
         """The reward's evaluator: its ``train_config`` (K-step schedule), ``trainer`` and validation subset."""
         return self._reward

@@ -1,0 +1,215 @@
+"""MultiTaskPruningEnv: PruningEnv episodes drawn from several tasks, as one PettingZoo ParallelEnv.
+
+## Description
+A controller that must generalize across architectures trains on several networks at once. This env holds one
+``PruningEnv`` per task (the sub-envs) and, on every reset, draws one of them uniformly and runs its episode: the
+observations, actions, rewards and episode end are the drawn sub-env's (see ``pruning_env.env``).
+
+## Agents
+``possible_agents`` = ``layer_0 … layer_{Lmax-1}``, Lmax = the most prunable layers of any sub-env. An episode's
+``agents`` are the drawn sub-env's own, ``layer_0 … layer_{L-1}`` (a prefix of ``possible_agents``).
+
+## Spaces
+Every sub-env must have the same ``feature_names``, ``action_type`` and ``action_bins``, so all agents share one
+observation space ``Box(-10, 10, (F,), float32)`` and one action space. ``state()`` is the running sub-env's
+observation matrix ``(L, F)`` zero-padded to ``(Lmax, F)`` and flattened to ``(Lmax * F,)`` (``state_space``).
+
+## Infos
+The sub-env's infos, plus ``task_index`` (float, the index in ``envs`` of the running sub-env) for every agent.
+
+## Seeding
+``reset(seed=s)`` restarts the env's generator at s (``gymnasium.utils.seeding.np_random``); every reset draws the
+task index, then a sub-reset seed in [0, 2**31 - 1), from the generator and resets the drawn sub-env with that seed.
+``reset()`` without a seed continues the generator; the constructor's ``seed`` serves the first reset when none is
+given. Same seed, same task sequence, observations and rewards. The sub-reset seed differs from episode to
+episode, so a sub-env with ``init="fixed"`` gets a new initialization θ0 on every reset; pass ``init=s`` (an int)
+for one θ0 per task.
+
+## Arguments
+| argument    | default  | meaning                                                                              |
+|-------------|----------|--------------------------------------------------------------------------------------|
+| tasks       | required | task names, ``Task`` objects, or ready ``PruningEnv`` instances (used as they are)   |
+| seed        | None     | seed of the first reset when ``reset`` is called without one                         |
+| render_mode | None     | None, "ansi" (returns the table) or "human" (prints it)                              |
+| **options   |          | ``PruningEnv`` keyword arguments for the sub-envs built from names and ``Task``s      |
+|             |          | (target_sparsity, init, reward, reward_steps, action_type, device, ...)              |
+
+## Example
+```python
+env = MultiTaskPruningEnv(("mlp-digits", "cnn-digits"), reward="neg_loss", seed=0)
+observations, infos = env.reset()
+actions = {agent: env.action_space(agent).sample() for agent in env.agents}
+observations, rewards, terminations, truncations, infos = env.step(actions)
+```
+
+## Version History
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+from torch import nn
+
+from pruning_env.env import PruningEnv
+from pruning_env.features import FEATURE_CLIP
+from pruning_env.instances import Instance
+from pruning_env.layers import PrunableLayer
+from pruning_env.tasks import Task
+
+
+class MultiTaskPruningEnv(ParallelEnv):
+    """See the module docstring for the full documentation."""
+
+    metadata = {"name": "pruning_env_multi_task_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        tasks: Sequence[str | Task | PruningEnv],
+        *,
+        seed: int | None = None,
+        render_mode: str | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(tasks, str) or not tasks:
+            raise ValueError(f"tasks must be a non-empty sequence of task names, Tasks or PruningEnvs, got {tasks!r}")
+        for index, task in enumerate(tasks):
+            if not isinstance(task, str | Task | PruningEnv):
+                raise ValueError(f"tasks[{index}] must be a task name, a Task or a PruningEnv, got {type(task).__name__}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.envs: list[PruningEnv] = [
+            task if isinstance(task, PruningEnv) else PruningEnv(task, render_mode=None, **options) for task in tasks
+        ]
+        first = self.envs[0]
+        for index, env in enumerate(self.envs[1:], start=1):
+            for name in ("feature_names", "action_type", "action_bins"):
+                if getattr(env, name) != getattr(first, name):
+                    raise ValueError(
+                        f"tasks[{index}] has {name} {getattr(env, name)!r}, tasks[0] has {getattr(first, name)!r}: "
+                        "every sub-env needs the same features and actions"
+                    )
+        self.feature_names: list[str] = first.feature_names
+        self.action_type = first.action_type
+        self.action_bins = first.action_bins
+        self.render_mode = render_mode
+        self._observation_space = first.observation_space("layer_0")
+        self._action_space = first.action_space("layer_0")
+        self.possible_agents = [f"layer_{i}" for i in range(max(len(env.possible_agents) for env in self.envs))]
+        self.state_space = gymnasium.spaces.Box(
+            -FEATURE_CLIP, FEATURE_CLIP, (len(self.possible_agents) * len(self.feature_names),), np.float32
+        )
+        self.agents: list[str] = []
+        self._seed = seed
+        self._np_random: np.random.Generator | None = None
+        self._task_index: int | None = None
+
+    # --- spaces -----------------------------------------------------------------------------------------------
+    def observation_space(self, agent: str) -> gymnasium.spaces.Box:
+        self._check_agent(agent)
+        return self._observation_space
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Space:
+        self._check_agent(agent)
+        return self._action_space
+
+    def _check_agent(self, agent: str) -> None:
+        if agent not in self.possible_agents:
+            raise ValueError(f"unknown agent {agent!r}; agents are layer_0 … layer_{len(self.possible_agents) - 1}")
+
+    # --- episode ----------------------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        if seed is not None or self._np_random is None:
+            seed = self._seed if seed is None else seed
+            if seed is not None and not 0 <= seed < 2**63:
+                raise ValueError(f"seed must be an integer in [0, 2**63), got {seed}")
+            self._np_random, _ = seeding.np_random(seed)
+        self._task_index = int(self._np_random.integers(len(self.envs)))
+        sub_seed = int(self._np_random.integers(2**31 - 1))
+        observations, infos = self.current.reset(seed=sub_seed, options=options)
+        self.agents = list(self.current.agents)
+        return observations, self._with_task_index(infos)
+
+    def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if self._task_index is None or not self.agents:
+            raise ValueError("step() needs a running episode: call reset() first (every episode is one step)")
+        outside = sorted(set(actions) - set(self.agents)) if isinstance(actions, Mapping) else []
+        if outside:
+            raise ValueError(
+                f"actions for agents {outside} outside this episode: task {self._task_index} "
+                f"({self.current.task.name}) has agents layer_0 … layer_{len(self.agents) - 1}"
+            )
+        observations, rewards, terminations, truncations, infos = self.current.step(actions)
+        self.agents = list(self.current.agents)
+        if self.render_mode == "human":
+            self.render()
+        return observations, rewards, terminations, truncations, self._with_task_index(infos)
+
+    def _with_task_index(self, infos: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        return {agent: {**info, "task_index": float(self.task_index)} for agent, info in infos.items()}
+
+    # --- the running sub-env ----------------------------------------------------------------------------------
+    @property
+    def current(self) -> PruningEnv:
+        """The sub-env of the running (or last) episode."""
+        return self.envs[self.task_index]
+
+    @property
+    def task_index(self) -> int:
+        """Index in ``envs`` of the running (or last) episode's sub-env."""
+        if self._task_index is None:
+            raise ValueError("the env has no episode: call reset() first")
+        return self._task_index
+
+    @property
+    def layers(self) -> list[PrunableLayer]:
+        """The running sub-env's prunable layers (``layers[i]`` describes ``layer_i``)."""
+        return self.current.layers
+
+    @property
+    def last_plan(self) -> dict[str, np.ndarray] | None:
+        """After a step: ``requested`` and ``applied`` sparsities ``(L,)`` and ``pruned_counts`` (int64)."""
+        return self.current.last_plan
+
+    @property
+    def last_masks(self) -> dict[str, torch.Tensor] | None:
+        """After a step: layer name -> bool mask (True = kept) of the applied plan."""
+        return self.current.last_masks
+
+    @property
+    def instance(self) -> Instance:
+        """The running episode's instance: θ0 (``state``), ``init_seed``, scoring ``batch``, mask orders."""
+        return self.current.instance
+
+    def pruned_model(self) -> nn.Module:
+        """The running sub-env's ``pruned_model()``: its θ0 with the last step's pruned weights set to zero."""
+        return self.current.pruned_model()
+
+    @property
+    def draws_per_episode(self) -> bool:
+        """The env draws a new task, initialization or target on every reset (see Seeding in the module doc)."""
+        return len(self.envs) > 1 or any(env.draws_per_episode or not isinstance(env.init, int) for env in self.envs)
+
+    # --- the rest of the API ----------------------------------------------------------------------------------
+    def state(self) -> np.ndarray:
+        sub_state = self.current.state()
+        padded = np.zeros(self.state_space.shape, dtype=np.float32)
+        padded[: sub_state.size] = sub_state  # the sub-env's (L, F) rows first, then zero rows up to Lmax
+        return padded
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'human'")
+            return None
+        text = f"task {self.task_index}: {self.current.task.name}\n{self.current._table()}"
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
