@@ -20,7 +20,13 @@ from agents.mappo import EnvSpec, MappoConfig, MappoController, TokenPolicy
 from agents.mappo import train as train_module
 from agents.mappo.__main__ import Args, main
 from agents.mappo.policy import DENSITY_FLOOR, sparsity_log_prob
-from agents.mappo.ppo import RunningMeanStd, clipped_policy_loss, one_step_targets, standardize
+from agents.mappo.ppo import (
+    RunningMeanStd,
+    clipped_policy_loss,
+    group_advantages,
+    one_step_targets,
+    standardize,
+)
 from agents.mappo.rollout import episode_plan
 from agents.mappo.train import CHECKPOINT, CURVE, PROGRESS
 from pruning_env.data import load_dataset
@@ -188,7 +194,8 @@ def test_reference_feature_must_be_an_env_feature():
 
 
 @pytest.mark.parametrize(("field", "value"), [("num_heads", 3), ("episodes_per_update", 0), ("learning_rate", 0.0),
-                                              ("episode_seeds", "sometimes"), ("ent_coef", -1.0)])
+                                              ("episode_seeds", "sometimes"), ("ent_coef", -1.0),
+                                              ("group_size", 0)])
 def test_config_rejects_bad_values_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         MappoConfig(**{field: value})
@@ -199,6 +206,23 @@ def test_episode_plan_is_a_function_of_seed_and_index():
     assert episode_plan(7, 4, 2, [False, True]) == whole[4:]
     assert {episode.task for episode in whole} <= {0, 1}
     assert all(episode.reset_seed == 7 for episode in whole if episode.task == 0)
+
+
+def test_episode_plan_groups_share_an_instance_but_not_a_sample():
+    plan = episode_plan(7, 2, 8, [True, True], group_size=4)  # episodes 2-3 end group 0, 4-7 group 1, 8-9 group 2
+    groups = [plan[0:2], plan[2:6], plan[6:8]]
+    for group in groups:
+        assert len({(episode.task, episode.reset_seed) for episode in group}) == 1
+        assert len({episode.sample_seed for episode in group}) == len(group)
+    assert groups[1][0].reset_seed != groups[2][0].reset_seed
+    assert episode_plan(7, 0, 4, [True, True], group_size=4)[2:] == plan[:2]
+
+
+def test_group_advantages_leave_one_out_by_hand():
+    rewards = np.array([1.0, 2.0, 6.0, 5.0, -1.0, 4.0])
+    groups = np.array([0, 0, 0, 1, 1, 2])
+    # group 0: 1 - (2+6)/2 = -3, 2 - (1+6)/2 = -1.5, 6 - (1+2)/2 = 4.5; group 1: 5 - (-1) = 6, -1 - 5 = -6; alone: 0
+    np.testing.assert_allclose(group_advantages(rewards, groups), [-3.0, -1.5, 4.5, 6.0, -6.0, 0.0])
 
 
 # --- controllers on the env -------------------------------------------------------------------------------

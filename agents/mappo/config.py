@@ -55,6 +55,10 @@ class MappoConfig:
     """Standardize advantages within each minibatch."""
     normalize_rewards: bool = True
     """Standardize rewards with running mean and std (all episodes so far) before the critic sees them."""
+    group_size: int = 1
+    """Consecutive episodes that share one instance (task, initialization, target) and differ only in the
+    action sample. 1: advantage = reward - critic value. > 1: advantage = reward - mean reward of the other
+    episodes of its group (leave-one-out baseline, as RLOO and GRPO), so how hard the instance is drops out."""
 
     # --- collection -----------------------------------------------------------------------------------------
     workers: int = 1
@@ -82,7 +86,7 @@ class MappoConfig:
 
     def __post_init__(self) -> None:
         positive = ("embed_dim", "num_blocks", "num_heads", "episodes_per_update", "update_epochs",
-                    "num_minibatches", "workers", "checkpoint_every")
+                    "num_minibatches", "workers", "checkpoint_every", "group_size")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -58,6 +58,19 @@ def one_step_targets(rewards: np.ndarray, values: np.ndarray, normalizer: Runnin
     return returns - values, returns
 
 
+def group_advantages(rewards: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Leave-one-out advantages ``(N,)``: each reward minus the mean of the other rewards with the same group id
+    (0 for an episode alone in its group: nothing to compare it with)."""
+    advantages = np.zeros(len(rewards))
+    for group in np.unique(groups):
+        members = groups == group
+        size = int(members.sum())
+        if size > 1:
+            others = (rewards[members].sum() - rewards[members]) / (size - 1)
+            advantages[members] = rewards[members] - others
+    return advantages
+
+
 def standardize(values: Tensor) -> Tensor:
     """``(values - mean) / (std + 1e-8)`` (unbiased std; a single value maps to 0)."""
     if values.numel() < 2:

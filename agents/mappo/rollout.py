@@ -24,6 +24,7 @@ from agents.base import Actions, stacked, to_actions
 from agents.mappo.policy import TokenPolicy, sparsities
 from pruning_env.data import load_dataset
 from pruning_env.env import PruningEnv
+from pruning_env.multi_task import MultiTaskPruningEnv
 from pruning_env.tasks import Task
 
 LOGIT_CLIP = 15.0  # requested sparsities stay in [sigmoid(-15), sigmoid(15)], exactly representable below 1
@@ -59,10 +60,9 @@ class EnvInfo:
     """The env draws a new initialization or target on every reset (init="per_episode" or a target range)."""
 
     @classmethod
-    def of(cls, env: PruningEnv) -> EnvInfo:
-        low, high = env.target_range
+    def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
         bins = env.action_bins if env.action_type == "discrete" else None
-        return cls(tuple(env.feature_names), bins, env.init == "per_episode" or high > low)
+        return cls(tuple(env.feature_names), bins, env.draws_per_episode)
 
 
 @dataclass(frozen=True)
@@ -90,17 +90,21 @@ class Episode:
     """Applied sparsity per layer (after the budget projection)."""
 
 
-def episode_plan(seed: int, first: int, count: int, fresh: Sequence[bool]) -> list[PlannedEpisode]:
+def episode_plan(seed: int, first: int, count: int, fresh: Sequence[bool], group_size: int = 1) -> list[PlannedEpisode]:
     """Episodes ``first .. first + count - 1`` of a run over ``len(fresh)`` env factories.
 
-    The task is drawn uniformly; the reset seed is ``seed`` itself for a factory whose entry in ``fresh`` is
-    False (every episode on the same instance), else drawn; all from ``np.random.default_rng([seed, index])``.
+    Episode ``index`` belongs to group ``index // group_size``; a group shares its task, drawn uniformly, and its
+    reset seed: ``seed`` itself for a factory whose entry in ``fresh`` is False (every episode on the same
+    instance), else drawn; both from ``np.random.default_rng([seed, group])``. The action sample's seed is that
+    generator's next draw when ``group_size`` is 1, else drawn from ``default_rng([seed, index, 1])``.
     """
     plan = []
     for index in range(first, first + count):
-        rng = np.random.default_rng([seed, index])
+        rng = np.random.default_rng([seed, index // group_size])
         task = int(rng.integers(len(fresh)))
         drawn, sample_seed = (int(value) for value in rng.integers(SEED_LIMIT, size=2))
+        if group_size > 1:
+            sample_seed = int(np.random.default_rng([seed, index, 1]).integers(SEED_LIMIT))
         plan.append(PlannedEpisode(task, drawn if fresh[task] else seed, sample_seed))
     return plan
 

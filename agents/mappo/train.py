@@ -25,7 +25,7 @@ import torch
 from agents.base import TrainingReport
 from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
-from agents.mappo.ppo import Batch, RunningMeanStd, one_step_targets, ppo_update
+from agents.mappo.ppo import Batch, RunningMeanStd, group_advantages, one_step_targets, ppo_update
 from agents.mappo.rollout import EnvFactory, EnvInfo, EnvPool, Episode, collect, episode_plan, make_pool, pad
 
 CHECKPOINT = "checkpoint.pt"
@@ -85,10 +85,12 @@ def run_update(
 ) -> dict[str, float]:
     """Collect ``count`` episodes, update the policy once, advance ``state``; the update's log row."""
     start = time.perf_counter()
-    episodes = collect(policy, pool, episode_plan(seed, state.episodes, count, fresh))
+    episodes = collect(policy, pool, episode_plan(seed, state.episodes, count, fresh, config.group_size))
     rewards = np.array([episode.reward for episode in episodes])
     values = np.array([episode.value for episode in episodes])
     advantages, returns = one_step_targets(rewards, values, state.reward_stats if config.normalize_rewards else None)
+    if config.group_size > 1:
+        advantages = group_advantages(returns, (state.episodes + np.arange(count)) // config.group_size)
     obs, mask, actions, log_prob = pad(episodes)
     batch = Batch(obs, mask, actions, log_prob, torch.as_tensor(advantages).float(), torch.as_tensor(returns).float())
     generator = torch.Generator().manual_seed(_derived_seed(seed, state.update, 1))
