@@ -2,7 +2,7 @@
 
 ``supersuit.pettingzoo_env_to_vec_env_v1`` turns the ParallelEnv into a vector env with one slot per layer agent,
 and ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` concatenates ``num_vec_envs`` copies of it (in
-``num_cpus`` processes), so one MLP policy acts for every layer of every copy: parameter sharing. Each vector step
+``num_cpus`` processes, started by ``pruning_env.integrations.vector.concat_copies``), so one MLP policy acts for every layer of every copy: parameter sharing. Each vector step
 is one episode of every copy, i.e. ``num_vec_envs`` reward evaluations, and gives ``L x num_vec_envs`` samples that
 all carry their copy's team reward. Episodes are one step long, so the advantage is ``reward - V(obs)`` whatever
 ``gamma`` and GAE's lambda are.
@@ -30,7 +30,6 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
-import supersuit as ss
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HumanOutputFormat, Logger
@@ -47,6 +46,7 @@ from agents.base import (
     to_actions,
 )
 from pruning_env.env import PruningEnv
+from pruning_env.integrations.vector import concat_copies
 
 POLICY_ACTION_SPACE = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
@@ -117,8 +117,7 @@ def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, num_cpus: int = 1,
     if env.action_type != "continuous":
         raise ValueError(f"sb3_ppo needs action_type='continuous', got {env.action_type!r}")
     env.reset(seed=seed)
-    vec = ss.pettingzoo_env_to_vec_env_v1(env)
-    return _SparsityActions(ss.concat_vec_envs_v1(vec, num_vec_envs, num_cpus=num_cpus, base_class="stable_baselines3"))
+    return _SparsityActions(concat_copies(env, num_vec_envs, num_cpus, base_class="stable_baselines3"))
 
 
 class _History(BaseCallback):

@@ -63,7 +63,18 @@ def supersuit_vec_env(
     Observations ``(num_envs x L, F)``, actions ``(num_envs x L, 1)`` (continuous); slot ``c x L + i`` is layer
     ``i`` of copy ``c``. ``reset(seed=s)`` seeds copy ``c`` with ``s + c``.
     """
-    agents_vec = supersuit.pettingzoo_env_to_vec_env_v1(PruningEnv(**env_kwargs))
+    return concat_copies(PruningEnv(**env_kwargs), num_envs, num_cpus, base_class)
+
+
+def concat_copies(
+    env: PruningEnv,
+    num_envs: int,
+    num_cpus: int,
+    base_class: Literal["gymnasium", "stable_baselines3"] = "gymnasium",
+) -> Any:
+    """``num_envs`` copies of ``env`` (cloned as it is, e.g. already reset) as one SuperSuit vector env over
+    ``num_cpus`` worker processes started as the module docstring says."""
+    agents_vec = supersuit.pettingzoo_env_to_vec_env_v1(env)
     with worker_processes(worker_start_method()):  # SuperSuit starts its workers with the default method
         return supersuit.concat_vec_envs_v1(agents_vec, num_envs, num_cpus=num_cpus, base_class=base_class)
 
