@@ -27,7 +27,11 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
+ifeq ($(SUITE),generalize)
+	$(PY) -m benchmarks.generalize
+else
 	$(PY) -m benchmarks.run --suite $(SUITE)
+endif
 
 lint: $(STAMP)
 	$(PY) -m ruff check pruning_env agents benchmarks tests

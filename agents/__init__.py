@@ -1,9 +1,10 @@
-"""Controllers for pruning_env: heuristics, random search, SB3 PPO and the transformer MAPPO baseline.
+"""Controllers for pruning_env: heuristics, random search, SB3 PPO, the transformer MAPPO baseline and the shipped
+pretrained MAPPO controller.
 
 Importing this package registers every controller in ``CONTROLLERS``; build one with ``make_controller(name, env)``.
 """
 
-from agents import heuristics, mappo, random_search, sb3_ppo  # importing registers their controllers
+from agents import heuristics, mappo, pretrained, random_search, sb3_ppo  # importing registers their controllers
 from agents.base import (
     CONTROLLERS,
     Controller,
@@ -31,6 +32,7 @@ __all__ = [
     "heuristics",
     "make_controller",
     "mappo",
+    "pretrained",
     "random_search",
     "register_controller",
     "sb3_ppo",

@@ -43,7 +43,7 @@ CELL_KEY = ("task", "controller", "sparsity", "seed")
 @dataclass
 class Args:
     suite: str = "quick"
-    """Suite name (quick, mnist, cifar, tiny)."""
+    """Suite name (quick, mnist, cifar, tiny); the generalization benchmark is ``python -m benchmarks.generalize``."""
     out: Path = Path("benchmarks/results")
     """Folder of the records, table and plot."""
     device: str = "auto"
@@ -146,6 +146,26 @@ def final_cell(task: str, sparsity: float, seed: int, requested: list[float], fi
     }
 
 
+def run_finals(
+    plans: list[dict[str, Any]], cells: RecordFile, workers: int, final_steps: int | None, device: str, bar: tqdm,
+    **fields: Any,
+) -> None:
+    """Train every plan record (``task``, ``sparsity``, ``seed``, ``requested``) fully in ``workers`` processes and
+    add each result to ``cells`` with the plan, ``fields``, the device and the versions, as it finishes."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures: dict[Future, dict[str, Any]] = {
+            pool.submit(final_cell, p["task"], p["sparsity"], p["seed"], p["requested"], final_steps, device): p
+            for p in plans
+        }
+        for future in as_completed(futures):
+            cells.add({
+                **futures[future], **future.result(), **fields, "device": device, "versions": versions(),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            })
+            bar.update(1)
+
+
 def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> str:
     """Run (or resume) a suite; returns the Markdown table with its caption."""
     start = time.perf_counter()
@@ -166,19 +186,7 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> st
                     plans.add(record)
                     bar.update(1)
     todo = [p for p in plans.records if plans.key(p) not in cells]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=suite.workers, mp_context=context) as pool:
-        futures: dict[Future, dict[str, Any]] = {
-            pool.submit(final_cell, p["task"], p["sparsity"], p["seed"], p["requested"], suite.final_steps, device): p
-            for p in todo
-        }
-        for future in as_completed(futures):
-            plan = futures[future]
-            cells.add({
-                **plan, **future.result(), "suite": suite.name, "device": device, "versions": versions(),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            })
-            bar.update(1)
+    run_finals(todo, cells, suite.workers, suite.final_steps, device, bar, suite=suite.name)
     bar.close()
     seconds = time.perf_counter() - start
     text = markdown_table(suite, cells.records) + "\n" + caption(suite, device, seconds) + "\n"

@@ -57,7 +57,7 @@ class EnvInfo:
     action_bins: int | None
     """Discrete bins, or None for continuous actions."""
     draws_per_episode: bool
-    """The env draws a new initialization or target on every reset (init="per_episode" or a target range)."""
+    """The env draws something new on every reset: an initialization, a target or (multi-task) a network."""
 
     @classmethod
     def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
