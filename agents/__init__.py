@@ -4,7 +4,13 @@ pretrained MAPPO controller.
 Importing this package registers every controller in ``CONTROLLERS``; build one with ``make_controller(name, env)``.
 """
 
-from agents import heuristics, mappo, pretrained, random_search, sb3_ppo  # importing registers their controllers
+from agents import (  # importing registers their controllers
+    heuristics,
+    mappo,
+    pretrained,
+    random_search,
+    sb3_ppo,
+)
 from agents.base import (
     CONTROLLERS,
     Controller,
