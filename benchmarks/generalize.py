@@ -307,7 +307,8 @@ def save_plot(args: Args, records: Sequence[dict[str, Any]], path: Path) -> None
             axis.plot(args.targets, means, marker="o", label=name,
                       linewidth=2.5 if name in learned else 1.0, alpha=1.0 if name in learned else 0.7)
         axis.set(title=task.split("/", 1)[1], xlabel="target sparsity", ylabel="test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
+        axis.set_xticks(args.targets, [f"{target:g}" for target in args.targets])
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.suptitle(f"Zero-shot on held-out {args.family} architectures")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
