@@ -170,9 +170,14 @@ class ActorSlots:
         workers: int,
         ray_address: str | None = None,
         gpus_per_worker: float | Literal["auto"] = "auto",
+        max_attempts: int = 3,
     ) -> None:
         if not (isinstance(workers, int) and workers >= 1):
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.max_attempts = max_attempts
+        """How many times one episode may be started before its failures are raised (the pools read it)."""
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
             num_cpus = None if ray_address is not None else max(workers, os.cpu_count() or 1)
@@ -230,10 +235,7 @@ class EvaluationPool:
         gpus_per_worker: float | Literal["auto"] = "auto",
         max_attempts: int = 3,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        self.max_attempts = max_attempts
-        self.slots = ActorSlots(EnvActor, (env,), workers, ray_address, gpus_per_worker)
+        self.slots = ActorSlots(EnvActor, (env,), workers, ray_address, gpus_per_worker, max_attempts)
         self.feature_names: list[str] = self.slots.infos[0]["feature_names"]
 
     @property
@@ -282,7 +284,7 @@ class EvaluationPool:
             try:
                 result = ray.get(ready[0])
             except RayActorError as error:
-                if attempts[index] >= self.max_attempts:
+                if attempts[index] >= self.slots.max_attempts:
                     raise RuntimeError(f"request {index} failed on {attempts[index]} actors; the last error follows") from error
                 self.slots.replace(slot)
                 queue.appendleft(index)
@@ -365,10 +367,8 @@ class RayEnvPool:
         gpus_per_worker: float | Literal["auto"] = "auto",
         max_attempts: int = 3,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        self.max_attempts = max_attempts
-        self.slots = ActorSlots(EnvHostActor, (list(factories),), num_workers, ray_address, gpus_per_worker)
+        self.slots = ActorSlots(EnvHostActor, (list(factories),), num_workers, ray_address, gpus_per_worker,
+                                max_attempts)
         self.num_workers = num_workers
         self.infos: list[EnvInfo] = self.slots.infos[0]["infos"]
         self._episode: list[list[tuple]] = [[] for _ in range(num_workers)]  # commands since each worker's reset
@@ -393,7 +393,7 @@ class RayEnvPool:
 
     def _restart(self, worker: int, error: RayActorError) -> None:
         self._failures[worker] += 1
-        if self._failures[worker] >= self.max_attempts:
+        if self._failures[worker] >= self.slots.max_attempts:
             raise RuntimeError(f"worker {worker}'s episode failed on {self._failures[worker]} actors") from error
         self.slots.replace(worker)
         *delivered, last = self._episode[worker]

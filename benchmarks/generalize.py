@@ -41,9 +41,9 @@ from agents.mappo.controller import MappoController
 from agents.pretrained import PRETRAINED_FILE, Recipe, load_pretrained, train_on_family
 from agents.random_search import RandomSearch
 from benchmarks.records import RecordFile, write_atomic
-from benchmarks.run import CELL_KEY, plan_of, run_finals
+from benchmarks.run import CELL_KEY, instance_env, plan_of, run_finals
 from benchmarks.suites import DENSE, HEURISTICS, SEARCH
-from pruning_env.env import PruningEnv, resolve_device
+from pruning_env.env import resolve_device
 from pruning_env.families import family_tasks
 
 PRETRAINED = "pretrained"
@@ -145,16 +145,11 @@ def training_cost(args: Args, learner: str) -> tuple[float, float]:
 
 
 # --- stage 1: plans -------------------------------------------------------------------------------------------
-def cell_env(args: Args, cell: Cell, device: str) -> PruningEnv:
-    """The cell's network on its init seed, with the reward random search optimizes."""
-    return PruningEnv(cell.task, target_sparsity=cell.sparsity, reward="neg_loss", reward_steps=args.reward_steps,
-                      init=cell.seed, seed=cell.seed, device=device)
-
-
 def cell_plans(args: Args, cell: Cell, names: Sequence[str], learners: dict[tuple[str, int], MappoController],
                device: str) -> list[dict[str, Any]]:
     """Plan records of ``names`` on one cell."""
-    env = cell_env(args, cell, device)
+    # the reward random search optimizes
+    env = instance_env(cell.task, cell.sparsity, cell.seed, "neg_loss", args.reward_steps, device)
     records = []
     for name in names:
         start = time.perf_counter()
@@ -221,7 +216,7 @@ def report(args: Args, records: Sequence[dict[str, Any]], seconds: float, device
     table = _by_cell(records)
     splits = [s for s in ("heldout-arch", "heldout-init") if any(r["split"] == s for r in records)]
     columns = [(split, target) for split in splits for target in args.targets]
-    train_low, train_high = args.recipe(args.learners[0] if args.learners else "mappo").target_range
+    train_low, train_high = args.recipe("mappo").target_range
     label = {c: f"{c[0]} {c[1]:g}" + ("" if train_low <= c[1] <= train_high else " (outside)") for c in columns}
     lines = [f"## Generalization on the {args.family} family (test accuracy %, mean ± std over networks x init seeds)",
              "", "| controller | " + " | ".join(label[c] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]

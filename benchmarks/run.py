@@ -66,13 +66,20 @@ def versions() -> dict[str, str]:
     }
 
 
-def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
-    """The env a controller sees for one task and target (or target range), always on seed ``seed``'s
-    initialization (``init=seed``: reset seeds then only vary the targets drawn from a range)."""
-    return PruningEnv(  # a new env: learners' factories must not share one
-        task, target_sparsity=target, reward=suite.reward, reward_steps=suite.reward_steps, init=seed, seed=seed,
-        device=device,
+def instance_env(
+    task: str, target: float | tuple[float, float], seed: int, reward: str, reward_steps: int | None, device: str
+) -> PruningEnv:
+    """A new env on seed ``seed``'s initialization of ``task`` (``init=seed``: reset seeds then only vary the
+    targets drawn from a range), with the given reward."""
+    return PruningEnv(
+        task, target_sparsity=target, reward=reward, reward_steps=reward_steps, init=seed, seed=seed, device=device
     )
+
+
+def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
+    """The env a controller sees for one task and target (or target range) with the suite's reward; a new env
+    every call: learners' factories must not share one."""
+    return instance_env(task, target, seed, suite.reward, suite.reward_steps, device)
 
 
 @functools.lru_cache(maxsize=16)

@@ -137,7 +137,35 @@ def _check_target(target: float | tuple[float, float]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-class PruningEnv(ParallelEnv):
+def seeded_generator(seed: int | None) -> np.random.Generator:
+    """``gymnasium.utils.seeding.np_random(seed)``; ValueError unless the seed is None or in [0, 2**63)."""
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed}")
+    return seeding.np_random(seed)[0]
+
+
+class SharedAgentSpaces:
+    """PettingZoo's space methods for envs whose agents ``possible_agents`` all share ``_observation_space`` and
+    ``_action_space``: any other agent name is a ValueError."""
+
+    possible_agents: list[str]
+    _observation_space: gymnasium.spaces.Box
+    _action_space: gymnasium.spaces.Space
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Box:
+        self._check_agent(agent)
+        return self._observation_space
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Space:
+        self._check_agent(agent)
+        return self._action_space
+
+    def _check_agent(self, agent: str) -> None:
+        if agent not in self.possible_agents:
+            raise ValueError(f"unknown agent {agent!r}; agents are layer_0 … layer_{len(self.possible_agents) - 1}")
+
+
+class PruningEnv(SharedAgentSpaces, ParallelEnv):
     """See the module docstring for the full documentation."""
 
     metadata = {"name": "pruning_env_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
@@ -248,26 +276,12 @@ class PruningEnv(ParallelEnv):
         size = len(self.possible_agents) * len(self.feature_names)
         return gymnasium.spaces.Box(-FEATURE_CLIP, FEATURE_CLIP, (size,), np.float32)
 
-    def observation_space(self, agent: str) -> gymnasium.spaces.Box:
-        self._check_agent(agent)
-        return self._observation_space
-
-    def action_space(self, agent: str) -> gymnasium.spaces.Space:
-        self._check_agent(agent)
-        return self._action_space
-
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self.possible_agents:
-            raise ValueError(f"unknown agent {agent!r}; agents are layer_0 … layer_{len(self.possible_agents) - 1}")
-
     # --- episode ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         start = time.perf_counter()
         if seed is not None or self._np_random is None:
             seed = self._seed if seed is None else seed
-            if seed is not None and not 0 <= seed < 2**63:
-                raise ValueError(f"seed must be an integer in [0, 2**63), got {seed}")
-            self._np_random, _ = seeding.np_random(seed)
+            self._np_random = seeded_generator(seed)
             self._base_seed = int(seed) if seed is not None else int(self._np_random.integers(2**31 - 1))
         if isinstance(self.init, int):
             init_seed = self.init

@@ -125,9 +125,7 @@ def _member_task(family: Family, index: int) -> Task:
 
 def member_task(family: str | Family, index: int) -> Task:
     """Member ``index`` as a ``Task`` named ``"<family>/<arch name>"`` on the family's data and schedules."""
-    family = family if isinstance(family, Family) else get_family(family)
-    family_member(family, index)  # validates the index
-    return _member_task(family, index)
+    return _member_task(family if isinstance(family, Family) else get_family(family), index)
 
 
 def family_tasks(family: str | Family, split: Literal["train", "heldout", "all"] = "all") -> list[Task]:

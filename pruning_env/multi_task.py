@@ -54,18 +54,17 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
-from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from torch import nn
 
-from pruning_env.env import PruningEnv
+from pruning_env.env import PruningEnv, SharedAgentSpaces, seeded_generator
 from pruning_env.features import FEATURE_CLIP
 from pruning_env.instances import Instance
 from pruning_env.layers import PrunableLayer
 from pruning_env.tasks import Task
 
 
-class MultiTaskPruningEnv(ParallelEnv):
+class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     """See the module docstring for the full documentation."""
 
     metadata = {"name": "pruning_env_multi_task_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
@@ -111,26 +110,10 @@ class MultiTaskPruningEnv(ParallelEnv):
         self._np_random: np.random.Generator | None = None
         self._task_index: int | None = None
 
-    # --- spaces -----------------------------------------------------------------------------------------------
-    def observation_space(self, agent: str) -> gymnasium.spaces.Box:
-        self._check_agent(agent)
-        return self._observation_space
-
-    def action_space(self, agent: str) -> gymnasium.spaces.Space:
-        self._check_agent(agent)
-        return self._action_space
-
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self.possible_agents:
-            raise ValueError(f"unknown agent {agent!r}; agents are layer_0 … layer_{len(self.possible_agents) - 1}")
-
     # --- episode ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         if seed is not None or self._np_random is None:
-            seed = self._seed if seed is None else seed
-            if seed is not None and not 0 <= seed < 2**63:
-                raise ValueError(f"seed must be an integer in [0, 2**63), got {seed}")
-            self._np_random, _ = seeding.np_random(seed)
+            self._np_random = seeded_generator(self._seed if seed is None else seed)
         self._task_index = int(self._np_random.integers(len(self.envs)))
         sub_seed = int(self._np_random.integers(2**31 - 1))
         observations, infos = self.current.reset(seed=sub_seed, options=options)
