@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from pruning_env.env import PruningEnv
+from pruning_env.spaces import stack_observations
 
 Observations = dict[str, np.ndarray]
 Actions = dict[str, np.ndarray]
@@ -31,7 +32,8 @@ class TrainingReport:
     best_reward: float
     """Highest reward seen."""
     history: list[dict[str, float]] = field(default_factory=list)
-    """One row per update or episode batch (episode count, mean reward, ...), for logs and plots."""
+    """One row per update, rollout or plan; every controller's rows have ``episodes`` (reward evaluations spent
+    so far), ``reward_mean`` (mean reward of the row's episodes) and ``best_reward`` (highest so far)."""
 
 
 @runtime_checkable
@@ -47,16 +49,26 @@ class Controller(Protocol):
 
 @runtime_checkable
 class TrainableController(Controller, Protocol):
-    """A controller that learns from reward evaluations."""
+    """A controller that learns a policy from reward evaluations on a distribution of episodes (a learner): the
+    benchmark trains it once per (task, seed) over the suite's target range."""
 
     def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
         """Spend at most ``episodes`` reward evaluations on envs from ``make_env``; return the report."""
         ...
 
 
-def stacked(observations: Observations) -> np.ndarray:
-    """Observations ``layer_0 … layer_{L-1}`` stacked into ``(L, F)`` in layer order."""
-    return np.stack([observations[f"layer_{i}"] for i in range(len(observations))])
+@runtime_checkable
+class SearchController(Controller, Protocol):
+    """A per-instance searcher: it spends its budget on the one instance (seed, target) of the env it was built
+    for, and then acts with the best plan found; the benchmark runs it on every cell."""
+
+    def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
+        """Spend at most ``episodes`` reward evaluations on the instance of ``seed``; return the report."""
+        ...
+
+
+stacked = stack_observations
+"""Observations ``layer_0 … layer_{L-1}`` stacked into ``(L, F)`` in layer order."""
 
 
 def to_actions(sparsities: np.ndarray) -> Actions:
@@ -68,7 +80,11 @@ CONTROLLERS: dict[str, Callable[..., Any]] = {}
 
 
 def register_controller(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class decorator adding a controller factory to ``CONTROLLERS`` under ``name``."""
+    """Class decorator adding a controller factory to ``CONTROLLERS`` under ``name``.
+
+    A factory is called as ``factory(env, seed=seed, **options)``: ``seed`` seeds whatever the controller draws
+    (its weights, its plans); deterministic controllers accept and ignore it.
+    """
 
     def add(factory: Callable[..., Any]) -> Callable[..., Any]:
         if name in CONTROLLERS:
@@ -79,8 +95,28 @@ def register_controller(name: str) -> Callable[[Callable[..., Any]], Callable[..
     return add
 
 
-def make_controller(name: str, env: PruningEnv, **kwargs: Any) -> Controller:
+def make_controller(name: str, env: PruningEnv, seed: int = 0, **kwargs: Any) -> Controller:
     """Build a registered controller for ``env`` (it reads ``env.feature_names`` and ``env.possible_agents``)."""
     if name not in CONTROLLERS:
         raise ValueError(f"unknown controller {name!r}; known controllers: {', '.join(sorted(CONTROLLERS))}")
-    return CONTROLLERS[name](env, **kwargs)
+    return CONTROLLERS[name](env, seed=seed, **kwargs)
+
+
+def fixed_target(controller: Controller) -> float | None:
+    """The target a controller prunes to whatever the cell's target (its ``target_sparsity`` attribute, e.g. 0
+    for the dense reference), or None for a controller that prunes to the env's target."""
+    return getattr(controller, "target_sparsity", None)
+
+
+@register_controller("dense")
+class DenseController:
+    """The unpruned reference: requests sparsity 0 for every layer and is evaluated at target 0."""
+
+    name = "dense"
+    target_sparsity = 0.0
+
+    def __init__(self, env: object, seed: int = 0) -> None:
+        del env, seed  # nothing to read or draw
+
+    def act(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:
+        return to_actions(np.zeros(len(observations)))

@@ -62,7 +62,7 @@ def reference_index(feature_names: Sequence[str], reference: str) -> int:
         raise ValueError(
             f"reference allocation {reference!r} needs the observation feature {column!r}, which this env does "
             f"not compute; build the env with {reference!r} among its proxies, e.g. "
-            f"features=(..., {reference!r}) (known references: 'uniform', 'er', 'erk' or any proxy name)"
+            f"proxies=(..., {reference!r}) (known references: 'uniform', 'er', 'erk' or any proxy name)"
         )
     return list(feature_names).index(column)
 
@@ -81,9 +81,10 @@ class ReferenceController:
         env: the env (anything with ``feature_names``, e.g. ``PruningEnv`` or ``PruningControllerEnv``).
         reference: ``"uniform"``, ``"er"``, ``"erk"`` or a proxy name whose ``<proxy>_density`` is observed.
         name: the controller's name (defaults to ``reference``).
+        seed: unused (the allocation is deterministic); for the registry's signature.
     """
 
-    def __init__(self, env: object, reference: str, name: str | None = None) -> None:
+    def __init__(self, env: object, reference: str, name: str | None = None, seed: int = 0) -> None:
         self.name = reference if name is None else name
         self.reference = reference
         self.feature_names = list(env.feature_names)  # type: ignore[attr-defined]
@@ -103,7 +104,7 @@ class RandomController:
 
     name = "random"
 
-    def __init__(self, env: object, seed: int | None = None) -> None:
+    def __init__(self, env: object, seed: int | None = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
     def act(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:

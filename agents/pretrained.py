@@ -86,8 +86,11 @@ def train_on_family(recipe: Recipe, seed: int) -> tuple[MappoController, Trainin
     return controller, report
 
 
-def load_pretrained(env: PruningEnv | MultiTaskPruningEnv, path: str | Path = PRETRAINED_FILE) -> MappoController:
-    """The controller saved at ``path`` (default: the shipped one), checked against ``env``'s observation.
+def load_pretrained(
+    env: PruningEnv | MultiTaskPruningEnv, path: str | Path = PRETRAINED_FILE, seed: int = 0
+) -> MappoController:
+    """The controller saved at ``path`` (default: the shipped one), checked against ``env``'s observation
+    (``seed`` is unused: the controller acts deterministically).
 
     Raises:
         ValueError: the env's features or action type differ from those the controller was trained with.

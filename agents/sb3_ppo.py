@@ -138,7 +138,9 @@ class _History(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         rewards = self.model.rollout_buffer.rewards
-        self.rows.append({"episodes": float(self.episodes), "mean_reward": float(rewards.mean()), "best_reward": self.best_reward})
+        self.rows.append(
+            {"episodes": float(self.episodes), "reward_mean": float(rewards.mean()), "best_reward": self.best_reward}
+        )
 
 
 def train_sb3_ppo(
@@ -217,7 +219,9 @@ class SB3PPOController:
         config: PPOConfig = PPOConfig(),
         num_vec_envs: int = 1,
         num_cpus: int = 1,
+        seed: int = 0,
     ) -> None:
+        del seed  # PPO is seeded by train(seed=...)
         self.model = model
         self.config = config
         self.num_vec_envs = num_vec_envs

@@ -11,10 +11,9 @@ breakdown of an episode, each phase timed on its own from the env's pieces on on
 
 - scoring: an uncached minus a cached reset (the proxies and mask scores of a new initialization);
 - features: ``features.observation_matrix`` at the target (every reset);
-- projection: ``budget.project_to_budget`` of uniform requests;
-- masking: ``masking.masks_from_orders`` and one ``MaskedWeights`` reapply;
+- plan pipeline: ``plan.prune_plan`` of uniform requests (projection onto the budget and the masks), as in a step;
 - training and evaluation: the reward's ``MaskedTrainer.run`` (its ``train_seconds`` and ``eval_seconds``);
-- step overhead: the step minus projection, masking, training and evaluation (restoring θ0, the optimizer, infos;
+- step overhead: the step minus plan pipeline, training and evaluation (restoring θ0, the optimizer, infos;
   a difference of medians, so it can come out negative when timing noise exceeds it).
 
 The training's arithmetic rate is an estimate for the DENSE network (masked training does the same dense math):
@@ -36,14 +35,14 @@ import torch
 import torch.nn.functional as F
 import tyro
 
-from pruning_env.budget import project_to_budget
 from pruning_env.data import Dataset, load_dataset
-from pruning_env.env import PruningEnv, resolve_device
+from pruning_env.device import resolve_device
+from pruning_env.env import PruningEnv
 from pruning_env.features import observation_matrix, static_features
 from pruning_env.layers import PrunableLayer
-from pruning_env.masking import MaskedWeights, masks_from_orders
 from pruning_env.models import build_model
-from pruning_env.tasks import get_task
+from pruning_env.plan import prune_plan
+from pruning_env.registry import get_task
 from pruning_env.training import TrainConfig, evaluate
 
 
@@ -173,7 +172,7 @@ def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: flo
     )
     phases = cost_breakdown(env, target, args.repeats)
     phases = {"scoring": statistics.median(uncached) - statistics.median(cached), **phases}
-    phases["step overhead"] = step - sum(phases[name] for name in ("projection", "masking", "training", "evaluation"))
+    phases["step overhead"] = step - sum(phases[name] for name in ("plan pipeline", "training", "evaluation"))
     print_breakdown(env, phases, matmul_rate, args.matmul_size)
     return env
 
@@ -201,31 +200,24 @@ def timed(action: Callable[[], object], device: torch.device) -> float:
 
 
 def cost_breakdown(env: PruningEnv, target: float, repeats: int) -> dict[str, float]:
-    """Median seconds of features, projection, masking, reward training and evaluation on the current instance.
+    """Median seconds of features, the plan pipeline, reward training and evaluation on the current instance.
 
-    Each phase is called as the env calls it, on the instance of the last ``reset`` with uniform requests.
+    Each phase is the env's own code, called on the instance of the last ``reset`` with uniform requests:
+    ``features.observation_matrix``, ``plan.prune_plan`` (projection onto the budget and masks) and the reward's
+    ``MaskedTrainer.run``.
     """
     instance = env.instance
     reward = env.reward_evaluator
-    device = env.device
     static = static_features(env.layers)
     requested = np.full(len(env.layers), target)
-    counts = project_to_budget(requested, env.sizes, target, min_kept=1)
-    pruned = dict(zip((layer.name for layer in env.layers), counts.tolist(), strict=True))
-    shapes = {layer.name: layer.weight_shape for layer in env.layers}
-    orders = instance.mask_orders
-    if orders is None:
-        raise ValueError(f"scorer {env.scorer!r} scores at every step: the breakdown needs a target-free scorer")
-    masks = masks_from_orders(orders, shapes, pruned)
-    phases: dict[str, list[float]] = {name: [] for name in ("features", "projection", "masking", "training", "evaluation")}
+    orders = env.mask_orders()
+    masks = prune_plan(requested, env.layers, target, orders).masks
+    phases: dict[str, list[float]] = {name: [] for name in ("features", "plan pipeline", "training", "evaluation")}
     for _ in range(repeats):
         phases["features"].append(
-            timed(lambda: observation_matrix(env.layers, static, instance.summaries, target), device)
+            timed(lambda: observation_matrix(env.layers, static, instance.summaries, target), env.device)
         )
-        phases["projection"].append(timed(lambda: project_to_budget(requested, env.sizes, target, min_kept=1), device))
-        phases["masking"].append(timed(
-            lambda: MaskedWeights.from_layers(env.layers, masks_from_orders(orders, shapes, pruned)).reapply(), device
-        ))
+        phases["plan pipeline"].append(timed(lambda: prune_plan(requested, env.layers, target, orders), env.device))
         result = reward.trainer.run(instance.state, masks, reward.train_config, instance.init_seed, reward.x_eval,
                                     reward.y_eval)
         phases["training"].append(result.train_seconds)

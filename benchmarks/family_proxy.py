@@ -18,9 +18,8 @@ import torch
 import tyro
 
 import agents
-from agents.base import to_actions
 from agents.pretrained import PRETRAINED_FILE, load_pretrained
-from benchmarks.run import plan_of
+from benchmarks.cells import plan_of
 from pruning_env.env import PruningEnv
 from pruning_env.families import family_tasks
 
@@ -37,16 +36,6 @@ class Args:
     """Init seeds (held out from training)."""
 
 
-def rewards_on(env: PruningEnv, plans: dict[str, np.ndarray], seed: int) -> dict[str, float]:
-    """The reward of each plan ``(L,)`` on the instance of ``seed``."""
-    rewards = {}
-    for name, plan in plans.items():
-        env.reset(seed=seed)
-        _, reward, _, _, _ = env.step(to_actions(plan))
-        rewards[name] = float(reward[env.possible_agents[0]])
-    return rewards
-
-
 def main(args: Args) -> None:
     torch.set_num_threads(2)
     for split in ("train", "heldout"):
@@ -59,7 +48,7 @@ def main(args: Args) -> None:
                                    "snip": agents.make_controller("global_snip", env),
                                    "lamp": agents.make_controller("lamp", env)}
                     plans = {name: plan_of(controller, env, seed) for name, controller in controllers.items()}
-                    rewards = rewards_on(env, plans, seed)
+                    rewards = {name: env.evaluate_plan(seed, plan).reward for name, plan in plans.items()}
                     for name in versus_snip:
                         versus_snip[name].append(rewards[name] - rewards["snip"])
             summary = ", ".join(

@@ -42,9 +42,9 @@ from agents.base import stacked
 from agents.heuristics import REFERENCE_HEURISTICS, reference_sparsities
 from agents.random_search import sample_plans
 from benchmarks.final_accuracy import FinalEvaluator
-from benchmarks.plots import Panel, Series, save_lines, save_scatter
 from pruning_env.env import PruningEnv
-from pruning_env.tasks import get_task
+from pruning_env.plots import Panel, Series, save_lines, save_scatter
+from pruning_env.registry import get_task
 
 ProxyKey = tuple[str, int | None]
 """(reward kind, K); K is None for the zero-cost reward, which does not train."""
@@ -128,43 +128,35 @@ def named_plans(env: PruningEnv, observation: np.ndarray, args: Args) -> dict[st
     return plans
 
 
-def actions(env: PruningEnv, plan: np.ndarray) -> dict[str, np.ndarray]:
-    """Float64 actions, so the projection sees the plan unrounded."""
-    return {agent: plan[i : i + 1] for i, agent in enumerate(env.possible_agents)}
-
-
 def collect(args: Args) -> list[dict]:
     """One row per (plan, seed, kind, K): the proxy reward and the plan's final test accuracy."""
     task = get_task(args.task)
     final_train = task.final_train if args.final_steps is None else replace(task.final_train, steps=args.final_steps)
     final = FinalEvaluator(task, args.target, device=args.device, final_train=final_train)
     envs = {
-        key: PruningEnv(task, data=final.env.data, target_sparsity=args.target, reward=key[0], reward_steps=key[1],
-                        device=final.env.device)
+        key: PruningEnv(task, data=final.data, target_sparsity=args.target, reward=key[0], reward_steps=key[1],
+                        device=final.data.device)
         for key in proxy_keys(args)
     }
+    observer = next(iter(envs.values()))
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        observations, _ = final.env.reset(seed=seed)
-        for name, plan in named_plans(final.env, stacked(observations), args).items():
+        observations, _ = observer.reset(seed=seed)
+        for name, plan in named_plans(observer, stacked(observations), args).items():
             outcome = final(plan, seed)
             repeat = final(plan, seed, train_seed=seed + REPEAT_SEED_OFFSET).accuracy if args.noise_ceiling else None
             proxies = []
             for (kind, k), env in envs.items():
-                env.reset(seed=seed)
-                _, rewards, _, _, infos = env.step(actions(env, plan))
-                if tuple(env.last_plan["pruned_counts"].tolist()) != outcome.pruned_counts:
+                proxy = env.evaluate_plan(seed, plan)
+                if not np.array_equal(proxy.pruned_counts, outcome.pruned_counts):
                     raise RuntimeError(f"plan {name}: the proxy env and the final evaluator pruned different counts")
-                info = infos[env.possible_agents[0]]
-                proxies.append(f"{kind}@{k}={rewards[env.possible_agents[0]]:.3f}")
+                proxies.append(f"{kind}@{k}={proxy.reward:.3f}")
                 rows.append({
                     "task": task.name, "target": args.target, "plan": name, "seed": seed, "reward": kind,
-                    "reward_steps": k, "proxy": rewards[env.possible_agents[0]],
-                    "proxy_accuracy": info["accuracy"], "proxy_loss": info["loss"],
-                    "proxy_seconds": info["reward_seconds"], "final_accuracy": outcome.accuracy,
+                    "reward_steps": k, "proxy": proxy.reward, "proxy_accuracy": proxy.accuracy,
+                    "proxy_loss": proxy.loss, "proxy_seconds": proxy.seconds, "final_accuracy": outcome.accuracy,
                     "final_loss": outcome.loss, "final_seconds": outcome.seconds, "final_accuracy_repeat": repeat,
-                    "global_sparsity": outcome.global_sparsity,
-                    "applied_sparsity": env.last_plan["applied"].tolist(),
+                    "global_sparsity": outcome.global_sparsity, "applied_sparsity": proxy.applied.tolist(),
                 })
             print(f"seed {seed} {name:<17} final {outcome.accuracy:.3f} ({outcome.seconds:.1f}s)  {' '.join(proxies)}",
                   flush=True)
@@ -312,9 +304,9 @@ def save_figures(args: Args, rows: Sequence[dict], summary: Sequence[dict]) -> l
             return lines + [Series("second full training (noise ceiling)", [min(costs), max(costs)],
                                    [c[metric], c[metric]]) for c in ceiling]
         tradeoff = [
-            Panel("rank fidelity (mean over seeds)", "proxy cost, % of one full training", "Kendall τ", series("tau"), xlog=True),
+            Panel("rank fidelity (mean over seeds)", "proxy cost, % of one full training", "Kendall τ", series("tau"), xscale="log"),
             Panel("top-1 regret (lower is better)", "proxy cost, % of one full training", "final accuracy lost",
-                  series("regret"), xlog=True),
+                  series("regret"), xscale="log"),
         ]
         paths.append(save_lines(args.out_dir / f"{args.stem}_tradeoff.png", tradeoff, f"{args.task} @ {args.target:g}"))
     return paths

@@ -7,43 +7,30 @@ network is trained with the task's full schedule and evaluated on the TEST split
     evaluator = FinalEvaluator("mlp-digits", target_sparsity=0.98)
     outcome = evaluator(plan, seed=0)        # plan: (L,) sparsities; outcome.accuracy is the test accuracy
 
-Reuse one ``FinalEvaluator`` for many plans: it keeps one env (its instances cached per seed) and one trainer.
+Reuse one ``FinalEvaluator`` for many plans: it keeps its instances (scored once per seed) and one trainer.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 
-from pruning_env.data import Dataset
-from pruning_env.env import PruningEnv
+from pruning_env.config import EnvConfig
+from pruning_env.data import Dataset, load_dataset
+from pruning_env.instances import InstanceCache
 from pruning_env.layers import prunable_layers
-from pruning_env.tasks import Task, get_task
+from pruning_env.plan import EpisodeResult, prune_plan
+from pruning_env.tasks import Task, task_model
 from pruning_env.training import MaskedTrainer, TrainConfig
-
-
-@dataclass(frozen=True)
-class FinalOutcome:
-    """A plan's fully trained result on the test split."""
-
-    accuracy: float
-    """Test top-1 accuracy in [0, 1]; 0 when the training diverged."""
-    loss: float
-    """Test cross-entropy in nats; ``inf`` when diverged."""
-    diverged: bool
-    """True when the training or test loss was not finite."""
-    seconds: float
-    """Wall time of the full training plus the test evaluation."""
-    pruned_counts: tuple[int, ...]
-    """Weights pruned per layer, as the env's projection gave them."""
-    global_sparsity: float
-    """Pruned fraction of all prunable weights (the target, to the weight)."""
 
 
 class FinalEvaluator:
     """Trains plans fully on the instances of one task and target and reports test accuracy.
+
+    It applies a plan with the env's own pipeline (``pruning_env.plan.prune_plan`` on the instance of the seed,
+    scored by ``pruning_env.instances.InstanceCache`` with the env's mask scorer), so a plan prunes exactly the
+    weights the env prunes; no proxy is scored and no reward is computed.
 
     Args:
         task: a task name or ``Task``; its ``final_train`` is the schedule unless ``final_train`` is given.
@@ -64,46 +51,38 @@ class FinalEvaluator:
         device: str = "auto",
         final_train: TrainConfig | None = None,
     ) -> None:
-        self.task = task if isinstance(task, Task) else get_task(task)
-        # the zero-cost reward makes a step cheap; only the env's projection and masks are used
-        self.env = PruningEnv(
-            self.task, data=data, target_sparsity=target_sparsity, scorer=scorer, reward="zero_cost", device=device
-        )
+        config = EnvConfig.build(task, target_sparsity=target_sparsity, scorer=scorer, proxies=(), device=device)
+        self.task = config.task
+        self.target_sparsity = config.target_range[0]
         self.final_train = self.task.final_train if final_train is None else final_train
-        data = self.env.data
-        model = copy.deepcopy(self.env.model)
-        self.trainer = MaskedTrainer(model, prunable_layers(model, data.x_train[:2]), data.x_train, data.y_train)
-
-    def __call__(self, sparsities: np.ndarray, seed: int, train_seed: int | None = None) -> FinalOutcome:
-        """Prune the instance of ``seed`` with the requested ``sparsities`` ``(L,)``, train fully, test.
-
-        ``seed`` is the init seed (a reset seed of an env with the default ``init="fixed"``); the plan is projected
-        onto this evaluator's target, so give it the episode's target when the env draws targets from a range.
-        ``train_seed`` seeds the minibatch order; by default the instance's init seed, as in the env's reward.
-        """
-        plan = np.asarray(sparsities, dtype=np.float64)
-        if plan.shape != (len(self.env.layers),):
-            raise ValueError(f"sparsities must have shape ({len(self.env.layers)},) (one per layer), got {plan.shape}")
-        self.env.reset(seed=seed)
-        _, _, _, _, infos = self.env.step({agent: plan[i : i + 1] for i, agent in enumerate(self.env.possible_agents)})
-        info = infos[self.env.possible_agents[0]]
-        assert self.env.last_plan is not None and self.env.last_masks is not None
-        data = self.env.data
-        result = self.trainer.run(
-            self.env.pruned_model().state_dict(),
-            self.env.last_masks,
-            self.final_train,
-            int(info["init_seed"]) if train_seed is None else train_seed,
-            data.x_test,
-            data.y_test,
+        self.data = (data if data is not None else load_dataset(self.task.dataset)).to(config.device)
+        self.instances = InstanceCache.of_network(
+            task_model(self.task, self.data.num_classes), self.data, (), config.scorer, reinit_module=False
         )
-        return FinalOutcome(
-            accuracy=result.accuracy,
-            loss=result.loss,
-            diverged=result.diverged,
+        self.layers = self.instances.layers
+        model = copy.deepcopy(self.instances.model)
+        self.trainer = MaskedTrainer(model, prunable_layers(model, self.data.x_train[:2]), self.data.x_train,
+                                     self.data.y_train)
+
+    def __call__(self, sparsities: np.ndarray, seed: int, train_seed: int | None = None) -> EpisodeResult:
+        """Prune the instance of init seed ``seed`` with the requested ``sparsities`` ``(L,)``, train fully, test.
+
+        The plan is projected onto this evaluator's target, so give it the episode's target when the env draws
+        targets from a range. ``train_seed`` seeds the minibatch order; by default the init seed, as in the env's
+        reward. The result's ``reward`` and ``accuracy`` are the test accuracy, ``loss`` the test loss.
+        """
+        instance = self.instances.get(seed)
+        orders = self.instances.mask_orders(instance, self.target_sparsity)
+        pruned = prune_plan(sparsities, self.layers, self.target_sparsity, orders)
+        result = self.trainer.run(
+            instance.state, pruned.masks, self.final_train, seed if train_seed is None else train_seed,
+            self.data.x_test, self.data.y_test,
+        )
+        return EpisodeResult(
+            seed=seed, init_seed=seed, target_sparsity=self.target_sparsity, requested=pruned.requested,
+            applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
+            reward=result.accuracy, accuracy=result.accuracy, loss=result.loss, diverged=result.diverged,
             seconds=result.train_seconds + result.eval_seconds,
-            pruned_counts=tuple(int(count) for count in self.env.last_plan["pruned_counts"]),
-            global_sparsity=info["global_sparsity"],
         )
 
 

@@ -37,16 +37,21 @@ import tyro
 from tqdm import tqdm
 
 import agents
+from agents.base import SearchController, fixed_target
 from agents.mappo.controller import MappoController
-from agents.pretrained import PRETRAINED_FILE, Recipe, load_pretrained, train_on_family
-from agents.random_search import RandomSearch
+from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
+from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.records import RecordFile, write_atomic
-from benchmarks.run import CELL_KEY, instance_env, plan_of, run_finals
-from benchmarks.suites import DENSE, HEURISTICS, SEARCH
-from pruning_env.env import resolve_device
+from benchmarks.run import CELL_KEY
+from benchmarks.suites import HEURISTICS
+from pruning_env.device import resolve_device
 from pruning_env.families import family_tasks
+from pruning_env.plots import Panel, Series, save_lines
 
 PRETRAINED = "pretrained"
+DENSE = "dense"
+SEARCH = "random_search"
+"""Rows the report treats apart: the unpruned reference, and the per-cell searcher whose cost is per network."""
 ZERO_SHOT_HEURISTICS = tuple(name for name in HEURISTICS if name != "random")
 
 
@@ -100,7 +105,7 @@ class Cell:
 
     split: str
     task: str
-    sparsity: float
+    target_sparsity: float
     seed: int
 
 
@@ -147,29 +152,28 @@ def training_cost(args: Args, learner: str) -> tuple[float, float]:
 # --- stage 1: plans -------------------------------------------------------------------------------------------
 def cell_plans(args: Args, cell: Cell, names: Sequence[str], learners: dict[tuple[str, int], MappoController],
                device: str) -> list[dict[str, Any]]:
-    """Plan records of ``names`` on one cell."""
-    # the reward random search optimizes
-    env = instance_env(cell.task, cell.sparsity, cell.seed, "neg_loss", args.reward_steps, device)
+    """Plan records of ``names`` on one cell: trained learners act, searchers search the cell first, a
+    controller with a fixed target (dense) acts at that target."""
+    env = instance_env(cell.task, cell.target_sparsity, cell.seed, "neg_loss", args.reward_steps, device)
+    options = {SEARCH: {"progress": False}, PRETRAINED: {"path": args.pretrained}}
     records = []
     for name in names:
         start = time.perf_counter()
-        record: dict[str, Any] = {"controller": name, "task": cell.task, "sparsity": cell.sparsity, "seed": cell.seed,
-                                  "split": cell.split}
-        if name == DENSE:
-            records.append({**record, "sparsity": 0.0, "requested": [0.0] * len(env.layers), "plan_seconds": 0.0})
-            continue
-        if name == SEARCH:
-            controller: Any = RandomSearch(env, episodes=args.search_episodes, seed=cell.seed, progress=False)
-            controller.train()
-        elif name == PRETRAINED:
-            controller = load_pretrained(env, args.pretrained)  # type: ignore[arg-type]
-        elif name in args.learners:
+        record: dict[str, Any] = {"controller": name, "task": cell.task, "target_sparsity": cell.target_sparsity,
+                                  "seed": cell.seed, "split": cell.split}
+        if name in args.learners:
             train_seed = args.train_seeds[args.eval_seeds.index(cell.seed) % len(args.train_seeds)]
-            controller, record["train_seed"] = learners[(name, train_seed)], train_seed
+            controller: Any = learners[(name, train_seed)]
+            record["train_seed"] = train_seed
         else:
-            controller = agents.make_controller(name, env)
-        plan = plan_of(controller, env, cell.seed)
-        records.append({**record, "requested": plan.tolist(), "plan_seconds": time.perf_counter() - start})
+            controller = agents.make_controller(name, env, seed=cell.seed, **options.get(name, {}))
+            if isinstance(controller, SearchController):
+                controller.search(args.search_episodes, cell.seed)
+        target = fixed_target(controller)
+        acting_env = env if target is None else instance_env(cell.task, target, cell.seed, "neg_loss", None, device)
+        plan = plan_of(controller, acting_env, cell.seed)
+        records.append({**record, "target_sparsity": cell.target_sparsity if target is None else target,
+                        "requested": plan.tolist(), "plan_seconds": time.perf_counter() - start})
     return records
 
 
@@ -185,7 +189,7 @@ def run(args: Args) -> str:
                unit="step", disable=not args.progress)
     bar.update(len(plans.records) + len(results.records))
     for cell in cells:
-        key = {name: (cell.task, name, 0.0 if name == DENSE else cell.sparsity, cell.seed) for name in args.controllers}
+        key = {name: (cell.task, name, 0.0 if name == DENSE else cell.target_sparsity, cell.seed) for name in args.controllers}
         missing = [name for name in args.controllers if key[name] not in plans]
         for record in cell_plans(args, cell, missing, learners, device):
             plans.add(record)
@@ -203,9 +207,9 @@ def run(args: Args) -> str:
 def _by_cell(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, float], dict[tuple[str, int], float]]:
     """(controller, split, target) -> {(task, seed): test accuracy in %}; dense rows are copied to every target."""
     table: dict[tuple[str, str, float], dict[tuple[str, int], float]] = defaultdict(dict)
-    targets = sorted({r["sparsity"] for r in records if r["controller"] != DENSE})
+    targets = sorted({r["target_sparsity"] for r in records if r["controller"] != DENSE})
     for r in records:
-        for target in targets if r["controller"] == DENSE else [r["sparsity"]]:
+        for target in targets if r["controller"] == DENSE else [r["target_sparsity"]]:
             table[(r["controller"], r["split"], target)][(r["task"], r["seed"])] = 100 * r["test_accuracy"]
     return table
 
@@ -265,7 +269,7 @@ def _per_network(args: Args, table: dict[tuple[str, str, float], dict[tuple[str,
 
 
 def _costs(args: Args, records: Sequence[dict[str, Any]]) -> list[str]:
-    instances = len({(r["task"], r["sparsity"], r["seed"]) for r in records if r["controller"] == SEARCH})
+    instances = len({(r["task"], r["target_sparsity"], r["seed"]) for r in records if r["controller"] == SEARCH})
     search = [r["plan_seconds"] for r in records if r["controller"] == SEARCH]
     lines = ["", "Cost of a plan (reward evaluations and wall time, this machine):", "",
              "| controller | training (once) | per new network |", "|---|---|---|"]
@@ -283,31 +287,21 @@ def _costs(args: Args, records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def save_plot(args: Args, records: Sequence[dict[str, Any]], path: Path) -> None:
-    """Test accuracy against target on each held-out architecture: heuristics thin, learners thick."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
+    """Test accuracy against target on each held-out architecture, one line per controller."""
     table = _by_cell(records)
     tasks = [task.name for task in family_tasks(args.family, "heldout")]
-    figure, axes = pyplot.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.6), sharey=False, squeeze=False)
-    learned = {PRETRAINED, *args.learners}
-    for axis, task in zip(axes[0], tasks, strict=True):
-        for name in args.controllers:
-            if name == DENSE:
-                continue
-            means = [np.mean([v for (t, _), v in table[(name, "heldout-arch", s)].items() if t == task] or [np.nan])
-                     for s in args.targets]
-            axis.plot(args.targets, means, marker="o", label=name,
-                      linewidth=2.5 if name in learned else 1.0, alpha=1.0 if name in learned else 0.7)
-        axis.set(title=task.split("/", 1)[1], xlabel="target sparsity", ylabel="test accuracy (%)")
-        axis.set_xticks(args.targets, [f"{target:g}" for target in args.targets])
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    figure.suptitle(f"Zero-shot on held-out {args.family} architectures")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    pyplot.close(figure)
+    panels = []
+    for task in tasks:
+        series = [
+            Series(name, list(args.targets), [
+                float(np.mean([v for (t, _), v in table[(name, "heldout-arch", s)].items() if t == task] or [np.nan]))
+                for s in args.targets
+            ])
+            for name in args.controllers if name != DENSE
+        ]
+        panels.append(Panel(task.split("/", 1)[1], "target sparsity", "test accuracy (%)", series,
+                            xticks=tuple(args.targets)))
+    save_lines(path, panels, f"Zero-shot on held-out {args.family} architectures", legend_outside=True)
 
 
 def main(args: Args) -> None:

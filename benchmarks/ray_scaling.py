@@ -6,7 +6,7 @@
 
 Every run uses one Ray cluster (a local one of max(workers) CPUs unless ``--ray-address`` is given). Each pool
 is started and warmed first, untimed: one episode per actor pays the process start, data loading and torch's
-first-step initialization. Then random search over ``--episodes`` plans (``agents.ray_pool.random_search``,
+first-step initialization. Then random search over ``--episodes`` plans (``agents.random_search.RandomSearch`` on a ``RayPool``,
 the same plans and seed for every worker count) is timed. The speedup is the first run's time over each run's.
 Exits with status 1 when any run's rewards differ from the first run's. The 1-minute load average before and
 after each run is printed: other processes on the machine make the speedup meaningless.
@@ -27,7 +27,9 @@ import numpy as np
 import ray
 import tyro
 
-from agents.ray_pool import EvaluationPool, local_ray, random_search
+from agents.random_search import RandomSearch
+from pruning_env.pools import PlanRequest
+from pruning_env.pools.ray import RayPool, local_ray
 
 
 @dataclass
@@ -57,19 +59,19 @@ def measure(args: Args, workers: int) -> dict:
     env_kwargs = {"task": args.task, "reward": args.reward, "reward_steps": args.reward_steps, "device": args.device}
     start = time.perf_counter()
     load_before = os.getloadavg()[0]
-    with EvaluationPool(env_kwargs, workers) as pool:
-        layers = pool.observe(args.seed).shape[0]
-        pool.evaluate([(args.seed, np.full(layers, 0.5))] * workers)  # one warm-up episode on each idle actor
+    with RayPool([env_kwargs], workers) as pool:
+        layers = pool.observe([args.seed])[0].shape[0]
+        pool.evaluate([PlanRequest(args.seed, np.full(layers, 0.5))] * workers)  # one warm-up episode per actor
         warm_seconds = time.perf_counter() - start
-        report, _ = random_search(pool, args.episodes, seed=args.seed)
-        devices = sorted({info["device"] for info in pool.describe()})
+        report = RandomSearch(None, args.episodes, seed=args.seed, progress=False, pool=pool).search()
+        devices = sorted({device for info in pool.describe() for device in info["devices"]})
     return {
         "workers": workers,
         "seconds": report.seconds,
         "episodes_per_second": args.episodes / report.seconds,
         "start_and_warm_up_seconds": warm_seconds,
         "best_reward": report.best_reward,
-        "rewards": [row["reward"] for row in report.history],
+        "rewards": [row["reward_mean"] for row in report.history],
         "devices": devices,
         "load_average_1min": [load_before, os.getloadavg()[0]],
     }

@@ -9,7 +9,9 @@ initialization and the pruned network is trained with the task's full schedule; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 HEURISTICS: tuple[str, ...] = (
     "uniform",
@@ -23,11 +25,11 @@ HEURISTICS: tuple[str, ...] = (
     "global_synflow",
 )
 LEARNERS: tuple[str, ...] = ("sb3_ppo", "mappo", "mappo_ar")
-SEARCH = "random_search"
-DENSE = "dense"
+QUIET_MAPPO: dict[str, Any] = {"progress": False, "tensorboard": False, "workers": 2}
+"""MAPPO in a benchmark: no bar or TensorBoard files of its own, its episodes on 2 worker processes."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Suite:
     """One benchmark configuration."""
 
@@ -36,7 +38,7 @@ class Suite:
     sparsities: tuple[float, ...]
     seeds: tuple[int, ...]
     controllers: tuple[str, ...]
-    """Controller names from ``agents.CONTROLLERS``, plus ``"dense"`` for the unpruned reference row."""
+    """Controller names from ``agents.CONTROLLERS`` (``"dense"``: the unpruned reference row)."""
     rl_episodes: int = 96
     """Reward evaluations per learning controller per (task, seed); random search gets the same per seed."""
     reward: str = "neg_loss"
@@ -47,6 +49,10 @@ class Suite:
     """Override of the full training's steps (None: the task's schedule); only for test presets."""
     workers: int = 2
     """Processes for the final trainings."""
+    options: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: {"mappo": QUIET_MAPPO, "mappo_ar": QUIET_MAPPO, "random_search": {"progress": False}}
+    )
+    """Constructor options per controller name (``agents.make_controller(name, env, seed=seed, **options)``)."""
 
     @property
     def search_episodes_per_cell(self) -> int:
@@ -54,7 +60,7 @@ class Suite:
         return max(1, self.rl_episodes // len(self.sparsities))
 
 
-ALL_CONTROLLERS = (DENSE, *HEURISTICS, SEARCH, *LEARNERS)
+ALL_CONTROLLERS = ("dense", *HEURISTICS, "random_search", *LEARNERS)
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -67,7 +73,7 @@ SUITES: dict[str, Suite] = {
             ("mlp-digits",),
             (0.5, 0.999),
             (0,),
-            (DENSE, "uniform", "erk", "global_snip", SEARCH, "mappo"),
+            ("dense", "uniform", "erk", "global_snip", "random_search", "mappo"),
             rl_episodes=8,
             reward_steps=5,
             final_steps=60,

@@ -16,11 +16,13 @@ from pettingzoo.utils.conversions import parallel_to_aec
 from pruning_env.env import PruningEnv
 from pruning_env.gym_env import PruningControllerEnv
 from pruning_env.multi_task import MultiTaskPruningEnv
-from pruning_env.registration import register_envs
-from pruning_env.tasks import TASKS, Task, get_task
+from pruning_env.plan import EpisodeResult
+from pruning_env.registry import get_task, register_envs
+from pruning_env.tasks import TASKS, Task
 
 __all__ = [
     "TASKS",
+    "EpisodeResult",
     "MultiTaskPruningEnv",
     "PruningControllerEnv",
     "PruningEnv",

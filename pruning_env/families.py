@@ -4,7 +4,8 @@ A family is a sampler of ``ArchSpec``s (MLPs of other depths and widths, plain C
 residual MLPs) with a size and a split: member ``i`` is drawn from ``numpy.random.default_rng([family.seed, i])``
 (rejecting draws outside the family's weight range), members ``0 … num_train - 1`` are the training set and the
 rest are held out. Each member becomes a ``Task`` on the family's dataset with its schedules, so it works wherever
-a task does (``PruningEnv``, ``MultiTaskPruningEnv``, ``FinalEvaluator``).
+a task does (``PruningEnv``, ``MultiTaskPruningEnv``, ``FinalEvaluator``, ``gymnasium.make`` with the member's id
+``pruning_env/<Family>Family<i>-v0``); ``pruning_env.registry.get_task`` finds members by name or id.
 
     from pruning_env.families import family_tasks
     train, held_out = family_tasks("digits", "train"), family_tasks("digits", "heldout")
@@ -114,11 +115,16 @@ def family_member(family: str | Family, index: int) -> ArchSpec:
     return family_members(family)[index]
 
 
+def member_id(family: Family, index: int) -> str:
+    """The versioned id of member ``index`` (``"DigitsFamily9-v0"``): known without drawing the members."""
+    return f"{family.name.capitalize()}Family{index}-v0"
+
+
 @functools.cache
 def _member_task(family: Family, index: int) -> Task:
     spec = family_member(family, index)
     return Task(
-        f"{family.name}/{spec.name}", f"{family.name.capitalize()}Family{index}-v0", spec, family.dataset, 0.98,
+        f"{family.name}/{spec.name}", member_id(family, index), spec, family.dataset, 0.98,
         family.reward_train, family.final_train, tags=family.tags,
     )
 
@@ -136,14 +142,3 @@ def family_tasks(family: str | Family, split: Literal["train", "heldout", "all"]
     indices = {"train": range(family.num_train), "heldout": range(family.num_train, family.size),
                "all": range(family.size)}[split]
     return [member_task(family, index) for index in indices]
-
-
-def member_task_by_name(name: str) -> Task:
-    """The member task named ``"<family>/<arch name>"`` (as ``member_task`` names it)."""
-    family_name = name.split("/", 1)[0]
-    family = get_family(family_name)
-    for index, spec in enumerate(family_members(family)):
-        if f"{family.name}/{spec.name}" == name:
-            return member_task(family, index)
-    names = ", ".join(f"{family.name}/{spec.name}" for spec in family_members(family))
-    raise ValueError(f"family {family.name!r} has no member {name!r}; its members: {names}")

@@ -51,7 +51,6 @@ class PruningControllerEnv(gymnasium.Env):
         num_layers, num_features = len(self.parallel_env.layers), len(self.parallel_env.feature_names)
         self.observation_space = gymnasium.spaces.Box(-10.0, 10.0, (num_layers, num_features), np.float32)
         self.action_space = gymnasium.spaces.Box(0.0, 1.0, (num_layers,), np.float32)
-        self.reward_range = self.parallel_env.reward_range
         self.last_timings: dict[str, float] = {}
 
     @property

@@ -2,7 +2,10 @@
 
 An instance is what one init seed fixes: the initial weights θ0, the scoring batch (``per_class`` training samples
 of each class), the within-layer scorer's per-weight scores and a summary of every observation proxy's scores.
-Scoring is the expensive part of a reset, so the last ``capacity`` instances are kept.
+Scoring is the expensive part of a reset, so the last ``capacity`` instances are kept. All scoring of the env
+happens here: a target-dependent mask scorer (``scorers.is_target_dependent``) is scored per target, on demand.
+
+Ownership: the cache owns its working model (the network θ0 is loaded into for scoring); nobody else mutates it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from torch import nn
 
 from pruning_env.data import Dataset, scoring_batch
 from pruning_env.features import ProxySummary, summarize_proxy
-from pruning_env.layers import PrunableLayer
-from pruning_env.masking import importance_orders
-from pruning_env.scorers import compute_scores
+from pruning_env.layers import PrunableLayer, prunable_layers
+from pruning_env.masking import MaskedWeights, importance_orders
+from pruning_env.scorers import compute_scores, is_target_dependent
 
 ModelSource = nn.Module | Callable[[int], nn.Module]
 """A network: a module whose own weights are θ0, or a factory ``seed -> module`` giving a seeded init."""
@@ -36,9 +39,25 @@ class Instance:
     """Scoring batch: ``per_class`` training samples of each class, on the device."""
     mask_orders: dict[str, torch.Tensor] | None
     """Layer name -> ``masking.importance_order`` of the within-layer scorer's scores of θ0 (None for a
-    target-dependent scorer, scored at each step)."""
+    target-dependent scorer: ``InstanceCache.mask_orders`` scores it per target)."""
     summaries: tuple[ProxySummary, ...]
     """``features.summarize_proxy`` of each observation proxy, in order."""
+
+
+def materialize(source: ModelSource) -> nn.Module:
+    """A module of one's own built from ``source``: a copy of a module, or the factory's seed-0 network.
+
+    Raises:
+        ValueError: if ``source`` is neither a module nor a callable returning one.
+    """
+    if isinstance(source, nn.Module):
+        return copy.deepcopy(source)
+    if not callable(source):
+        raise ValueError(f"model must be an nn.Module or a factory seed -> nn.Module, got {type(source).__name__}")
+    built = source(0)
+    if not isinstance(built, nn.Module):
+        raise ValueError(f"the model factory must return an nn.Module, it returned {type(built).__name__}")
+    return built
 
 
 def reinitialize(model: nn.Module, seed: int) -> None:
@@ -52,15 +71,15 @@ def reinitialize(model: nn.Module, seed: int) -> None:
 
 
 class InstanceCache:
-    """Builds and caches instances for a working model.
+    """Builds, scores and caches instances of one network.
 
     Args:
         source: the network (see ``ModelSource``).
-        model: the env's working copy of the network on its device; its weights are overwritten.
-        layers: the working model's prunable layers.
+        model: the cache's own working copy of the network on the data's device; its weights are overwritten.
+        layers: that model's prunable layers.
         data: the dataset on the device.
         proxies: proxy names that feed the observation.
-        mask_scorer: the within-layer mask criterion, or None when it depends on the target (scored per step).
+        mask_scorer: the within-layer mask criterion (target-dependent scorers are scored per target).
         reinit_module: for a module source, whether each init seed draws new weights (``reinitialize``) or the
             module's own weights are θ0 for every seed.
         per_class: scoring batch samples per class.
@@ -74,7 +93,7 @@ class InstanceCache:
         layers: Sequence[PrunableLayer],
         data: Dataset,
         proxies: Sequence[str],
-        mask_scorer: str | None,
+        mask_scorer: str,
         reinit_module: bool,
         per_class: int = 10,
         capacity: int = 8,
@@ -92,6 +111,17 @@ class InstanceCache:
         self.capacity = capacity
         self._instances: OrderedDict[int, Instance] = OrderedDict()
         self._module_state = copy.deepcopy(source.state_dict()) if isinstance(source, nn.Module) else None
+        self._target_orders: OrderedDict[tuple[int, float], dict[str, torch.Tensor]] = OrderedDict()
+
+    @classmethod
+    def of_network(
+        cls, source: ModelSource, data: Dataset, proxies: Sequence[str], mask_scorer: str, reinit_module: bool,
+        capacity: int = 8,
+    ) -> InstanceCache:
+        """A cache over its own copy of the network of ``source``, on ``data``'s device (layers discovered on it)."""
+        model = materialize(source).to(data.device)
+        layers = prunable_layers(model, data.x_train[:2])
+        return cls(source, model, layers, data, proxies, mask_scorer, reinit_module, capacity=capacity)
 
     def __contains__(self, init_seed: int) -> bool:
         return init_seed in self._instances
@@ -107,6 +137,32 @@ class InstanceCache:
             self._instances.popitem(last=False)
         return instance
 
+    def mask_orders(self, instance: Instance, target_sparsity: float) -> dict[str, torch.Tensor]:
+        """The within-layer importance orders of ``instance`` at a target: the instance's own, or for a
+        target-dependent scorer the scores of θ0 at ``target_sparsity`` (the last ``capacity`` kept)."""
+        if instance.mask_orders is not None:
+            return instance.mask_orders
+        key = (instance.init_seed, target_sparsity)
+        if key not in self._target_orders:
+            self.model.load_state_dict(instance.state)
+            scores = self._scores(self.mask_scorer, instance, sparsity=target_sparsity)
+            self._target_orders[key] = importance_orders(scores)
+            if len(self._target_orders) > self.capacity:
+                self._target_orders.popitem(last=False)
+        return self._target_orders[key]
+
+    def pruned_model(self, instance: Instance, masks: dict[str, torch.Tensor]) -> nn.Module:
+        """A new copy of the network holding ``instance``'s θ0 with the pruned weights set to zero."""
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(instance.state)
+        MaskedWeights.from_layers(prunable_layers(model, self.data.x_train[:2]), masks).reapply()
+        return model
+
+    def _scores(self, name: str, instance: Instance, **options: object) -> dict[str, torch.Tensor]:
+        """Scores of the working model (holding ``instance``'s θ0) by ``name``, seeded by the init seed."""
+        generator = torch.Generator().manual_seed(instance.init_seed)
+        return compute_scores(name, self.model, self.layers, instance.batch, generator=generator, **options)
+
     def _initial_state(self, init_seed: int) -> dict[str, torch.Tensor]:
         if self._module_state is None:
             fresh = self.source(init_seed)  # type: ignore[operator]
@@ -121,10 +177,12 @@ class InstanceCache:
         state = self._initial_state(init_seed)
         generator = torch.Generator().manual_seed(init_seed)
         batch = scoring_batch(self.data, per_class=self.per_class, generator=generator)
+        scratch = Instance(init_seed, state, batch, None, ())
+        scored_mask = None if is_target_dependent(self.mask_scorer) else self.mask_scorer
         scores = {
-            name: compute_scores(name, self.model, self.layers, batch, generator=torch.Generator().manual_seed(init_seed))
-            for name in dict.fromkeys((*self.proxies, *([self.mask_scorer] if self.mask_scorer else [])))
+            name: self._scores(name, scratch)
+            for name in dict.fromkeys((*self.proxies, *([scored_mask] if scored_mask else [])))
         }
         summaries = tuple(summarize_proxy(self.layers, scores[name]) for name in self.proxies)
-        mask_orders = importance_orders(scores[self.mask_scorer]) if self.mask_scorer else None
+        mask_orders = importance_orders(scores[scored_mask]) if scored_mask else None
         return Instance(init_seed, state, batch, mask_orders, summaries)

@@ -74,7 +74,8 @@ def prunable_layers(model: nn.Module, example_input: torch.Tensor) -> list[Pruna
         One ``PrunableLayer`` per distinct weight-bearing Linear/Conv module, ``index`` 0..L-1 in forward order.
 
     Raises:
-        ValueError: if the model has no prunable layer.
+        ValueError: if the model has no prunable layer, or its forward fails on ``example_input`` (the message
+            names the model, the input shape and torch's error).
     """
     names: dict[nn.Module, str] = {}
     for name, module in model.named_modules():  # named_modules() yields a shared module once
@@ -100,6 +101,11 @@ def prunable_layers(model: nn.Module, example_input: torch.Tensor) -> list[Pruna
     try:
         with torch.no_grad():
             model(example_input)
+    except RuntimeError as error:
+        raise ValueError(
+            f"{type(model).__name__} does not run on the dataset's inputs of shape (N, "
+            f"{', '.join(str(size) for size in example_input.shape[1:])}): {error}"
+        ) from error
     finally:
         model.train(was_training)
         for handle in handles:

@@ -49,6 +49,7 @@ observations, rewards, terminations, truncations, infos = env.step(actions)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import gymnasium
@@ -57,10 +58,12 @@ import torch
 from pettingzoo import ParallelEnv
 from torch import nn
 
-from pruning_env.env import PruningEnv, SharedAgentSpaces, seeded_generator
+from pruning_env.env import PruningEnv
 from pruning_env.features import FEATURE_CLIP
 from pruning_env.instances import Instance
 from pruning_env.layers import PrunableLayer
+from pruning_env.plan import EpisodeResult
+from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task
 
 
@@ -109,14 +112,15 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         self._seed = seed
         self._np_random: np.random.Generator | None = None
         self._task_index: int | None = None
+        self._sub_seed = 0
 
     # --- episode ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         if seed is not None or self._np_random is None:
             self._np_random = seeded_generator(self._seed if seed is None else seed)
         self._task_index = int(self._np_random.integers(len(self.envs)))
-        sub_seed = int(self._np_random.integers(2**31 - 1))
-        observations, infos = self.current.reset(seed=sub_seed, options=options)
+        self._sub_seed = int(self._np_random.integers(2**31 - 1))
+        observations, infos = self.current.reset(seed=self._sub_seed, options=options)
         self.agents = list(self.current.agents)
         return observations, self._with_task_index(infos)
 
@@ -134,6 +138,13 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         if self.render_mode == "human":
             self.render()
         return observations, rewards, terminations, truncations, self._with_task_index(infos)
+
+    def evaluate_plan(self, seed: int, plan: np.ndarray) -> EpisodeResult:
+        """``reset(seed=seed)`` (which draws the task), then the drawn sub-env evaluates ``plan`` ``(L,)`` on its
+        episode: see ``PruningEnv.evaluate_plan``."""
+        self.reset(seed=seed)
+        self.agents = []
+        return replace(self.current.evaluate_plan(self._sub_seed, plan), seed=seed)
 
     def _with_task_index(self, infos: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         return {agent: {**info, "task_index": float(self.task_index)} for agent, info in infos.items()}
@@ -157,9 +168,9 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         return self.current.layers
 
     @property
-    def last_plan(self) -> dict[str, np.ndarray] | None:
-        """After a step: ``requested`` and ``applied`` sparsities ``(L,)`` and ``pruned_counts`` (int64)."""
-        return self.current.last_plan
+    def last_result(self) -> EpisodeResult | None:
+        """After a step: the running sub-env's evaluated plan (``pruning_env.plan.EpisodeResult``)."""
+        return self.current.last_result
 
     @property
     def last_masks(self) -> dict[str, torch.Tensor] | None:
@@ -178,7 +189,7 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     @property
     def draws_per_episode(self) -> bool:
         """The env draws a new task, initialization or target on every reset (see Seeding in the module doc)."""
-        return len(self.envs) > 1 or any(env.draws_per_episode or not isinstance(env.init, int) for env in self.envs)
+        return len(self.envs) > 1 or any(env.draws_per_episode or not isinstance(env.config.init, int) for env in self.envs)
 
     # --- the rest of the API ----------------------------------------------------------------------------------
     def state(self) -> np.ndarray:
@@ -191,7 +202,7 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'human'")
             return None
-        text = f"task {self.task_index}: {self.current.task.name}\n{self.current._table()}"
+        text = f"task {self.task_index}: {self.current.task.name}\n{self.current.table()}"
         if self.render_mode == "human":
             print(text)
             return None

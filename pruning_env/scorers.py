@@ -1,7 +1,10 @@
 """Saliency scores for pruning at initialization, one tensor per prunable layer.
 
-Every scorer has the signature ``score(model, layers, batch, *, generator=None, **options)``; options it does not
-use are ignored, so one set of options (e.g. the env's ``sparsity``) fits every scorer. Each returns
+Every scorer has the signature ``score(model, layers, batch, *, <its own keyword options>)`` and declares only the
+options it uses (``random``: ``generator``; ``grasp``: ``temperature``; ``synflow_iterative``: ``sparsity``,
+``rounds``). ``compute_scores`` passes each scorer the options it takes, so one set of options (e.g. the env's
+generator and target) serves every scorer. A scorer with a required ``sparsity`` is target-dependent
+(``is_target_dependent``): it is scored per target, not once per initialization. Each returns
 ``{layer.name: Tensor}`` with each tensor shaped like the layer's weight, float32, on the weight's device, where a
 HIGHER score means "keep first": a global or per-layer top-k on the scores gives the kept weights.
 
@@ -116,11 +119,8 @@ def magnitude(
     model: nn.Module,
     layers: Sequence[PrunableLayer],
     batch: Batch,
-    *,
-    generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
-    """``|θ|`` per weight. ``batch`` and ``generator`` are unused."""
+    """``|θ|`` per weight. ``batch`` is unused."""
     return _float32({name: weight.detach().abs() for name, weight in _weights(model, layers).items()})
 
 
@@ -149,9 +149,6 @@ def lamp(
     model: nn.Module,
     layers: Sequence[PrunableLayer],
     batch: Batch,
-    *,
-    generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
     """``lamp_scores`` of the weights: magnitude normalized per layer, for a global ranking. ``batch`` unused."""
     return lamp_scores(_weights(model, layers))
@@ -164,7 +161,6 @@ def random(
     batch: Batch,
     *,
     generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
     """Independent uniform draws in [0, 1) per weight, layers in the given order.
 
@@ -184,9 +180,6 @@ def snip(
     model: nn.Module,
     layers: Sequence[PrunableLayer],
     batch: Batch,
-    *,
-    generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
     """Connection sensitivity ``|θ · ∂L/∂θ|`` on the batch (mean cross-entropy); the unnormalized form of Eq. 6."""
     weights, grads = _loss_gradients(model, layers, batch)
@@ -200,9 +193,7 @@ def grasp(
     layers: Sequence[PrunableLayer],
     batch: Batch,
     *,
-    generator: torch.Generator | None = None,
     temperature: float = 200.0,
-    **options: object,
 ) -> dict[str, Tensor]:
     """Gradient-flow preservation score ``θ · (H g)``; higher = keep.
 
@@ -222,7 +213,7 @@ def grasp(
 
 
 def _synflow_setup(
-    model: nn.Module, layers: Sequence[PrunableLayer], batch: Batch
+    model: nn.Module, layers: Sequence[PrunableLayer], input_shape: Sequence[int]
 ) -> tuple[nn.Module, dict[str, Tensor], Tensor]:
     """Float64 eval-mode copy with every floating parameter and buffer made non-negative, and a ones input."""
     work = copy.deepcopy(model).double().eval()
@@ -234,7 +225,7 @@ def _synflow_setup(
     for weight in weights.values():
         weight.requires_grad_(True)
     device = next(iter(weights.values())).device
-    ones = torch.ones((1, *batch[0].shape[1:]), dtype=torch.float64, device=device)
+    ones = torch.ones((1, *input_shape), dtype=torch.float64, device=device)
     return work, weights, ones
 
 
@@ -247,6 +238,19 @@ def _synaptic_flow(work: nn.Module, weights: dict[str, Tensor], ones: Tensor) ->
         name: (weight * grad).abs().detach()
         for (name, weight), grad in zip(weights.items(), grads, strict=True)
     }
+
+
+def synaptic_flow(model: nn.Module, layers: Sequence[PrunableLayer], input_shape: Sequence[int]) -> float:
+    """SynFlow's objective R of ``model`` as it is (pruned weights included as zeros), unnormalized, in float64.
+
+    R = 1ᵀ f(1; |θ|): the sum of the outputs of a float64 eval-mode copy whose parameters and floating buffers are
+    replaced by their absolute values, on an all-ones input of shape ``(1, *input_shape)``. For a bias-free
+    network of linear layers and ReLUs, R = 1ᵀ |W_L| … |W_1| 1, the path norm: the sum over all input-output paths
+    of the product of their weights' magnitudes. Zeroing weights never raises it. The caller's model is unchanged.
+    """
+    work, _, ones = _synflow_setup(model, layers, input_shape)
+    with torch.no_grad():
+        return float(work(ones).sum())
 
 
 def _rescaled(scores: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -264,9 +268,6 @@ def synflow(
     model: nn.Module,
     layers: Sequence[PrunableLayer],
     batch: Batch,
-    *,
-    generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
     """Synaptic saliency ``|θ · ∂R/∂θ|`` of one round, rescaled so the largest score is 1.
 
@@ -274,7 +275,7 @@ def synflow(
     Synaptic-Flow, which takes abs of the whole ``state_dict``) are replaced by their absolute values, on an
     all-ones input of one sample's shape ``batch[0].shape[1:]``. Only that shape is read from the batch.
     """
-    work, weights, ones = _synflow_setup(model, layers, batch)
+    work, weights, ones = _synflow_setup(model, layers, batch[0].shape[1:])
     return _float32(_rescaled(_synaptic_flow(work, weights, ones)))
 
 
@@ -284,10 +285,8 @@ def synflow_iterative(
     layers: Sequence[PrunableLayer],
     batch: Batch,
     *,
-    generator: torch.Generator | None = None,
     sparsity: float,
     rounds: int = 100,
-    **options: object,
 ) -> dict[str, Tensor]:
     """Iterative SynFlow encoded as scores whose global top-k at ``sparsity`` is the iterative mask.
 
@@ -307,7 +306,7 @@ def synflow_iterative(
         raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
-    work, weights, ones = _synflow_setup(model, layers, batch)
+    work, weights, ones = _synflow_setup(model, layers, batch[0].shape[1:])
     originals = {name: weight.detach().clone() for name, weight in weights.items()}
     removed_in = {name: torch.zeros_like(weight, dtype=torch.int64) for name, weight in weights.items()}
     num_weights = sum(weight.numel() for weight in weights.values())
@@ -339,9 +338,6 @@ def grad_norm(
     model: nn.Module,
     layers: Sequence[PrunableLayer],
     batch: Batch,
-    *,
-    generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
     """``|∂L/∂θ|`` per weight on the batch (the per-weight terms of the layer's gradient norm; θ itself unused)."""
     _, grads = _loss_gradients(model, layers, batch)
@@ -354,9 +350,6 @@ def fisher(
     model: nn.Module,
     layers: Sequence[PrunableLayer],
     batch: Batch,
-    *,
-    generator: torch.Generator | None = None,
-    **options: object,
 ) -> dict[str, Tensor]:
     """Loss increase from removing one weight, ``½ θ² F``, with F the per-sample empirical Fisher diagonal.
 
@@ -416,13 +409,19 @@ def _keyword_options(scorer: ScoreFn) -> dict[str, inspect.Parameter]:
     }
 
 
+def is_target_dependent(name: str) -> bool:
+    """Whether the scorer ``name`` needs the target sparsity (a required ``sparsity`` option) to score."""
+    parameter = _keyword_options(get_scorer(name)).get("sparsity")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
 def compute_scores(
     name: str, model: nn.Module, layers: Sequence[PrunableLayer], batch: Batch, **options: object
 ) -> dict[str, Tensor]:
-    """Run the scorer ``name`` with keyword ``options`` (``generator``, ``sparsity``, ``rounds``, ``temperature``).
+    """Run the scorer ``name``, passing it those of the keyword ``options`` it declares.
 
-    One set of options fits every scorer: an option that another scorer takes but this one does not (``sparsity``
-    for snip, say) is ignored.
+    One set of options (``generator``, ``sparsity``, ``rounds``, ``temperature``) fits every scorer: an option
+    that another scorer takes but this one does not (``sparsity`` for snip, say) is not passed to it.
 
     Raises:
         ValueError: for an unknown scorer, an option name no scorer takes (a typo), or a required option of this
@@ -433,11 +432,10 @@ def compute_scores(
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown scorer options {unknown}; known options: {', '.join(known)}")
+    declared = _keyword_options(scorer)
     missing = sorted(
-        option
-        for option, param in _keyword_options(scorer).items()
-        if param.default is inspect.Parameter.empty and option not in options
+        option for option, param in declared.items() if param.default is inspect.Parameter.empty and option not in options
     )
     if missing:
         raise ValueError(f"scorer {name!r} needs options {missing}")
-    return scorer(model, layers, batch, **options)
+    return scorer(model, layers, batch, **{option: value for option, value in options.items() if option in declared})

@@ -10,14 +10,18 @@
 | vgg19-cifar10    | Vgg19Cifar10-v0       | VGG-19-bn      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
 
 Every id lives in the ``pruning_env/`` namespace (``gymnasium.make("pruning_env/MlpDigits-v0")``). The version
-is bumped whenever a task's behaviour changes.
+is bumped whenever a task's behaviour changes. Look tasks up (and family members) with
+``pruning_env.registry.get_task``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pruning_env.models import ArchSpec
+from torch import nn
+
+from pruning_env.models import ArchSpec, build_model
 from pruning_env.training import TrainConfig
 
 DIGITS_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-2)
@@ -52,8 +56,8 @@ class Task:
     """Schedule of the benchmark's full training."""
     scorer: str = "snip"
     """Within-layer mask criterion."""
-    features: tuple[str, ...] = DEFAULT_PROXIES
-    """Proxies that feed the observation."""
+    proxies: tuple[str, ...] = DEFAULT_PROXIES
+    """Proxies (scorer names) whose statistics feed the observation."""
     reward: str = "accuracy"
     """Default reward kind (see ``pruning_env.rewards.REWARDS``)."""
     reward_eval_size: int = 1000
@@ -75,16 +79,6 @@ TASKS: dict[str, Task] = {
 }
 
 
-def get_task(name: str) -> Task:
-    """Look a task up by name (``"mlp-digits"``), by id (``"MlpDigits-v0"``, with or without namespace), or a
-    family member by its name (``"digits/mlp-512-64-256"``)."""
-    key = name.removeprefix("pruning_env/")
-    for task in TASKS.values():
-        if key in (task.name, task.env_id):
-            return task
-    if "/" in key:  # a family member, "<family>/<arch name>"
-        from pruning_env.families import member_task_by_name  # families builds on this module
-
-        return member_task_by_name(key)
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)} and family members "
-                     "'<family>/<arch name>' (pruning_env.families)")
+def task_model(task: Task, num_classes: int) -> Callable[[int], nn.Module]:
+    """The task's network as a factory ``seed -> module`` with ``num_classes`` outputs."""
+    return lambda seed: build_model(task.model, num_classes=num_classes, seed=seed)

@@ -17,7 +17,7 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
     suite = get_suite("tiny")
     table = run_suite(suite, tmp_path, "cpu", progress=False)
     records = read_records(tmp_path / "tiny.jsonl")
-    cells = [(r["task"], r["controller"], r["sparsity"], r["seed"]) for r in records]
+    cells = [(r["task"], r["controller"], r["target_sparsity"], r["seed"]) for r in records]
     expected = 1 + (len(suite.controllers) - 1) * len(suite.sparsities)
     assert len(cells) == len(set(cells)) == expected
     assert (tmp_path / "tiny.png").stat().st_size > 10_000
@@ -26,12 +26,12 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert set(suite.controllers) <= set(rows)
     assert re.search(r"\*\*\d+\.\d ± \d+\.\d\*\*", table)  # a best cell in bold
-    by_cell = {(r["controller"], r["sparsity"]): r for r in records}
+    by_cell = {(r["controller"], r["target_sparsity"]): r for r in records}
     dense = by_cell[("dense", 0.0)]["test_accuracy"]
     assert dense > 0.8  # the dense MLP really trained (chance is 0.1)
     assert all(by_cell[(c, 0.999)]["test_accuracy"] < dense - 0.3 for c in suite.controllers if c != "dense")
     for record in records:
-        assert record["global_sparsity"] == pytest.approx(record["sparsity"], abs=1e-5)
+        assert record["global_sparsity"] == pytest.approx(record["target_sparsity"], abs=1e-5)
 
     # an interrupted run: drop two finished cells, rerun, and only those two are trained again
     kept = records[:-2]
@@ -39,4 +39,4 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
     run_suite(suite, tmp_path, "cpu", progress=False)
     rerun = read_records(tmp_path / "tiny.jsonl")
     assert rerun[: len(kept)] == kept
-    assert sorted((r["controller"], r["sparsity"]) for r in rerun) == sorted(by_cell)
+    assert sorted((r["controller"], r["target_sparsity"]) for r in rerun) == sorted(by_cell)

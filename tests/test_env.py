@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pettingzoo
 import pytest
@@ -134,10 +136,10 @@ def budget_env() -> PruningEnv:
 )
 def test_applied_plan_meets_the_target_count_exactly(budget_env: PruningEnv, target: float, requests: list[float]) -> None:
     env = budget_env
-    env.target_range = (target, target)
+    env.config = replace(env.config, target_range=(target, target))
     env.reset(seed=0)
     _, _, _, _, infos = env.step({agent: np.array([r]) for agent, r in zip(env.possible_agents, requests, strict=True)})
-    counts = env.last_plan["pruned_counts"]
+    counts = env.last_result.pruned_counts
     assert counts.sum() == round(target * env.sizes.sum())
     assert np.all(counts < env.sizes)  # no layer emptied
     clipped = [infos[agent]["clipped"] for agent in env.possible_agents]
@@ -176,11 +178,11 @@ def test_registered_ids_make_envs() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"task": "nope"}, "unknown task 'nope'; known tasks: mlp-digits"),
+        ({"task": "nope"}, "unknown task 'nope'; built-in tasks: mlp-digits"),
         ({"target_sparsity": 1.0}, r"target_sparsity must be a float in \[0, 1\)"),
         ({"target_sparsity": (0.9, 0.5)}, "range"),
-        ({"scorer": "nope"}, "unknown scorer/feature proxy 'nope'"),
-        ({"features": ("snip", "nope")}, "unknown scorer/feature proxy 'nope'"),
+        ({"scorer": "nope"}, "unknown scorer or proxy 'nope'"),
+        ({"proxies": ("snip", "nope")}, "unknown scorer or proxy 'nope'"),
         ({"reward": "nope"}, "unknown reward 'nope'; known rewards: accuracy"),
         ({"action_type": "binary"}, "action_type must be"),
         ({"init": "sometimes"}, "init must be"),
@@ -257,7 +259,7 @@ def test_pruned_model_is_the_initialization_under_the_applied_masks() -> None:
     env.step(valid_actions(env))
     model = env.pruned_model()
     init = pruning_env.models.build_model("mlp_digits", seed=2)
-    for layer, counts in zip(env.layers, env.last_plan["pruned_counts"], strict=True):
+    for layer, counts in zip(env.layers, env.last_result.pruned_counts, strict=True):
         weight = model.get_submodule(layer.name).weight
         mask = env.last_masks[layer.name]
         assert int((~mask).sum()) == counts
@@ -273,7 +275,7 @@ def test_cuda_env_matches_the_cpu_plan_and_rewards_closely() -> None:
     for env in (cpu, cuda):
         env.reset(seed=1)
         env.step(valid_actions(env))
-    np.testing.assert_array_equal(cpu.last_plan["pruned_counts"], cuda.last_plan["pruned_counts"])
+    np.testing.assert_array_equal(cpu.last_result.pruned_counts, cuda.last_result.pruned_counts)
     assert all(mask.is_cuda for mask in cuda.last_masks.values())
     cpu_obs, _ = cpu.reset(seed=1)
     cuda_obs, _ = cuda.reset(seed=1)

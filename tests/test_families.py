@@ -11,13 +11,12 @@ from pruning_env.families import (
     family_members,
     family_tasks,
     get_family,
-    member_task_by_name,
     prunable_weight_count,
     sample_spec,
 )
 from pruning_env.layers import prunable_layers
 from pruning_env.models import ArchSpec, build_model
-from pruning_env.tasks import get_task
+from pruning_env.registry import get_task
 
 
 @pytest.mark.parametrize(
@@ -85,11 +84,10 @@ def test_sample_spec_covers_every_kind() -> None:
 
 def test_member_tasks_resolve_by_name_and_run_in_the_env() -> None:
     task = family_tasks("digits", "heldout")[0]
-    assert get_task(task.name) is member_task_by_name(task.name) is task
-    with pytest.raises(ValueError, match="no member"):
-        get_task("digits/mlp-1-2-3")
-    with pytest.raises(ValueError, match="unknown family"):
-        get_task("imagenet/mlp-1")
+    assert get_task(task.name) is get_task(f"pruning_env/{task.env_id}") is task
+    for unknown in ("digits/mlp-1-2-3", "imagenet/mlp-1", "DigitsFamily99-v0"):
+        with pytest.raises(ValueError, match="unknown task.*families digits, mnist"):
+            get_task(unknown)
     env = PruningEnv(task.name, target_sparsity=0.98, reward="zero_cost", device="cpu")
     assert len(env.layers) == len(prunable_layers(task.model(seed=0), torch.zeros(2, 1, 8, 8)))
     observations, _ = env.reset(seed=0)

@@ -9,7 +9,7 @@ from agents.mappo.config import MappoConfig
 from agents.pretrained import Recipe, train_on_family
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.generalize import Args, cells_of, run
-from benchmarks.run import plan_of
+from benchmarks.cells import plan_of
 from pruning_env import PruningEnv
 from pruning_env.families import Family, family_tasks
 from pruning_env.tasks import DIGITS_FINAL, DIGITS_PROXY
@@ -51,7 +51,7 @@ def test_generalize_benchmark_runs_resumes_and_reports(tmp_path) -> None:
     assert len(records) == len(cells_of(args)) * len(args.controllers)
     assert {r["controller"] for r in records} == set(args.controllers)
     assert {r["split"] for r in records} == {"heldout-arch", "heldout-init"}
-    assert all(r["global_sparsity"] == pytest.approx(r["sparsity"], abs=1e-4) for r in records)
+    assert all(r["global_sparsity"] == pytest.approx(r["target_sparsity"], abs=1e-4) for r in records)
     for name in args.controllers:
         assert f"| {name} |" in text
     assert "pretrained vs best" in text and "mappo vs best" in text

@@ -49,7 +49,7 @@ def env_at():
 
     def get(target: float) -> PruningEnv:
         if target not in envs:
-            envs[target] = PruningEnv(reward="zero_cost", target_sparsity=target, features=FEATURES, device="cpu")
+            envs[target] = PruningEnv(reward="zero_cost", target_sparsity=target, proxies=FEATURES, device="cpu")
         return envs[target]
 
     return get
@@ -71,7 +71,7 @@ def test_heuristic_through_env_equals_pure_allocation(name, target, reference, e
     controller = make_controller(name, env)
     observations, infos = env.reset(seed=SEED)
     env.step(controller.act(observations, infos))
-    np.testing.assert_array_equal(env.last_plan["pruned_counts"], expected)
+    np.testing.assert_array_equal(env.last_result.pruned_counts, expected)
 
 
 def test_every_controller_is_registered():
@@ -100,7 +100,7 @@ def test_actions_are_float32_arrays_of_shape_one():
 def test_missing_proxy_column_names_the_feature_and_the_fix():
     env = SimpleNamespace(feature_names=feature_names(("snip",)))
     make_controller("global_snip", env)
-    with pytest.raises(ValueError, match=r"synflow_density.*features="):
+    with pytest.raises(ValueError, match=r"synflow_density.*proxies="):
         make_controller("global_synflow", env)
 
 
@@ -119,4 +119,4 @@ def test_random_plan_through_env_meets_the_budget(env_at):
     controller = make_controller("random", env, seed=0)
     observations, infos = env.reset(seed=SEED)
     env.step(controller.act(observations, infos))
-    assert env.last_plan["pruned_counts"].sum() == target_count(int(env.sizes.sum()), 0.8)
+    assert env.last_result.pruned_counts.sum() == target_count(int(env.sizes.sum()), 0.8)

@@ -43,7 +43,7 @@ def tiny_mlp(seed: int) -> nn.Module:
 
 
 def tiny_env(**options) -> PruningEnv:
-    kwargs = {"model": tiny_mlp, "features": FEATURES, "reward": "neg_loss", "reward_steps": 2,
+    kwargs = {"model": tiny_mlp, "proxies": FEATURES, "reward": "neg_loss", "reward_steps": 2,
               "target_sparsity": 0.9, "seed": 0, **options}
     return PruningEnv("mlp-digits", **kwargs)
 
@@ -270,7 +270,7 @@ def test_discrete_controller_trains_and_acts_with_bins():
 def test_training_on_envs_with_other_features_fails_by_name():
     controller = MappoController(tiny_env(), TINY)
     with pytest.raises(ValueError, match="features"):
-        controller.train(partial(tiny_env, features=("snip",)), episodes=2, seed=0)
+        controller.train(partial(tiny_env, proxies=("snip",)), episodes=2, seed=0)
 
 
 def test_resume_after_the_first_checkpoint_reaches_the_episode_count_with_a_continuous_log(tmp_path, monkeypatch):
@@ -310,7 +310,7 @@ def test_resume_with_another_config_fails(tmp_path):
 @pytest.mark.slow
 def test_two_worker_processes_give_the_same_run_as_one():
     spec = EnvSpec("mlp-digits", options={"reward": "neg_loss", "reward_steps": 2, "target_sparsity": 0.99,
-                                          "features": FEATURES, "seed": 0})
+                                          "proxies": FEATURES, "seed": 0})
     one = MappoController(spec(), TINY).train(spec, 4, seed=0)
     two = MappoController(spec(), TINY, workers=2).train(spec, 4, seed=0)
     assert [row["reward_mean"] for row in one.history] == [row["reward_mean"] for row in two.history]

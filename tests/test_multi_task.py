@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 import pytest
 from gymnasium.utils import seeding
 from pettingzoo.test import parallel_api_test
@@ -87,19 +88,21 @@ def test_step_forwards_infos_plan_masks_and_render(env):
     _, rewards, terminations, _, infos = env.step(fixed_actions(env.agents))
     assert env.task_index == 1 and len(rewards) == 7 and all(terminations.values()) and env.agents == []
     assert all(info["task_index"] == 1.0 for info in infos.values())
-    assert env.last_plan is env.current.last_plan and env.last_masks is env.current.last_masks
+    assert env.last_result is env.current.last_result and env.last_masks is env.current.last_masks
     assert env.layers is env.current.layers and env.instance is env.current.instance
     assert env.render().splitlines()[0] == "task 1: cnn-digits"
-    assert env.pruned_model() is not None
+    pruned = env.pruned_model()  # the drawn sub-env's initialization, zero exactly where its masks prune
+    for layer in env.layers:
+        assert torch.equal(pruned.get_submodule(layer.name).weight != 0, env.last_masks[layer.name])
 
 
 def test_errors_name_the_problem(env):
     with pytest.raises(ValueError, match="non-empty"):
         MultiTaskPruningEnv(())
     with pytest.raises(ValueError, match=r"tasks\[1\] has feature_names"):
-        MultiTaskPruningEnv(["mlp-digits", PruningEnv("cnn-digits", features=("snip",), **FAST)], **FAST)
+        MultiTaskPruningEnv(["mlp-digits", PruningEnv("cnn-digits", proxies=("snip",), **FAST)], **FAST)
     fresh = make_env()
-    for call in (lambda: fresh.step({}), fresh.state, lambda: fresh.current, lambda: fresh.last_plan):
+    for call in (lambda: fresh.step({}), fresh.state, lambda: fresh.current, lambda: fresh.last_result):
         with pytest.raises(ValueError, match="reset"):
             call()
     with pytest.raises(ValueError, match="unknown agent"):

@@ -60,7 +60,7 @@ def test_pretrained_prunes_an_unseen_module_in_under_a_second_exactly(target: fl
     print(f"pretrained controller on TwoBranchNet at {target}: {seconds:.3f} s (env, controller load, proxies, act, masks)")
     assert seconds < 1.0
     assert controller.name == "pretrained"
-    pruned = int(env.last_plan["pruned_counts"].sum())
+    pruned = int(env.last_result.pruned_counts.sum())
     assert pruned == round(target * env.sizes.sum())  # the budget, to the weight
     assert sum(int((~mask).sum()) for mask in env.last_masks.values()) == pruned
     assert len(env.last_masks) == 5 and all(mask.any() for mask in env.last_masks.values())
@@ -73,6 +73,6 @@ def test_pretrained_acts_unlike_uniform_and_refuses_other_observations() -> None
     plan = np.array([a[0] for a in controller.act(observations, infos).values()])
     assert plan.std() > 0.01  # a layer-wise allocation, not one ratio for all
     with pytest.raises(ValueError, match="features"):
-        load_pretrained(PruningEnv("cnn-digits", features=("snip",), reward="zero_cost", device="cpu"))
+        load_pretrained(PruningEnv("cnn-digits", proxies=("snip",), reward="zero_cost", device="cpu"))
     with pytest.raises(ValueError, match="continuous"):
         load_pretrained(PruningEnv("cnn-digits", action_type="discrete", reward="zero_cost", device="cpu"))

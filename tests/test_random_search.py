@@ -9,6 +9,7 @@ from scipy.special import expit
 from agents import make_controller
 from agents.random_search import RandomSearch, sample_plans
 from pruning_env.env import PruningEnv
+from pruning_env.pools import LocalPool
 
 SEED = 5
 
@@ -39,8 +40,8 @@ def test_zero_scale_gives_the_center_and_extremes_are_clipped():
 
 def test_keeps_the_best_of_n_plans_and_acts_with_it(env):
     search = RandomSearch(env, episodes=6, center="erk", scale=1.0, seed=SEED, progress=False)
-    report = search.train()
-    rewards = [row["reward"] for row in report.history]
+    report = search.search()
+    rewards = [row["reward_mean"] for row in report.history]
     assert report.episodes == 6 and len(rewards) == 6
     assert report.best_reward == max(rewards) == search.best_reward
     assert [row["best_reward"] for row in report.history] == list(np.maximum.accumulate(rewards))
@@ -50,14 +51,14 @@ def test_keeps_the_best_of_n_plans_and_acts_with_it(env):
 
 def test_include_center_evaluates_the_reference_first(env):
     search = RandomSearch(env, episodes=2, center="snip", seed=SEED, include_center=True, progress=False)
-    report = search.train()
+    report = search.search()
     observations, infos = env.reset(seed=SEED)
-    assert report.history[0]["reward"] == reward_of(env, make_controller("global_snip", env).act(observations, infos))
+    assert report.history[0]["reward_mean"] == reward_of(env, make_controller("global_snip", env).act(observations, infos))
 
 
 def test_same_seed_same_search_and_protocol_arguments(env):
-    first = RandomSearch(env, episodes=3, seed=1, progress=False).train()
-    second = RandomSearch(env, episodes=99, seed=0, progress=False).train(lambda: env, episodes=3, seed=1)
+    first = RandomSearch(env, episodes=3, seed=1, progress=False).search()
+    second = RandomSearch(env, episodes=99, seed=0, progress=False).search(episodes=3, seed=1)
     assert first.history == second.history
 
 
@@ -69,25 +70,18 @@ def test_registered_and_validated(env):
         RandomSearch(env, scale=-1.0)
     with pytest.raises(ValueError, match="fisher_density"):
         RandomSearch(env, center="fisher")
-    with pytest.raises(ValueError, match="train"):
+    with pytest.raises(ValueError, match="search"):
         RandomSearch(env).act({}, {})
+    with pytest.raises(ValueError, match="exactly one of env"):
+        RandomSearch(None)
 
 
-def test_a_plan_evaluator_replaces_the_env_steps_and_gives_the_same_search() -> None:
-    def make_env() -> PruningEnv:
-        return PruningEnv(target_sparsity=0.9, reward="zero_cost")
-
-    local = RandomSearch(make_env(), episodes=4, seed=3, progress=False)
-    local.train()
-    seen: list[tuple[int, tuple[int, int]]] = []
-
-    def evaluate(seed: int, plans: np.ndarray) -> np.ndarray:
-        seen.append((seed, plans.shape))
-        env = make_env()
-        return np.array([RandomSearch._step_reward(env, seed, plan, first=False) for plan in plans])
-
-    batched = RandomSearch(make_env(), episodes=4, seed=3, progress=False, evaluate_plans=evaluate)
-    batched.train()
-    assert seen == [(3, (4, 6))]
-    np.testing.assert_array_equal(batched.best_plan, local.best_plan)
-    assert batched.best_reward == local.best_reward
+def test_a_pool_replaces_the_env_and_gives_the_same_search() -> None:
+    options = {"target_sparsity": 0.9, "reward": "zero_cost", "device": "cpu"}
+    local = RandomSearch(PruningEnv(**options), episodes=4, seed=3, progress=False)
+    local.search()
+    with LocalPool([options]) as pool:
+        pooled = RandomSearch(None, episodes=4, seed=3, progress=False, pool=pool)
+        pooled.search()
+    np.testing.assert_array_equal(pooled.best_plan, local.best_plan)
+    assert pooled.best_reward == local.best_reward

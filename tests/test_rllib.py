@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from ray.rllib.algorithms.ppo import PPOConfig
 
-from agents.ray_pool import local_ray
 from pruning_env.integrations.rllib import (
     SHARED_POLICY,
     RLlibPruningEnv,
@@ -21,9 +20,8 @@ NUM_LAYERS = 6  # mlp-digits
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with local_ray(num_cpus=2, isolate_home=True):
-        yield
+def cluster(ray_cluster):
+    yield
 
 
 def test_env_lists_agents_in_layer_order_and_renders():

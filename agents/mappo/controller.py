@@ -13,9 +13,10 @@ import torch
 from agents.base import Actions, EnvFactory, Observations, TrainingReport, register_controller, stacked
 from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
-from agents.mappo.rollout import EnvInfo, env_actions
+from agents.mappo.rollout import env_actions
 from agents.mappo.train import run_training
 from pruning_env.env import PruningEnv
+from pruning_env.pools import EnvInfo, make_pool
 
 CONTROLLER_FILE = "controller.pt"
 
@@ -58,8 +59,12 @@ class MappoController:
         return self.train_on([make_env], episodes, seed)
 
     def train_on(self, factories: Sequence[EnvFactory], episodes: int, seed: int) -> TrainingReport:
-        """Train on episodes drawn uniformly across several env factories (tasks, targets, ...)."""
-        report, _ = run_training(self.policy, factories, episodes, seed, self.config)
+        """Train on episodes drawn uniformly across several env factories (tasks, targets, ...), evaluated on a
+        pool of ``config.workers`` workers (processes, or Ray actors with ``config.ray_address``)."""
+        if not factories:
+            raise ValueError("factories must hold at least one env factory")
+        with make_pool(factories, self.config.workers, self.config.ray_address) as pool:
+            report, _ = run_training(self.policy, pool, episodes, seed, self.config)
         if self.config.out is not None:
             self.save(Path(self.config.out) / CONTROLLER_FILE)
         return report

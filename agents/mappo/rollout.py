@@ -1,35 +1,30 @@
-"""Collecting one-step episodes from env copies, in-process or in worker processes.
+"""Collecting one-step episodes through an evaluation pool (``pruning_env.pools``).
 
-The policy stays in the main process; workers only host envs. Every episode is fixed in advance by
+The policy stays in the main process; the pool's workers only host envs. Every episode is fixed in advance by
 ``episode_plan`` (its task, reset seed and sampling seed are functions of the run seed and the episode's index),
-so a run's numbers do not depend on the number of workers or on their timing. Workers take episodes as they
-become free: reset -> the main process samples the actions -> step -> next episode.
+so a run's numbers do not depend on the number of workers or on their timing: the pool observes each distinct
+instance, the main process samples every episode's actions, the pool evaluates all plans.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
-import traceback
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
-from agents.base import Actions, stacked, to_actions
+from agents.base import Actions, to_actions
 from agents.mappo.policy import TokenPolicy, sparsities
 from pruning_env.data import load_dataset
 from pruning_env.env import PruningEnv
-from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.plan import EpisodeResult
+from pruning_env.pools import EvaluationPool, PlanRequest
 from pruning_env.tasks import Task
 
 LOGIT_CLIP = 15.0  # requested sparsities stay in [sigmoid(-15), sigmoid(15)], exactly representable below 1
 SEED_LIMIT = 2**31 - 1
-EnvFactory = Callable[[], PruningEnv]
 
 
 @dataclass(frozen=True)
@@ -50,22 +45,6 @@ class EnvSpec:
 
 
 @dataclass(frozen=True)
-class EnvInfo:
-    """What the trainer needs to know about one env factory's envs."""
-
-    feature_names: tuple[str, ...]
-    action_bins: int | None
-    """Discrete bins, or None for continuous actions."""
-    draws_per_episode: bool
-    """The env draws something new on every reset: an initialization, a target or (multi-task) a network."""
-
-    @classmethod
-    def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
-        bins = env.action_bins if env.action_type == "discrete" else None
-        return cls(tuple(env.feature_names), bins, env.draws_per_episode)
-
-
-@dataclass(frozen=True)
 class PlannedEpisode:
     """Which env factory, the seed to reset it with, the seed of the action sample."""
 
@@ -76,18 +55,19 @@ class PlannedEpisode:
 
 @dataclass
 class Episode:
-    """A finished one-step episode: observation ``(L, F)``, actions / log-probs ``(L,)``, value, reward, infos."""
+    """A finished one-step episode: observation ``(L, F)``, actions / log-probs ``(L,)``, value, and its result."""
 
     task: int
     obs: np.ndarray
     actions: np.ndarray
     log_prob: np.ndarray
     value: float
-    reward: float
-    accuracy: float
-    loss: float
-    applied: np.ndarray
-    """Applied sparsity per layer (after the budget projection)."""
+    result: EpisodeResult
+    """The evaluated plan (reward, accuracy, loss, applied sparsities, ...)."""
+
+    @property
+    def reward(self) -> float:
+        return self.result.reward
 
 
 def episode_plan(seed: int, first: int, count: int, fresh: Sequence[bool], group_size: int = 1) -> list[PlannedEpisode]:
@@ -110,168 +90,20 @@ def episode_plan(seed: int, first: int, count: int, fresh: Sequence[bool], group
 
 
 def env_actions(actions: np.ndarray, discrete: bool) -> Actions:
-    """Policy actions ``(L,)`` -> the env's dict: sparsity ``sigmoid(logit)`` or the bin index."""
+    """Policy actions ``(L,)`` -> the env's dict: sparsity ``sigmoid(logit)`` (float32) or the bin index."""
     if discrete:
         return {f"layer_{i}": np.int64(value) for i, value in enumerate(actions)}
     logits = torch.as_tensor(np.asarray(actions, dtype=np.float64)).clamp(-LOGIT_CLIP, LOGIT_CLIP)
     return to_actions(sparsities(logits).numpy())
 
 
-class EnvHost:
-    """Envs of every factory, one episode at a time (lives in a worker, or in the main process)."""
-
-    def __init__(self, factories: Sequence[EnvFactory]) -> None:
-        self.envs = [factory() for factory in factories]
-        self.infos = [EnvInfo.of(env) for env in self.envs]
-        self.current: PruningEnv | None = None
-
-    def reset(self, task: int, seed: int) -> np.ndarray:
-        self.current = self.envs[task]
-        observations, _ = self.current.reset(seed=seed)
-        return stacked(observations)
-
-    def step(self, actions: Actions) -> tuple[float, float, float, np.ndarray]:
-        """Reward, accuracy, loss and applied sparsities ``(L,)`` of the running episode."""
-        assert self.current is not None
-        _, rewards, _, _, infos = self.current.step(actions)
-        first = infos["layer_0"]
-        applied = np.array([infos[f"layer_{i}"]["applied_sparsity"] for i in range(len(infos))])
-        return float(rewards["layer_0"]), float(first["accuracy"]), float(first["loss"]), applied
-
-    def handle(self, command: tuple) -> Any:
-        kind, *args = command
-        return self.reset(*args) if kind == "reset" else self.step(*args)
-
-
-class EnvPool(Protocol):
-    """Workers that run ``("reset", task, seed)`` and ``("step", actions)`` commands."""
-
-    num_workers: int
-    infos: list[EnvInfo]
-
-    def send(self, worker: int, command: tuple) -> None: ...
-
-    def receive(self) -> list[tuple[int, Any]]:
-        """Replies that are ready as ``(worker, reply)``, waiting for at least one."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class LocalPool:
-    """One env host in this process: each command runs at once."""
-
-    num_workers = 1
-
-    def __init__(self, factories: Sequence[EnvFactory]) -> None:
-        self.host = EnvHost(factories)
-        self.infos = self.host.infos
-        self.replies: deque[tuple[int, Any]] = deque()
-
-    def send(self, worker: int, command: tuple) -> None:
-        self.replies.append((worker, self.host.handle(command)))
-
-    def receive(self) -> list[tuple[int, Any]]:
-        replies = list(self.replies)
-        self.replies.clear()
-        return replies
-
-    def close(self) -> None:
-        self.host = None  # type: ignore[assignment]
-
-
-def _worker_main(connection: Connection, factories: Sequence[EnvFactory]) -> None:
-    torch.set_num_threads(1)  # one core per worker: the workers share the machine
-    try:
-        host = EnvHost(factories)
-        connection.send(("ok", host.infos))
-        while (command := connection.recv()) != ("close",):
-            connection.send(("ok", host.handle(command)))
-    except Exception:
-        connection.send(("error", traceback.format_exc()))
-    finally:
-        connection.close()
-
-
-class ProcessPool:
-    """``num_workers`` spawned processes, each hosting its own copy of every env (one torch thread each).
-
-    Spawned workers re-import the main module: a script that trains with workers > 1 needs the
-    ``if __name__ == "__main__":`` guard.
-    """
-
-    def __init__(self, factories: Sequence[EnvFactory], num_workers: int) -> None:
-        try:
-            pickle.dumps(list(factories))
-        except Exception as error:
-            raise ValueError(
-                "workers > 1 needs picklable env factories (e.g. EnvSpec or functools.partial(PruningEnv, ...)), "
-                f"got {factories!r}: {error}"
-            ) from error
-        context = multiprocessing.get_context("spawn")
-        self.num_workers = num_workers
-        self.connections: list[Connection] = []
-        self.processes = []
-        for _ in range(num_workers):
-            parent, child = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child, list(factories)), daemon=True)
-            process.start()
-            child.close()
-            self.connections.append(parent)
-            self.processes.append(process)
-        try:
-            self.infos: list[EnvInfo] = [self._reply(connection) for connection in self.connections][0]
-        except Exception:
-            self.close()
-            raise
-
-    def _reply(self, connection: Connection) -> Any:
-        try:
-            status, payload = connection.recv()
-        except EOFError as error:
-            raise RuntimeError("an env worker process died (see its output above)") from error
-        if status == "error":
-            raise RuntimeError(f"an env worker failed:\n{payload}")
-        return payload
-
-    def send(self, worker: int, command: tuple) -> None:
-        self.connections[worker].send(command)
-
-    def receive(self) -> list[tuple[int, Any]]:
-        ready = wait(self.connections)
-        return [(self.connections.index(c), self._reply(c)) for c in ready]  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        for connection, process in zip(self.connections, self.processes, strict=True):
-            if process.is_alive():
-                try:
-                    connection.send(("close",))
-                except (BrokenPipeError, OSError):
-                    pass
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-            connection.close()
-
-
-def make_pool(factories: Sequence[EnvFactory], workers: int, ray_address: str | None = None) -> EnvPool:
-    """Ray actors when ``ray_address`` is set ("local" starts a local cluster), else in-process for one worker,
-    else spawned worker processes."""
-    if ray_address is not None:
-        from agents.ray_pool import RayEnvPool  # ray is an optional extra: imported only when asked for
-
-        return RayEnvPool(factories, workers, None if ray_address == "local" else ray_address)
-    return LocalPool(factories) if workers == 1 else ProcessPool(factories, workers)
-
-
-@dataclass
-class _Running:
-    index: int
-    planned: PlannedEpisode
-    obs: np.ndarray | None = None
-    actions: np.ndarray | None = None
-    log_prob: np.ndarray | None = None
-    value: float = 0.0
+def sparsity_plan(actions: np.ndarray, action_bins: int | None) -> np.ndarray:
+    """Policy actions ``(L,)`` -> the requested sparsities ``(L,)`` float64 that ``env_actions`` asks the env for:
+    bin i of ``action_bins`` is i / (bins - 1); a logit's sparsity is rounded to float32 as the action is."""
+    if action_bins is not None:
+        return np.asarray(actions).astype(np.int64) / (action_bins - 1)
+    actions_dict = env_actions(actions, discrete=False)
+    return np.array([actions_dict[f"layer_{i}"][0] for i in range(len(actions_dict))], dtype=np.float64)
 
 
 def _sample(policy: TokenPolicy, obs: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -281,37 +113,24 @@ def _sample(policy: TokenPolicy, obs: np.ndarray, seed: int) -> tuple[np.ndarray
     return actions[0].numpy(), log_prob[0].numpy(), float(value[0])
 
 
-def collect(policy: TokenPolicy, pool: EnvPool, plan: Sequence[PlannedEpisode]) -> list[Episode]:
-    """Run the planned episodes on the pool's workers; the episodes in plan order."""
-    queue = deque(enumerate(plan))
-    running: dict[int, _Running] = {}
-    done: list[Episode | None] = [None] * len(plan)
-
-    def start(worker: int) -> None:
-        if queue:
-            index, planned = queue.popleft()
-            running[worker] = _Running(index, planned)
-            pool.send(worker, ("reset", planned.task, planned.reset_seed))
-
-    for worker in range(pool.num_workers):
-        start(worker)
-    while running:
-        for worker, reply in pool.receive():
-            episode = running[worker]
-            if episode.obs is None:
-                episode.obs = reply
-                episode.actions, episode.log_prob, episode.value = _sample(policy, reply, episode.planned.sample_seed)
-                discrete = pool.infos[episode.planned.task].action_bins is not None
-                pool.send(worker, ("step", env_actions(episode.actions, discrete)))
-                continue
-            reward, accuracy, loss, applied = reply
-            done[episode.index] = Episode(
-                episode.planned.task, episode.obs, episode.actions, episode.log_prob, episode.value,
-                reward, accuracy, loss, applied,
-            )
-            del running[worker]
-            start(worker)
-    return done  # type: ignore[return-value]
+def collect(policy: TokenPolicy, pool: EvaluationPool, plan: Sequence[PlannedEpisode]) -> list[Episode]:
+    """Run the planned episodes on the pool: observe each distinct instance once, sample every episode's actions
+    here, evaluate all plans on the pool's workers; the episodes in plan order."""
+    instances = list(dict.fromkeys((planned.task, planned.reset_seed) for planned in plan))
+    observed = pool.observe([seed for _, seed in instances], [task for task, _ in instances])
+    observations = dict(zip(instances, observed, strict=True))
+    samples, requests = [], []
+    for planned in plan:
+        obs = observations[(planned.task, planned.reset_seed)]
+        actions, log_prob, value = _sample(policy, obs, planned.sample_seed)
+        samples.append((obs, actions, log_prob, value))
+        plan_array = sparsity_plan(actions, pool.infos[planned.task].action_bins)
+        requests.append(PlanRequest(planned.reset_seed, plan_array, planned.task))
+    results = pool.evaluate(requests)
+    return [
+        Episode(planned.task, obs, actions, log_prob, value, result)
+        for planned, (obs, actions, log_prob, value), result in zip(plan, samples, results, strict=True)
+    ]
 
 
 def pad(episodes: Sequence[Episode]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

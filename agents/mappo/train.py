@@ -26,7 +26,9 @@ from agents.base import TrainingReport
 from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.ppo import Batch, RunningMeanStd, group_advantages, one_step_targets, ppo_update
-from agents.mappo.rollout import EnvFactory, EnvInfo, EnvPool, Episode, collect, episode_plan, make_pool, pad
+from agents.mappo.rollout import Episode, collect, episode_plan, pad
+from pruning_env.plots import Panel, Series, save_lines
+from pruning_env.pools import EnvInfo, EvaluationPool
 
 CHECKPOINT = "checkpoint.pt"
 PROGRESS = "progress.csv"
@@ -51,7 +53,7 @@ class TrainState:
     def record_best(self, episodes: Sequence[Episode]) -> None:
         best = max(episodes, key=lambda episode: episode.reward)
         if best.reward > self.best_reward:
-            self.best_reward, self.best_plan, self.best_task = best.reward, best.applied.tolist(), best.task
+            self.best_reward, self.best_plan, self.best_task = best.reward, best.result.applied.tolist(), best.task
 
 
 def check_compatible(policy: TokenPolicy, infos: Sequence[EnvInfo]) -> None:
@@ -80,7 +82,7 @@ def _derived_seed(*keys: int) -> int:
 
 
 def run_update(
-    policy: TokenPolicy, optimizer: torch.optim.Optimizer, pool: EnvPool, state: TrainState,
+    policy: TokenPolicy, optimizer: torch.optim.Optimizer, pool: EvaluationPool, state: TrainState,
     count: int, seed: int, fresh: Sequence[bool], config: MappoConfig,
 ) -> dict[str, float]:
     """Collect ``count`` episodes, update the policy once, advance ``state``; the update's log row."""
@@ -103,8 +105,8 @@ def run_update(
         "update": state.update, "episodes": state.episodes, "seconds": state.seconds,
         "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()), "reward_max": float(rewards.max()),
         "best_reward": state.best_reward,
-        "accuracy_mean": float(np.mean([episode.accuracy for episode in episodes])),
-        "loss_mean": float(np.mean([episode.loss for episode in episodes])),
+        "accuracy_mean": float(np.mean([episode.result.accuracy for episode in episodes])),
+        "loss_mean": float(np.mean([episode.result.loss for episode in episodes])),
         "value_mean": float(values.mean()), "std": policy.log_std.exp().item(), **stats,
     }
     state.history.append(row)
@@ -194,30 +196,19 @@ def _tensorboard_writer(out: Path, purge_step: int) -> Any:
 
 def plot_learning_curve(history: Sequence[dict[str, float]], path: Path, title: str = "transformer MAPPO") -> None:
     """Mean reward per update and best reward so far against episodes, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
     episodes = [row["episodes"] for row in history]
-    figure, axes = pyplot.subplots(figsize=(6, 4))
-    axes.plot(episodes, [row["reward_mean"] for row in history], label="mean reward of the update")
-    axes.plot(episodes, [row["best_reward"] for row in history], label="best reward so far")
-    axes.set(xlabel="episodes (reward evaluations)", ylabel="reward", title=title)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    pyplot.close(figure)
+    series = [Series("mean reward of the update", episodes, [row["reward_mean"] for row in history]),
+              Series("best reward so far", episodes, [row["best_reward"] for row in history])]
+    save_lines(path, [Panel(title, "episodes (reward evaluations)", "reward", series)])
 
 
 # --- the loop -------------------------------------------------------------------------------------------------
-def run_training(policy: TokenPolicy, factories: Sequence[EnvFactory], episodes: int, seed: int,
+def run_training(policy: TokenPolicy, pool: EvaluationPool, episodes: int, seed: int,
                  config: MappoConfig) -> tuple[TrainingReport, TrainState]:
-    """Train ``policy`` in place for ``episodes`` reward evaluations drawn across ``factories``."""
+    """Train ``policy`` in place for ``episodes`` reward evaluations drawn across the pool's env sources (the
+    caller owns the pool and closes it)."""
     if episodes < 0:
         raise ValueError(f"episodes must be >= 0, got {episodes}")
-    if not factories:
-        raise ValueError("factories must hold at least one env factory")
     from tqdm.auto import tqdm
 
     out = None if config.out is None else Path(config.out)
@@ -228,7 +219,6 @@ def run_training(policy: TokenPolicy, factories: Sequence[EnvFactory], episodes:
         state = TrainState()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    pool = make_pool(factories, config.workers, config.ray_address)
     log = RunLog(out, state.history, config.tensorboard)
     bar = tqdm(total=episodes, initial=min(state.episodes, episodes), unit="episode", disable=not config.progress)
     try:
@@ -245,7 +235,6 @@ def run_training(policy: TokenPolicy, factories: Sequence[EnvFactory], episodes:
     finally:
         bar.close()
         log.close()
-        pool.close()
     if out is not None:
         save_checkpoint(out / CHECKPOINT, policy, optimizer, state, config, seed)
         if state.history:

@@ -1,0 +1,133 @@
+"""The options of a ``PruningEnv``, defaulted from its task and validated once.
+
+``EnvConfig.build(task, **options)`` is the one place where the env's options get their defaults (the task
+supplies target, scorer, proxies, reward and schedules) and are checked; the env only reads the result.
+
+    config = EnvConfig.build("mlp-digits", target_sparsity=0.99, reward="neg_loss")
+    config.reward_train.steps          # 100: the task's K
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import torch
+
+from pruning_env.device import resolve_device
+from pruning_env.registry import get_task
+from pruning_env.rewards import check_reward_kind
+from pruning_env.scorers import SCORERS, is_target_dependent
+from pruning_env.tasks import Task
+from pruning_env.training import TrainConfig
+
+ActionType = Literal["continuous", "discrete"]
+Init = Literal["fixed", "per_episode"] | int
+RENDER_MODES: tuple[str, ...] = ("ansi", "human")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Every option of a ``PruningEnv``, resolved (no field is left to a default elsewhere)."""
+
+    task: Task
+    """The task: network, dataset, default target and schedules."""
+    target_range: tuple[float, float]
+    """(low, high) of the global target, 0 <= low <= high < 1; low == high for a fixed target."""
+    scorer: str
+    """Within-layer mask criterion, a name from ``pruning_env.scorers.SCORERS``."""
+    proxies: tuple[str, ...]
+    """Scorers whose statistics feed the observation (target-free ones only)."""
+    reward: str
+    """Reward kind, one of ``pruning_env.rewards.REWARDS``."""
+    reward_train: TrainConfig
+    """Schedule of the reward's training: the task's K-step proxy (``reward_steps`` applied), or its full
+    schedule for ``reward="full"``."""
+    action_type: ActionType
+    """``"continuous"`` sparsities or ``"discrete"`` bins."""
+    action_bins: int
+    """Number of discrete sparsity levels (bin i requests i / (action_bins - 1))."""
+    init: Init
+    """``"fixed"``: θ0 from the reset seed; ``"per_episode"``: a new θ0 every episode; an int s: θ0 of seed s."""
+    device: torch.device
+    """Where the network, the data and the training live."""
+    seed: int | None
+    """Seed of the first reset when ``reset`` is called without one."""
+    render_mode: str | None
+    """None, ``"ansi"`` or ``"human"``."""
+    cache_size: int
+    """Instances (scored initializations) kept in memory."""
+
+    @classmethod
+    def build(
+        cls,
+        task: str | Task = "mlp-digits",
+        *,
+        target_sparsity: float | tuple[float, float] | None = None,
+        scorer: str | None = None,
+        proxies: tuple[str, ...] | list[str] | None = None,
+        reward: str | None = None,
+        reward_steps: int | None = None,
+        action_type: ActionType = "continuous",
+        action_bins: int = 21,
+        init: Init = "fixed",
+        device: str | torch.device = "auto",
+        seed: int | None = None,
+        render_mode: str | None = None,
+        cache_size: int = 8,
+    ) -> EnvConfig:
+        """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
+
+        Raises:
+            ValueError: for any option out of its range, naming the option, the value and what is allowed.
+        """
+        task = task if isinstance(task, Task) else get_task(task)
+        reward = task.reward if reward is None else reward
+        check_reward_kind(reward)
+        scorer = task.scorer if scorer is None else scorer
+        proxies = tuple(task.proxies if proxies is None else proxies)
+        for name in (scorer, *proxies):
+            if name not in SCORERS:
+                raise ValueError(f"unknown scorer or proxy {name!r}; known: {', '.join(SCORERS)}")
+        dependent = sorted(name for name in proxies if is_target_dependent(name))
+        if dependent:
+            raise ValueError(f"proxies cannot be target-dependent scorers, got {dependent}")
+        if action_type not in ("continuous", "discrete"):
+            raise ValueError(f"action_type must be 'continuous' or 'discrete', got {action_type!r}")
+        if action_bins < 2:
+            raise ValueError(f"action_bins must be >= 2, got {action_bins}")
+        if not (init in ("fixed", "per_episode") or (isinstance(init, int) and init >= 0)):
+            raise ValueError(f"init must be 'fixed', 'per_episode' or a seed (int >= 0), got {init!r}")
+        if render_mode not in (None, *RENDER_MODES):
+            raise ValueError(f"render_mode must be None or one of {list(RENDER_MODES)}, got {render_mode!r}")
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        reward_train = task.final_train if reward == "full" else task.reward_train
+        if reward_steps is not None:
+            reward_train = replace(reward_train, steps=reward_steps)
+        return cls(
+            task, target_range(task.target_sparsity if target_sparsity is None else target_sparsity), scorer,
+            proxies, reward, reward_train, action_type, action_bins, init, resolve_device(device), seed, render_mode,
+            cache_size,
+        )
+
+    @property
+    def draws_per_episode(self) -> bool:
+        """Every reset draws a new initialization or target."""
+        low, high = self.target_range
+        return self.init == "per_episode" or high > low
+
+
+def target_range(target: float | tuple[float, float]) -> tuple[float, float]:
+    """``(low, high)`` of a target given as one float or a range.
+
+    Raises:
+        ValueError: unless 0 <= low <= high < 1, both finite.
+    """
+    low, high = (target, target) if isinstance(target, int | float) else tuple(target)
+    if not all(np.isfinite([low, high])) or not (0.0 <= low <= high < 1.0):
+        raise ValueError(
+            f"target_sparsity must be a float in [0, 1) or a range (low, high) with 0 <= low <= high < 1, got {target!r}"
+        )
+    return float(low), float(high)

@@ -1,0 +1,124 @@
+"""The plan pipeline: requested per-layer sparsities -> exact budget -> masks, and the result of evaluating a plan.
+
+One function serves every place that applies a plan (``PruningEnv.step``, ``PruningEnv.evaluate_plan``,
+``benchmarks.final_accuracy.FinalEvaluator``, ``benchmarks.env_speed``):
+
+    requests ``(L,)`` --clip_requests--> sparsities in [0, 1] --prune_plan--> pruned counts (exact global target,
+    every layer keeps a weight, order kept) and within-layer top-k masks from the instance's importance orders.
+
+``EpisodeResult`` is the one record of an evaluated plan: what was asked, what was applied, what it earned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pruning_env.budget import project_to_budget
+from pruning_env.layers import PrunableLayer
+from pruning_env.masking import masks_from_orders
+
+
+@dataclass(frozen=True)
+class PrunedPlan:
+    """A plan applied to one network at one target."""
+
+    requested: np.ndarray
+    """Requested sparsity per layer ``(L,)`` float64, in [0, 1] (after clipping)."""
+    clipped: np.ndarray
+    """``(L,)`` float64: 1 where the request lay outside [0, 1] and was clipped, else 0."""
+    pruned_counts: np.ndarray
+    """Weights pruned per layer ``(L,)`` int64; they sum to ``budget.target_count(total, target)``."""
+    sizes: np.ndarray
+    """Weights per layer ``(L,)`` int64."""
+    masks: dict[str, torch.Tensor]
+    """Layer name -> bool mask shaped like the weight, True = kept."""
+
+    @property
+    def applied(self) -> np.ndarray:
+        """Applied sparsity per layer ``(L,)`` float64: pruned / size."""
+        return self.pruned_counts / self.sizes
+
+    @property
+    def global_sparsity(self) -> float:
+        """Pruned fraction of all prunable weights (the target, to the weight)."""
+        return float(self.pruned_counts.sum() / self.sizes.sum())
+
+
+def clip_requests(values: Sequence[float] | np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Requests ``(L,)`` clipped into [0, 1], and a 0/1 flag per layer for the clipped ones.
+
+    Raises:
+        ValueError: if a request is NaN or infinite (the message names the agent or layer in ``names``).
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (len(names),):
+        raise ValueError(f"sparsities must have shape ({len(names)},) (one requested sparsity per layer), got {array.shape}")
+    bad = [name for name, value in zip(names, array, strict=True) if not np.isfinite(value)]
+    if bad:
+        raise ValueError(f"requested sparsities must be finite (in [0, 1]); not finite for {bad}")
+    requested = np.clip(array, 0.0, 1.0)
+    return requested, (requested != array).astype(np.float64)
+
+
+def prune_plan(
+    values: Sequence[float] | np.ndarray,
+    layers: Sequence[PrunableLayer],
+    target_sparsity: float,
+    orders: Mapping[str, torch.Tensor],
+    names: Sequence[str] | None = None,
+) -> PrunedPlan:
+    """Apply requests ``(L,)`` to a network at a target: clip, project onto the exact budget, cut the masks.
+
+    Args:
+        values: requested sparsity per layer, in layer order (finite; clipped into [0, 1]).
+        layers: the network's prunable layers in forward order.
+        target_sparsity: the global target in [0, 1).
+        orders: layer name -> ``masking.importance_order`` of the within-layer scorer's scores on the instance.
+        names: how errors name the layers (the env passes its agent names); layer names when None.
+    """
+    requested, clipped = clip_requests(values, [layer.name for layer in layers] if names is None else names)
+    sizes = np.array([layer.num_weights for layer in layers], dtype=np.int64)
+    counts = project_to_budget(requested, sizes, target_sparsity, min_kept=1)
+    masks = masks_from_orders(
+        orders,
+        {layer.name: layer.weight_shape for layer in layers},
+        {layer.name: int(count) for layer, count in zip(layers, counts, strict=True)},
+    )
+    return PrunedPlan(requested, clipped, np.asarray(counts, dtype=np.int64), sizes, masks)
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluated plan: the episode's instance, the plan as asked and as applied, and what it earned."""
+
+    seed: int
+    """Reset seed of the episode."""
+    init_seed: int
+    """Seed of the initialization θ0 the plan pruned."""
+    target_sparsity: float
+    """The episode's global target."""
+    requested: np.ndarray
+    """Requested sparsity per layer ``(L,)``, clipped into [0, 1]."""
+    applied: np.ndarray
+    """Applied sparsity per layer ``(L,)`` after the budget projection."""
+    pruned_counts: np.ndarray
+    """Weights pruned per layer ``(L,)`` int64."""
+    global_sparsity: float
+    """Pruned fraction of all prunable weights."""
+    reward: float
+    """The team reward (for ``FinalEvaluator``: the test accuracy in [0, 1])."""
+    accuracy: float
+    """Accuracy in [0, 1] of the evaluation (validation split for rewards, test split for final evaluations);
+    NaN for the zero-cost reward."""
+    loss: float
+    """Cross-entropy (nats) of that evaluation; NaN for the zero-cost reward, ``inf`` when diverged."""
+    diverged: bool
+    """The training's loss was not finite (the reward is then the lowest value of its kind)."""
+    seconds: float
+    """Wall time of the reward (training plus evaluation)."""
+    source: int = 0
+    """Index of the env source in an evaluation pool (0 for a single env)."""

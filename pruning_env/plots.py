@@ -1,0 +1,121 @@
+"""The one plotting module: PNG panels of scatter points or lines, one colour per series, for every benchmark and
+the MAPPO trainer's learning curve.
+
+    save_scatter(path, [Panel("K=100", "proxy reward", "final test accuracy", [Series("uniform", xs, ys)])])
+
+Figures are drawn with matplotlib's object API (``Figure``, no pyplot state), so no GUI backend is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+PANEL_SIZE = (5.0, 4.0)
+"""Width and height of one panel in inches."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One labelled set of points."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    point_labels: Sequence[str] | None = None
+    """Optional text written next to each point (e.g. a K value or a plan name)."""
+    yerr: Sequence[float] | None = None
+    """Optional symmetric error bar of each point (lines only)."""
+    linestyle: str = "-"
+    """Matplotlib line style (lines only), e.g. "--" for a second quantity of the same series."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot: its title, axis labels and series."""
+
+    title: str
+    xlabel: str
+    ylabel: str
+    series: Sequence[Series]
+    xscale: str = "linear"
+    """"linear", "log" or "logit" (sparsities near 1)."""
+    xticks: tuple[float, ...] | None = None
+    """Tick positions of the x axis (labelled with their values); None: automatic."""
+    hlines: tuple[tuple[str, float], ...] = ()
+    """(label, y) reference lines drawn dashed across the panel."""
+
+
+def save_scatter(path: str | Path, panels: Sequence[Panel], title: str | None = None) -> Path:
+    """Write ``panels`` side by side as scatter plots to the PNG ``path``; returns the path."""
+    return _save(path, panels, title, lines=False)
+
+
+def save_lines(path: str | Path, panels: Sequence[Panel], title: str | None = None,
+               legend_outside: bool = False) -> Path:
+    """Write ``panels`` side by side as line plots with markers (and error bars where given) to the PNG ``path``;
+    ``legend_outside`` puts one legend of the first panel right of the figure. Returns the path."""
+    return _save(path, panels, title, lines=True, legend_outside=legend_outside)
+
+
+def _save(path: str | Path, panels: Sequence[Panel], title: str | None, lines: bool,
+          legend_outside: bool = False) -> Path:
+    if not panels:
+        raise ValueError("panels must hold at least one Panel")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width = PANEL_SIZE[0] * len(panels) + (1.8 if legend_outside else 0.0)
+    figure = Figure(figsize=(width, PANEL_SIZE[1] + (0.4 if title else 0.0)), layout="constrained")
+    all_axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axes, panel in zip(all_axes, panels, strict=True):
+        _draw(axes, panel, lines, legend=not legend_outside)
+    if legend_outside:
+        handles, labels = all_axes[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
+    if len(panel.series) > 10:  # beyond the default cycle's 10 colours
+        axes.set_prop_cycle(color=[colormaps["tab20"](i / 19) for i in range(20)])
+    for series in panel.series:
+        if lines and series.yerr is not None:
+            artist = axes.errorbar(series.x, series.y, yerr=series.yerr, marker="o", markersize=3, capsize=2,
+                                   linewidth=1.2, linestyle=series.linestyle, label=series.label).lines[0]
+        elif lines:
+            (artist,) = axes.plot(series.x, series.y, marker="o", linestyle=series.linestyle, label=series.label)
+        else:
+            artist = axes.scatter(series.x, series.y, s=18, alpha=0.75, label=series.label)
+        if series.point_labels is not None:
+            colour = artist.get_color() if lines else artist.get_facecolor()[0]
+            for x, y, text in zip(series.x, series.y, series.point_labels, strict=True):
+                axes.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
+    for label, value in panel.hlines:
+        axes.axhline(value, color="black", linestyle="--", linewidth=1, label=label)
+    if panel.xscale == "log":
+        axes.set_xscale("log")
+        axes.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.xaxis.set_minor_formatter(NullFormatter())
+    elif panel.xscale == "logit":
+        axes.set_xscale("logit")
+        axes.minorticks_off()
+    else:
+        axes.xaxis.set_major_locator(MaxNLocator(6))
+    if panel.xticks is not None:
+        axes.set_xticks(panel.xticks, [f"{tick:g}" for tick in panel.xticks])
+    axes.set_title(panel.title, fontsize=10)
+    axes.set_xlabel(panel.xlabel)
+    axes.set_ylabel(panel.ylabel)
+    axes.grid(alpha=0.3)
+    if legend and (any(series.label for series in panel.series) or panel.hlines):
+        axes.legend(fontsize=8)

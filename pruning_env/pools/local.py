@@ -1,0 +1,50 @@
+"""``LocalPool``: the envs of every source in this process, one call at a time (no worker can die)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pruning_env.env import PruningEnv
+from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.pools.protocol import Call, EnvHost, EnvSource, PoolBase
+
+
+class _InProcess:
+    """A backend of one slot that runs each call when it is submitted."""
+
+    workers = 1
+
+    def __init__(self, host: EnvHost) -> None:
+        self.host = host
+        self._done: dict[int, Any] = {}
+        self._next = 0
+
+    def submit(self, slot: int, call: Call) -> int:
+        self._next += 1
+        self._done[self._next] = self.host.call(*call)
+        return self._next
+
+    def wait(self, handles: list[int]) -> int:
+        return handles[0]
+
+    def result(self, handle: int) -> Any:
+        return self._done.pop(handle)
+
+    def replace(self, slot: int) -> None:
+        raise AssertionError("an in-process worker cannot be lost")
+
+
+class LocalPool(PoolBase):
+    """The envs of ``sources`` in this process (sources may also be ready ``PruningEnv`` instances)."""
+
+    def __init__(self, sources: Sequence[EnvSource | PruningEnv | MultiTaskPruningEnv]) -> None:
+        if not sources:
+            raise ValueError("a pool needs at least one env source")
+        self.host = EnvHost(sources)
+        self.infos = self.host.infos
+        self.max_attempts = 1
+        self.backend = _InProcess(self.host)
+
+    def close(self) -> None:
+        """Nothing to stop: the envs go with the pool."""

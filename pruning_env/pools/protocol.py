@@ -1,0 +1,205 @@
+"""The evaluation protocol: env sources, requests, what a pool knows of its sources, and the scheduling loop.
+
+``EnvHost`` is the worker side (the envs of every source, answering ``observe`` and ``evaluate`` calls);
+``dispatch`` is the driver side shared by every backend: it runs each call once on some free worker, replaces a
+worker that died and resubmits its call, and returns the results in input order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pruning_env.env import PruningEnv
+from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.plan import EpisodeResult
+from pruning_env.spaces import stack_observations
+
+EnvSource = Mapping[str, Any] | Callable[[], PruningEnv | MultiTaskPruningEnv]
+"""``PruningEnv`` keyword arguments, or a picklable factory (e.g. ``functools.partial(PruningEnv, ...)``)."""
+Call = tuple[str, int, int, np.ndarray | None]
+"""One worker call: ("observe" or "evaluate", source index, reset seed, plan or None)."""
+
+
+def build_env(source: EnvSource) -> PruningEnv | MultiTaskPruningEnv:
+    """The env of ``source``: ``PruningEnv(**source)`` for keyword arguments, else ``source()``."""
+    return PruningEnv(**source) if isinstance(source, Mapping) else source()
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One episode to evaluate: the reset seed, the requested sparsity of every layer ``(L,)``, the source."""
+
+    seed: int
+    plan: np.ndarray
+    source: int = 0
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What a pool's driver needs to know about one source's envs."""
+
+    feature_names: tuple[str, ...]
+    action_bins: int | None
+    """Discrete bins, or None for continuous actions."""
+    draws_per_episode: bool
+    """The env draws something new on every reset: an initialization, a target or (multi-task) a network."""
+
+    @classmethod
+    def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
+        bins = env.action_bins if env.action_type == "discrete" else None
+        return cls(tuple(env.feature_names), bins, env.draws_per_episode)
+
+
+class EnvHost:
+    """The envs of every source, answering stateless calls (the body of a worker; usable in-process)."""
+
+    def __init__(self, sources: Sequence[EnvSource | PruningEnv | MultiTaskPruningEnv]) -> None:
+        self.envs = [source if isinstance(source, PruningEnv | MultiTaskPruningEnv) else build_env(source) for source in sources]
+        self.infos = [EnvInfo.of(env) for env in self.envs]
+
+    def call(self, kind: str, source: int, seed: int, plan: np.ndarray | None) -> np.ndarray | EpisodeResult:
+        """``observe``: the stacked observation ``(L, F)`` of the (source, seed) instance; ``evaluate``: the
+        result of ``plan`` on it."""
+        env = self.envs[source]
+        if kind == "observe":
+            observations, _ = env.reset(seed=seed)
+            return stack_observations(observations)
+        if kind == "evaluate":
+            return replace(env.evaluate_plan(seed, plan), source=source)
+        raise ValueError(f"unknown call {kind!r}: a host answers 'observe' and 'evaluate'")
+
+
+class WorkerLost(Exception):
+    """A worker died while running a call (its call is resubmitted elsewhere)."""
+
+
+class Backend(Protocol):
+    """Workers in slots ``0 … workers - 1``, each running one call at a time."""
+
+    workers: int
+
+    def submit(self, slot: int, call: Call) -> Any:
+        """Start ``call`` on the worker of ``slot``; a hashable handle of the running call."""
+        ...
+
+    def wait(self, handles: list[Any]) -> Any:
+        """Block until one of ``handles`` is done; that handle."""
+        ...
+
+    def result(self, handle: Any) -> Any:
+        """The finished call's value; ``WorkerLost`` if its worker died, the env's own error if it raised."""
+        ...
+
+    def replace(self, slot: int) -> None:
+        """Start a new worker in ``slot`` (the old one is gone or killed)."""
+        ...
+
+
+def dispatch(backend: Backend, calls: Sequence[Call], max_attempts: int, progress: str | None = None) -> list[Any]:
+    """Run every call once on some free worker; the values in input order.
+
+    A call whose worker died is resubmitted (first in the queue) on a replacement worker; after ``max_attempts``
+    starts of one call its last failure is raised as RuntimeError. ``progress`` names a tqdm bar (None: none).
+    """
+    queue = deque(range(len(calls)))
+    results: list[Any] = [None] * len(calls)
+    attempts = [0] * len(calls)
+    idle = deque(range(backend.workers))
+    running: dict[Any, tuple[int, int]] = {}  # handle -> (call index, slot)
+    with tqdm(total=len(calls), desc=progress, disable=progress is None, leave=False) as bar:
+        while queue or running:
+            while queue and idle:
+                index, slot = queue.popleft(), idle.popleft()
+                attempts[index] += 1
+                running[backend.submit(slot, calls[index])] = (index, slot)
+            handle = backend.wait(list(running))
+            index, slot = running.pop(handle)
+            try:
+                results[index] = backend.result(handle)
+                bar.update(1)
+            except WorkerLost as error:
+                if attempts[index] >= max_attempts:
+                    raise RuntimeError(f"call {index} failed on {attempts[index]} workers; the last error follows") from error
+                backend.replace(slot)
+                queue.appendleft(index)
+            idle.append(slot)
+    return results
+
+
+class EvaluationPool(Protocol):
+    """The protocol every pool follows (see ``pruning_env.pools``)."""
+
+    infos: list[EnvInfo]
+    """One ``EnvInfo`` per source."""
+
+    def observe(self, seeds: Sequence[int], sources: Sequence[int] | None = None) -> list[np.ndarray]: ...
+
+    def evaluate(self, requests: Sequence[PlanRequest], progress: str | None = None) -> list[EpisodeResult]: ...
+
+    def close(self) -> None: ...
+
+
+class PoolBase:
+    """``observe`` / ``evaluate`` over a backend, checked requests, context management."""
+
+    backend: Backend
+    infos: list[EnvInfo]
+    max_attempts: int
+
+    @property
+    def workers(self) -> int:
+        return self.backend.workers
+
+    @property
+    def restarts(self) -> int:
+        """Workers replaced so far (after dying mid-call)."""
+        return getattr(self.backend, "restarts", 0)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The observation columns of source 0."""
+        return list(self.infos[0].feature_names)
+
+    def observe(self, seeds: Sequence[int], sources: Sequence[int] | None = None) -> list[np.ndarray]:
+        """The stacked observation ``(L, F)`` of each (source, seed) instance (sources default to 0)."""
+        sources = [0] * len(seeds) if sources is None else list(sources)
+        if len(sources) != len(seeds):
+            raise ValueError(f"seeds and sources must be equally long, got {len(seeds)} and {len(sources)}")
+        calls = [("observe", self._source(source), int(seed), None) for seed, source in zip(seeds, sources, strict=True)]
+        return dispatch(self.backend, calls, self.max_attempts)
+
+    def evaluate(self, requests: Sequence[PlanRequest], progress: str | None = None) -> list[EpisodeResult]:
+        """Every request's ``EpisodeResult``, in input order (``progress``: a tqdm bar's name, None for none)."""
+        calls = [
+            ("evaluate", self._source(request.source), int(request.seed), np.asarray(request.plan, dtype=np.float64))
+            for request in requests
+        ]
+        return dispatch(self.backend, calls, self.max_attempts, progress)
+
+    def _source(self, source: int) -> int:
+        if not 0 <= source < len(self.infos):
+            raise ValueError(f"source must be in [0, {len(self.infos) - 1}], got {source}")
+        return source
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def check_pool_arguments(workers: int, max_attempts: int) -> None:
+    """ValueError unless ``workers`` and ``max_attempts`` are integers >= 1."""
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if not (isinstance(max_attempts, int) and max_attempts >= 1):
+        raise ValueError(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
