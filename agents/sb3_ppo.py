@@ -2,7 +2,7 @@
 
 ``supersuit.pettingzoo_env_to_vec_env_v1`` turns the ParallelEnv into a vector env with one slot per layer agent,
 and ``concat_vec_envs_v1(..., base_class="stable_baselines3")`` concatenates ``num_vec_envs`` copies of it (in
-``num_cpus`` processes, started by ``pruning_env.integrations.vector.concat_copies``), so one MLP policy acts for every layer of every copy: parameter sharing. Each vector step
+``workers`` processes, started by ``pruning_env.integrations.vector.concat_copies``), so one MLP policy acts for every layer of every copy: parameter sharing. Each vector step
 is one episode of every copy, i.e. ``num_vec_envs`` reward evaluations, and gives ``L x num_vec_envs`` samples that
 all carry their copy's team reward. Episodes are one step long, so the advantage is ``reward - V(obs)`` whatever
 ``gamma`` and GAE's lambda are.
@@ -105,19 +105,19 @@ class _SparsityActions(VecEnvWrapper):
         return [None] * self.num_envs
 
 
-def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, num_cpus: int = 1, seed: int = 0) -> VecEnv:
-    """The SB3 vector env: one slot per layer agent of each of ``num_vec_envs`` copies, ``num_cpus`` processes.
+def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, workers: int = 1, seed: int = 0) -> VecEnv:
+    """The SB3 vector env: one slot per layer agent of each of ``num_vec_envs`` copies, in ``workers`` processes.
 
     Raises:
-        ValueError: if the env's actions are not continuous, or ``num_vec_envs`` / ``num_cpus`` < 1.
+        ValueError: if the env's actions are not continuous, or ``num_vec_envs`` / ``workers`` < 1.
     """
-    if num_vec_envs < 1 or num_cpus < 1:
-        raise ValueError(f"num_vec_envs and num_cpus must be >= 1, got {num_vec_envs} and {num_cpus}")
+    if num_vec_envs < 1 or workers < 1:
+        raise ValueError(f"num_vec_envs and workers must be >= 1, got {num_vec_envs} and {workers}")
     env = make_env()
     if env.action_type != "continuous":
         raise ValueError(f"sb3_ppo needs action_type='continuous', got {env.action_type!r}")
     env.reset(seed=seed)
-    return _SparsityActions(concat_copies(env, num_vec_envs, num_cpus, base_class="stable_baselines3"))
+    return _SparsityActions(concat_copies(env, num_vec_envs, workers, base_class="stable_baselines3"))
 
 
 class _History(BaseCallback):
@@ -143,36 +143,10 @@ class _History(BaseCallback):
         )
 
 
-def train_sb3_ppo(
-    make_env: EnvFactory,
-    total_episodes: int,
-    *,
-    config: PPOConfig = PPOConfig(),
-    num_vec_envs: int = 1,
-    num_cpus: int = 1,
-    seed: int = 0,
-    verbose: int = 0,
-) -> tuple[PPO, TrainingReport]:
-    """Train a shared MLP policy with PPO for at most ``total_episodes`` reward evaluations.
-
-    Args:
-        make_env: builds the ParallelEnv (cloned ``num_vec_envs`` times; see the module docstring on seeding).
-        total_episodes: reward evaluation budget; whole rollouts of ``n_steps x num_vec_envs`` episodes are spent.
-        config: PPO's settings.
-        num_vec_envs: env copies stepped together.
-        num_cpus: processes the copies run in (1: in this process).
-        seed: the env's reset seed and PPO's seed.
-        verbose: 1 prints SB3's training table to stdout; nothing is written to disk either way.
-
-    Returns:
-        The trained model and the report (episodes spent, wall time, best reward, one history row per rollout).
-    """
-    per_rollout = config.n_steps * num_vec_envs
-    rollouts = total_episodes // per_rollout
-    if rollouts < 1:
-        raise ValueError(f"total_episodes must be >= n_steps x num_vec_envs = {per_rollout}, got {total_episodes}")
-    vec_env = make_vec_env(make_env, num_vec_envs, num_cpus, seed)
-    num_layers = vec_env.num_envs // num_vec_envs
+def build_ppo(make_env: EnvFactory, config: PPOConfig, num_vec_envs: int, workers: int, seed: int) -> PPO:
+    """The untrained PPO model on a new vector env of ``make_env`` (see ``make_vec_env``): the starting point of
+    ``train_sb3_ppo`` for the same arguments. Close ``model.get_env()`` when done."""
+    vec_env = make_vec_env(make_env, num_vec_envs, workers, seed)
     samples = config.n_steps * vec_env.num_envs
     model = PPO(
         "MlpPolicy",
@@ -186,14 +160,48 @@ def train_sb3_ppo(
         policy_kwargs={"log_std_init": config.log_std_init, "net_arch": list(config.net_arch)},
         device=config.device,
         seed=seed,
-        verbose=verbose,
     )
     # A logger of our own: SB3's default writes an SB3-<date> folder under $TMPDIR on every learn().
-    model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat("stdout")] if verbose else []))
-    history = _History(num_layers)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
+def train_sb3_ppo(
+    make_env: EnvFactory,
+    total_episodes: int,
+    *,
+    config: PPOConfig = PPOConfig(),
+    num_vec_envs: int = 1,
+    workers: int = 1,
+    seed: int = 0,
+    verbose: int = 0,
+) -> tuple[PPO, TrainingReport]:
+    """Train a shared MLP policy with PPO for at most ``total_episodes`` reward evaluations.
+
+    Args:
+        make_env: builds the ParallelEnv (cloned ``num_vec_envs`` times; see the module docstring on seeding).
+        total_episodes: reward evaluation budget; whole rollouts of ``n_steps x num_vec_envs`` episodes are spent.
+        config: PPO's settings.
+        num_vec_envs: env copies stepped together.
+        workers: processes the copies run in (1: in this process).
+        seed: the env's reset seed and PPO's seed.
+        verbose: 1 prints SB3's training table to stdout; nothing is written to disk either way.
+
+    Returns:
+        The trained model and the report (episodes spent, wall time, best reward, one history row per rollout).
+    """
+    per_rollout = config.n_steps * num_vec_envs
+    rollouts = total_episodes // per_rollout
+    if rollouts < 1:
+        raise ValueError(f"total_episodes must be >= n_steps x num_vec_envs = {per_rollout}, got {total_episodes}")
+    model = build_ppo(make_env, config, num_vec_envs, workers, seed)
+    vec_env = model.get_env()
+    if verbose:
+        model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat("stdout")]))
+    history = _History(vec_env.num_envs // num_vec_envs)
     start = time.perf_counter()
     try:
-        model.learn(total_timesteps=rollouts * samples, callback=history)
+        model.learn(total_timesteps=rollouts * config.n_steps * vec_env.num_envs, callback=history)
     finally:
         vec_env.close()
     report = TrainingReport(history.episodes, time.perf_counter() - start, history.best_reward, history.rows)
@@ -207,7 +215,7 @@ class SB3PPOController:
     Args:
         env: the env it will act in (for the registry's signature; ``train`` builds its own from ``make_env``).
         model: a trained PPO model (e.g. from ``train_sb3_ppo`` or ``load``); None until ``train``.
-        config, num_vec_envs, num_cpus: as ``train_sb3_ppo``.
+        config, num_vec_envs, workers: as ``train_sb3_ppo``.
     """
 
     name = "sb3_ppo"
@@ -218,19 +226,19 @@ class SB3PPOController:
         model: PPO | None = None,
         config: PPOConfig = PPOConfig(),
         num_vec_envs: int = 1,
-        num_cpus: int = 1,
+        workers: int = 1,
         seed: int = 0,
     ) -> None:
         del seed  # PPO is seeded by train(seed=...)
         self.model = model
         self.config = config
         self.num_vec_envs = num_vec_envs
-        self.num_cpus = num_cpus
+        self.workers = workers
 
     def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
         """PPO on envs from ``make_env`` for at most ``episodes`` reward evaluations (see ``train_sb3_ppo``)."""
         self.model, report = train_sb3_ppo(
-            make_env, episodes, config=self.config, num_vec_envs=self.num_vec_envs, num_cpus=self.num_cpus, seed=seed
+            make_env, episodes, config=self.config, num_vec_envs=self.num_vec_envs, workers=self.workers, seed=seed
         )
         return report
 

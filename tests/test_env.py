@@ -241,7 +241,13 @@ def test_render_ansi_lists_every_layer_with_its_plan() -> None:
     env.reset(seed=0)
     env.step(valid_actions(env))
     table = env.render()
-    assert table.count("layer_") == 6 and "0.9800" in table
+    rows = table.splitlines()[1:-1]  # header, one row per layer, the episode's footer
+    assert len(rows) == 6 and all(row.split()[0] == f"layer_{i}" for i, row in enumerate(rows))
+    for row, layer, applied in zip(rows, env.layers, env.last_result.applied, strict=True):
+        name, weights, requested, applied_text = row.split()[1:]
+        assert (name, int(weights), requested) == (layer.name, layer.num_weights, "0.5000")
+        assert float(applied_text) == pytest.approx(applied, abs=5e-5)
+    assert table.splitlines()[-1] == "target sparsity 0.9800, init seed 0"
 
 
 def test_package_entry_points() -> None:

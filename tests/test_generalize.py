@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 
+from agents import make_controller
 from agents.mappo.config import MappoConfig
+from agents.mappo.controller import MappoController
 from agents.pretrained import Recipe, train_on_family
+from benchmarks.cells import plan_of
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.generalize import Args, cells_of, run
-from benchmarks.cells import plan_of
 from pruning_env import PruningEnv
 from pruning_env.families import Family, family_tasks
 from pruning_env.tasks import DIGITS_FINAL, DIGITS_PROXY
@@ -34,9 +36,14 @@ def test_train_on_a_tiny_family_then_prune_a_held_out_member() -> None:
     env = PruningEnv(held_out, target_sparsity=0.95, reward="zero_cost", init=7, seed=7, device="cpu")
     plan = plan_of(controller, env, seed=7)
     assert plan.shape == (len(env.layers),) and np.all((plan > 0) & (plan < 1))
+    untrained = MappoController(recipe.env_factory(0)(), recipe.mappo, seed=0)  # its start: LAMP's allocation
+    lamp = plan_of(make_controller("lamp", env), env, seed=7)
+    np.testing.assert_allclose(plan_of(untrained, env, seed=7), lamp, atol=1e-6)
+    assert np.abs(plan - lamp).max() > 1e-4  # 8 episodes moved the plan on the held-out network
     evaluator = FinalEvaluator(held_out, 0.95, device="cpu", final_train=TrainConfig(steps=40, lr=3e-3))
     outcome = evaluator(plan, seed=7)
-    assert sum(outcome.pruned_counts) == round(0.95 * env.sizes.sum())
+    assert outcome.pruned_counts.sum() == round(0.95 * env.sizes.sum())
+    np.testing.assert_array_equal(outcome.pruned_counts, env.evaluate_plan(7, plan).pruned_counts)
     assert not outcome.diverged and 0.0 <= outcome.accuracy <= 1.0
     print(f"tiny family: held-out {held_out.name} at 0.95 -> test accuracy {outcome.accuracy:.3f} after 40 steps")
 

@@ -115,3 +115,18 @@ def test_seed_fixes_the_initialization_and_leaves_the_global_rng_alone() -> None
 def test_unknown_model_name_lists_known_names() -> None:
     with pytest.raises(ValueError, match="known models: cnn_digits"):
         build_model("resnet18")
+
+
+def test_a_forward_that_does_not_fit_the_input_names_the_model_the_shape_and_torchs_error() -> None:
+    with pytest.raises(ValueError, match=r"Linear does not run on the dataset's inputs of shape \(N, 5\): mat1"):
+        prunable_layers(nn.Linear(3, 2), torch.zeros(2, 5))
+
+
+def test_the_env_reports_a_model_that_does_not_fit_its_dataset() -> None:
+    from pruning_env.env import PruningEnv
+
+    wrong = nn.Sequential(nn.Flatten(), nn.Linear(32, 10))  # digits images have 64 pixels
+    with pytest.raises(ValueError, match=r"Sequential does not run on the dataset's inputs of shape \(N, 1, 8, 8\)"):
+        PruningEnv("mlp-digits", model=wrong, device="cpu")
+    with pytest.raises(ValueError, match="factory must return an nn.Module, it returned str"):
+        PruningEnv("mlp-digits", model=lambda seed: "net", device="cpu")

@@ -29,6 +29,7 @@ from agents.mappo.ppo import (
 )
 from agents.mappo.rollout import episode_plan
 from agents.mappo.train import CHECKPOINT, CURVE, PROGRESS
+from benchmarks.cells import plan_of
 from pruning_env.data import load_dataset
 from pruning_env.env import PruningEnv
 
@@ -326,17 +327,22 @@ def second_task() -> str:
 
 
 @pytest.mark.slow
-def test_controller_trained_on_two_tasks_acts_on_resnet20_within_the_budget():
+def test_controller_trained_on_two_tasks_acts_on_resnet20_with_its_learned_plan():
     options = {"reward": "neg_loss", "reward_steps": 2, "target_sparsity": (0.9, 0.99)}
     specs = [EnvSpec("mlp-digits", options=options), EnvSpec(second_task(), options=options)]
+    untrained = MappoController(specs[0](), TINY)
     controller = MappoController(specs[0](), TINY)
     report = controller.train_on(specs, 4, seed=0)
     assert report.episodes == 4
     env = PruningEnv("resnet20-cifar10", data=load_dataset("synthetic-cifar10"), reward_steps=1, target_sparsity=0.9)
-    observations, infos = env.reset(seed=0)
-    infos = env.step(controller.act(observations, infos))[4]
     assert len(env.possible_agents) > 6
-    assert infos["layer_0"]["global_sparsity"] == pytest.approx(0.9, abs=1e-4)
+    start, plan = plan_of(untrained, env, seed=0), plan_of(controller, env, seed=0)
+    snip = plan_of(make_controller("global_snip", env), env, seed=0)
+    np.testing.assert_allclose(start, snip, atol=1e-6)  # the untrained policy is its reference, global SNIP
+    assert np.abs(plan - start).max() > 1e-4  # the training moved the plan on a network it never saw
+    result = env.evaluate_plan(0, plan)
+    np.testing.assert_array_equal(result.requested, plan)
+    assert result.global_sparsity == pytest.approx(0.9, abs=1e-4)
 
 
 # --- command line -----------------------------------------------------------------------------------------

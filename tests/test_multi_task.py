@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 import pytest
+import torch
 from gymnasium.utils import seeding
 from pettingzoo.test import parallel_api_test
 

@@ -1,11 +1,17 @@
 """Vectorized use without Ray: SuperSuit's multi-process concatenation of the layer agents, and Gymnasium's
 AsyncVectorEnv of the controller env; both return the rewards the plain env gives the same plans, also when the
 parent runs torch multi-threaded (forked workers would hang without the one-thread guard) and the process-wide
-start method is "spawn" (as after importing torchrl; the helpers still fork, quickly)."""
+start method is "spawn" (as after importing torchrl; the helpers still fork, quickly). A script that leaves a
+SuperSuit env open still exits, and the ``with`` form closes the workers."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +56,7 @@ def caller_settings_restored() -> bool:
 
 @pytest.mark.timeout(180)
 def test_supersuit_two_processes_step_every_copy(expected_rewards, multithreaded_parent):
-    env = supersuit_vec_env(num_envs=2, num_cpus=2, **ENV_KWARGS)
+    env = supersuit_vec_env(num_envs=2, workers=2, **ENV_KWARGS)
     assert caller_settings_restored()
     try:
         observations, _ = env.reset(seed=SEEDS[0])  # copy c is reset with seed SEEDS[0] + c
@@ -78,3 +84,53 @@ def test_async_vector_env_resets_in_the_same_step(expected_rewards, multithreade
             np.testing.assert_allclose(infos["final_info"]["global_sparsity"], 0.9, atol=1e-3)
     finally:
         env.close()
+
+
+UNCLOSED_SCRIPT = """
+import numpy as np
+from pruning_env.integrations.vector import supersuit_vec_env
+
+venv = supersuit_vec_env(num_envs=2, workers=2, reward="neg_loss", reward_steps=2)
+observations, _ = venv.reset(seed=0)
+venv.step(np.full((observations.shape[0], 1), 0.5, np.float32))
+print("worker pids", *[process.pid for process in venv.procs], flush=True)
+# no close(): the helpers' exit handler must close it before multiprocessing joins the workers
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_process_that_leaves_the_supersuit_env_open_exits():
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen([sys.executable, "-c", UNCLOSED_SCRIPT], cwd=root, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the script and its SuperSuit workers
+        output, _ = process.communicate()
+        pytest.fail(f"the script did not exit within 60 s with its vector env left open; output:\n{output}")
+    assert process.returncode == 0, output
+    pids = [int(pid) for pid in output.split("worker pids", 1)[1].split()]
+    assert len(pids) == 2, output
+    for pid in pids:  # closed and joined at exit, not left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.timeout(120)
+def test_the_with_block_closes_the_workers_and_closing_again_is_harmless():
+    with supersuit_vec_env(num_envs=2, workers=2, **ENV_KWARGS) as env:
+        processes = list(env.procs)
+        assert all(process.is_alive() for process in processes)
+        env.reset(seed=SEEDS[0])
+    for process in processes:
+        process.join(timeout=10)
+    assert not any(process.is_alive() for process in processes)
+    env.close()  # twice: nothing happens
+
+    with async_vector_env(num_envs=2, **ENV_KWARGS) as genv:
+        processes = list(genv.processes)
+        assert all(process.is_alive() for process in processes)
+    assert genv.closed and not any(process.is_alive() for process in processes)
+    genv.close()

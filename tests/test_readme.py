@@ -1,0 +1,134 @@
+"""Every ```python block of README.md runs, in order, each in a fresh interpreter, and its process exits with status 0
+within a time limit (a block whose process cannot exit, e.g. one that leaves worker processes waiting, fails with
+its output). The processes run from the repository root with a temporary HOME and TMPDIR, so that Ray, SB3 and
+the data cache write nothing in the user's home."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+# Blocks measured here (2 CPU cores shared with other work, no GPU; two runs, the times vary with the load) at more
+# than 30 s are marked slow; each is named by a string only it contains, with the times it took. Every block runs
+# either way: none is skipped. The others took 4-24 s (the quick start 20-24 s, the ProcessPool random search 22 s).
+SLOW_BLOCKS = {
+    "make_controller(name, env)": "four heuristics' rewards on mlp-digits, 47-121 s",
+    "SB3PPOController(": "SB3 PPO, 96 episodes, 34 s",
+    "clip_ppo_loss(": "TorchRL rollout and one PPO loss, 47-119 s",
+    "PPOConfig()": "RLlib PPO, 5 iterations, 209-289 s",
+}
+TIMEOUT_S = 150  # per block that is not slow
+SLOW_TIMEOUT_S = 900  # per slow block
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # of the opening fence, 1-based
+    heading: str  # the nearest heading above it
+    code: str
+
+    @property
+    def id(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", self.heading.lower()).strip("-")[:48].rstrip("-")
+        return f"L{self.line}-{slug or 'top'}"
+
+    @property
+    def slow(self) -> bool:
+        return any(marker in self.code for marker in SLOW_BLOCKS)
+
+
+def python_blocks(text: str) -> list[Block]:
+    """The ```python fenced blocks of ``text`` in order; headings are only read outside fences."""
+    blocks, heading, fence, start, lines = [], "", None, 0, []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if fence is None:
+            if stripped.startswith("```"):
+                fence, start, lines = stripped[3:].strip().lower(), number, []
+            elif re.match(r"#{1,6}\s", line):
+                heading = line.lstrip("#").strip()
+        elif stripped == "```":
+            if fence == "python":
+                blocks.append(Block(start, heading, "\n".join(lines) + "\n"))
+            fence = None
+        else:
+            lines.append(line)
+    assert fence is None, f"README.md: the fence opened at line {start} is never closed"
+    return blocks
+
+
+BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_python_blocks():
+    assert BLOCKS, "README.md has no ```python block: test_readme_block would pass on nothing"
+
+
+def test_every_slow_marker_names_a_block():
+    """A marker that matches no block would leave the slow list stale."""
+    for marker in SLOW_BLOCKS:
+        assert any(marker in block.code for block in BLOCKS), f"no README block contains {marker!r}"
+
+
+def run_block(block: Block, timeout: float) -> tuple[int | None, str]:
+    """Runs ``block`` in a fresh interpreter in its own session; returns (exit status or None on timeout, output).
+
+    The output goes to a file, not a pipe, so that a leftover grandchild holding it cannot block the read; the whole
+    process group is killed afterwards (on timeout, and after a normal exit, for any worker left behind)."""
+    scratch = Path(tempfile.mkdtemp(prefix="readme-"))  # short: Ray's socket paths live under TMPDIR
+    try:
+        (scratch / "home").mkdir()
+        (scratch / "tmp").mkdir()
+        script = scratch / f"readme_L{block.line}.py"
+        script.write_text(block.code, encoding="utf-8")
+        env = dict(os.environ, HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), MPLBACKEND="Agg",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                   PYTHONUNBUFFERED="1")
+        env.pop("PRUNING_ENV_DATA", None)  # let nothing point the data cache elsewhere than the temporary home
+        log = scratch / "output.txt"
+        with open(log, "wb") as out:
+            process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                status: int | None = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                status = None
+            finally:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                process.wait()
+        return status, log.read_text(encoding="utf-8", errors="replace")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "block", [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.slow else []) for b in BLOCKS]
+)
+def test_readme_block(block: Block):
+    timeout = SLOW_TIMEOUT_S if block.slow else TIMEOUT_S
+    status, output = run_block(block, timeout)
+    tail = output[-6000:]
+    where = f"README.md block at line {block.line} (under {block.heading!r})"
+    assert status is not None, f"{where} did not exit within {timeout} s; its output:\n{tail}"
+    assert status == 0, f"{where} exited with status {status}; its output:\n{tail}"
+
+
+def test_a_block_that_does_not_exit_in_time_is_caught():
+    """The time limit works: a block that never ends is reported as such (and killed with its children)."""
+    status, output = run_block(Block(1, "self-test", "import time\nprint('started', flush=True)\ntime.sleep(600)\n"), 5)
+    assert status is None and "started" in output
