@@ -93,3 +93,16 @@ def test_member_tasks_resolve_by_name_and_run_in_the_env() -> None:
     observations, _ = env.reset(seed=0)
     _, _, _, _, infos = env.step({agent: np.array([0.98], np.float32) for agent in observations})
     assert infos["layer_0"]["global_sparsity"] == pytest.approx(0.98, abs=1 / env.sizes.sum())
+
+
+def test_family_member_ids_are_registered_with_gymnasium_and_pettingzoo() -> None:
+    import gymnasium
+    import pettingzoo
+
+    task = family_tasks("digits", "heldout")[0]
+    env = gymnasium.make(f"pruning_env/{task.env_id}", reward="zero_cost", device="cpu")
+    assert env.unwrapped.parallel_env.task is task
+    observation, _ = env.reset(seed=0)
+    assert observation.shape == (len(env.unwrapped.layers), len(env.unwrapped.feature_names))
+    parallel = pettingzoo.make("parallel", f"pruning_env/{task.env_id}", reward="zero_cost", device="cpu")
+    assert parallel.task is task

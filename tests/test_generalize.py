@@ -36,10 +36,10 @@ def test_train_on_a_tiny_family_then_prune_a_held_out_member() -> None:
     env = PruningEnv(held_out, target_sparsity=0.95, reward="zero_cost", init=7, seed=7, device="cpu")
     plan = plan_of(controller, env, seed=7)
     assert plan.shape == (len(env.layers),) and np.all((plan > 0) & (plan < 1))
-    untrained = MappoController(recipe.env_factory(0)(), recipe.mappo, seed=0)  # its start: LAMP's allocation
-    lamp = plan_of(make_controller("lamp", env), env, seed=7)
-    np.testing.assert_allclose(plan_of(untrained, env, seed=7), lamp, atol=1e-6)
-    assert np.abs(plan - lamp).max() > 1e-4  # 8 episodes moved the plan on the held-out network
+    untrained = MappoController(recipe.env_factory(0)(), recipe.mappo, seed=0)  # its start: its reference, SNIP
+    snip = plan_of(make_controller("global_snip", env), env, seed=7)
+    np.testing.assert_allclose(plan_of(untrained, env, seed=7), snip, atol=1e-6)
+    assert np.abs(plan - snip).max() > 1e-4  # 8 episodes moved the plan on the held-out network
     evaluator = FinalEvaluator(held_out, 0.95, device="cpu", final_train=TrainConfig(steps=40, lr=3e-3))
     outcome = evaluator(plan, seed=7)
     assert outcome.pruned_counts.sum() == round(0.95 * env.sizes.sum())

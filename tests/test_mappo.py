@@ -330,8 +330,9 @@ def second_task() -> str:
 def test_controller_trained_on_two_tasks_acts_on_resnet20_with_its_learned_plan():
     options = {"reward": "neg_loss", "reward_steps": 2, "target_sparsity": (0.9, 0.99)}
     specs = [EnvSpec("mlp-digits", options=options), EnvSpec(second_task(), options=options)]
-    untrained = MappoController(specs[0](), TINY)
-    controller = MappoController(specs[0](), TINY)
+    config = replace(TINY, episodes_per_update=4)  # 2 episodes per minibatch: a standardized advantage is not 0
+    untrained = MappoController(specs[0](), config)
+    controller = MappoController(specs[0](), config)
     report = controller.train_on(specs, 4, seed=0)
     assert report.episodes == 4
     env = PruningEnv("resnet20-cifar10", data=load_dataset("synthetic-cifar10"), reward_steps=1, target_sparsity=0.9)
