@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUITE ?= quick
+FRESH ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test test-fast bench lint clean
@@ -28,9 +29,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 ifeq ($(SUITE),generalize)
-	$(PY) -m benchmarks.generalize
+	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,)
 else
-	$(PY) -m benchmarks.run --suite $(SUITE)
+	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,)
 endif
 
 lint: $(STAMP)

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.spaces import stack_observations
 
 Observations = dict[str, np.ndarray]
@@ -79,20 +79,54 @@ def to_actions(sparsities: np.ndarray) -> Actions:
 CONTROLLERS: dict[str, Callable[..., Any]] = {}
 
 
-def register_controller(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class decorator adding a controller factory to ``CONTROLLERS`` under ``name``.
+def register_controller(name: str, replace: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator adding a controller factory (a class, or a function returning a controller) to ``CONTROLLERS``.
 
     A factory is called as ``factory(env, seed=seed, **options)``: ``seed`` seeds whatever the controller draws
-    (its weights, its plans); deterministic controllers accept and ignore it.
+    (its weights, its plans); deterministic controllers accept and ignore it. Registering the same factory again
+    (the same qualified name and module, e.g. a re-run notebook cell, or a module run as ``python -m`` and also
+    imported) replaces the entry; another factory under a taken name is an error unless ``replace=True``.
+
+        @register_controller("mine")
+        class Mine:
+            name = "mine"
+            def __init__(self, env, seed=0): ...
+            def act(self, observations, infos): ...
     """
 
     def add(factory: Callable[..., Any]) -> Callable[..., Any]:
-        if name in CONTROLLERS:
-            raise ValueError(f"controller {name!r} is already registered")
+        if not callable(factory) or (not isinstance(factory, type) and hasattr(factory, "act")):
+            raise ValueError(
+                f"register_controller({name!r}) takes a controller class or a factory (env, seed=0, **options) -> "
+                f"controller, got {type(factory).__name__} instance {factory!r}: decorate the class, "
+                f"@register_controller({name!r}) above 'class {type(factory).__name__}:'"
+            )
+        known = CONTROLLERS.get(name)
+        if known is not None and not replace and not _same_factory(known, factory):
+            raise ValueError(
+                f"controller {name!r} is already registered ({_describe(known)}); pick another name or pass "
+                f"replace=True to register {_describe(factory)} instead"
+            )
         CONTROLLERS[name] = factory
         return factory
 
     return add
+
+
+def _describe(factory: Callable[..., Any]) -> str:
+    inner = getattr(factory, "func", factory)
+    return f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', repr(inner))}"
+
+
+def _same_factory(first: Callable[..., Any], second: Callable[..., Any]) -> bool:
+    """The same definition: equal qualified names, and equal modules or one of them run as ``__main__``."""
+    a, b = getattr(first, "func", first), getattr(second, "func", second)
+    if getattr(first, "keywords", None) != getattr(second, "keywords", None):
+        return False
+    modules = {getattr(a, "__module__", None), getattr(b, "__module__", None)}
+    return getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None) and (
+        len(modules) == 1 or "__main__" in modules
+    )
 
 
 def make_controller(name: str, env: PruningEnv, seed: int = 0, **kwargs: Any) -> Controller:

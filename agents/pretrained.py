@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -40,9 +39,10 @@ from agents.base import TrainingReport, register_controller
 from agents.mappo.config import MappoConfig
 from agents.mappo.controller import MappoController
 from pruning_env import __version__
-from pruning_env.env import PruningEnv
 from pruning_env.families import Family, family_tasks
 from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.parallel import PruningEnv
+from pruning_env.provenance import git_describe
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PRETRAINED_FILE = WEIGHTS_DIR / "mappo-digits-v1.pt"
@@ -114,14 +114,6 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 @dataclass(frozen=True)
 class Args:
     """Train the family controller with the recipe and write it with a JSON record beside it."""
@@ -146,7 +138,7 @@ def main(args: Args) -> None:
         "recipe": asdict(recipe), "training_members": [task.name for task in family_tasks(recipe.family, "train")],
         "episodes": report.episodes, "seconds": round(time.perf_counter() - start, 1),
         "final_mean_reward": float(np.mean([row["reward_mean"] for row in report.history[-3:]])),
-        "git_commit": _git_commit(), "pruning_env": __version__, "torch": torch.__version__,
+        "git_commit": git_describe(), "pruning_env": __version__, "torch": torch.__version__,
         "python": platform.python_version(), "sha256": sha256(args.out),
     }
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")

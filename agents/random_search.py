@@ -22,7 +22,7 @@ from scipy.special import expit, logit
 
 from agents.base import Actions, Observations, TrainingReport, register_controller, to_actions
 from agents.heuristics import reference_index, reference_sparsities
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, LocalPool, PlanRequest
 
 CENTER_EPS = 1e-4

@@ -45,8 +45,8 @@ from agents.base import (
     stacked,
     to_actions,
 )
-from pruning_env.env import PruningEnv
 from pruning_env.integrations.vector import concat_copies
+from pruning_env.parallel import PruningEnv
 
 POLICY_ACTION_SPACE = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
 

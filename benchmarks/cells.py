@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import platform
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -22,20 +21,9 @@ from tqdm import tqdm
 from agents.base import Controller, stacked
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.records import RecordFile
-from pruning_env import __version__
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
+from pruning_env.provenance import versions
 from pruning_env.registry import get_task
-
-
-def versions() -> dict[str, str]:
-    """The versions a record was produced with."""
-    import gymnasium
-    import pettingzoo
-
-    return {
-        "pruning_env": __version__, "torch": torch.__version__, "numpy": np.__version__,
-        "gymnasium": gymnasium.__version__, "pettingzoo": pettingzoo.__version__, "python": platform.python_version(),
-    }
 
 
 def instance_env(

@@ -37,10 +37,10 @@ import tyro
 
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.device import resolve_device
-from pruning_env.env import PruningEnv
 from pruning_env.features import observation_matrix, static_features
 from pruning_env.layers import PrunableLayer
 from pruning_env.models import build_model
+from pruning_env.parallel import PruningEnv
 from pruning_env.plan import prune_plan
 from pruning_env.registry import get_task
 from pruning_env.training import TrainConfig, evaluate

@@ -20,8 +20,8 @@ import tyro
 import agents
 from agents.pretrained import PRETRAINED_FILE, load_pretrained
 from benchmarks.cells import plan_of
-from pruning_env.env import PruningEnv
 from pruning_env.families import family_tasks
+from pruning_env.parallel import PruningEnv
 
 
 @dataclass

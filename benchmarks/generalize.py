@@ -27,7 +27,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,13 @@ from agents.base import SearchController, fixed_target
 from agents.mappo.controller import MappoController
 from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
 from benchmarks.cells import instance_env, plan_of, run_finals
-from benchmarks.records import RecordFile, write_atomic
+from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.run import CELL_KEY
 from benchmarks.suites import HEURISTICS
 from pruning_env.device import resolve_device
 from pruning_env.families import family_tasks
 from pruning_env.plots import Panel, Series, save_lines
+from pruning_env.provenance import git_describe, versions
 
 PRETRAINED = "pretrained"
 DENSE = "dense"
@@ -87,6 +88,15 @@ class Args:
     """"auto" (CUDA when present), "cpu" or "cuda"."""
     progress: bool = True
     """Show progress bars."""
+    fresh: bool = False
+    """Delete the generalization records in ``out`` first and start again (trained controllers are kept)."""
+
+    def settings(self, controller: str, device: str) -> dict[str, Any]:
+        """What a record's numbers depend on: the options below (not where or how fast it runs), the controller,
+        the device, the code's commit and the versions."""
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()
+                   if k not in ("out", "progress", "workers", "fresh", "device")}
+        return {**options, "controller": controller, "device": device, "commit": git_describe(), "versions": versions()}
 
     def recipe(self, learner: str) -> Recipe:
         base = Recipe()
@@ -182,8 +192,13 @@ def run(args: Args) -> str:
     start = time.perf_counter()
     device = str(resolve_device(args.device))
     learners = trained_learners(args)
-    plans = RecordFile(args.out / "generalize_plans.jsonl", CELL_KEY)
-    results = RecordFile(args.out / "generalize.jsonl", CELL_KEY)
+    paths = [args.out / "generalize_plans.jsonl", args.out / "generalize.jsonl"]
+    if args.fresh:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    plans, results = (RecordFile(path, CELL_KEY) for path in paths)
+    check_settings([plans, results], lambda record: args.settings(record["controller"], device),
+                   "start again with --fresh (make bench SUITE=generalize FRESH=1) or write to another --out")
     cells = cells_of(args)
     bar = tqdm(total=2 * len(cells) * len(args.controllers), desc="generalize (plans, then full trainings)",
                unit="step", disable=not args.progress)
@@ -192,7 +207,8 @@ def run(args: Args) -> str:
         key = {name: (cell.task, name, 0.0 if name == DENSE else cell.target_sparsity, cell.seed) for name in args.controllers}
         missing = [name for name in args.controllers if key[name] not in plans]
         for record in cell_plans(args, cell, missing, learners, device):
-            plans.add(record)
+            settings = args.settings(record["controller"], device)
+            plans.add({**record, "settings": settings, "fingerprint": fingerprint(settings)})
             bar.update(1)
     todo = [p for p in plans.records if plans.key(p) not in results]
     run_finals(todo, results, args.workers, args.final_steps, device, bar, suite="generalize")

@@ -1,11 +1,16 @@
-"""Append-safe JSONL records: a finished cell is written atomically and never lost; a rerun skips it."""
+"""Append-safe JSONL records: a finished cell is written atomically and never lost; a rerun skips it.
+
+Every record carries the ``settings`` that determine its numbers and their ``fingerprint``; resuming with other
+settings refuses (``check_settings``) instead of mixing results made under different settings.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +61,38 @@ class RecordFile:
         self.records.append(record)
         self._keys.add(key)
         write_atomic(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records))
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """A short hash of ``settings`` (JSON with sorted keys)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: saved -> current"`` for every leaf that differs (nested dicts compared key by key)."""
+    lines = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key, "(absent)"), current.get(key, "(absent)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += changed_settings(old, new, f"{prefix}{key}.")
+        elif json.dumps(old, sort_keys=True, default=str) != json.dumps(new, sort_keys=True, default=str):
+            lines.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return lines
+
+
+def check_settings(files: Iterable[RecordFile], settings_of: Callable[[dict[str, Any]], dict[str, Any]],
+                   fresh_hint: str) -> None:
+    """Refuse to resume when a stored record was made under other settings than ``settings_of(record)`` now.
+
+    Raises:
+        ValueError: naming the file, the cell, what changed, and how to start fresh (``fresh_hint``).
+    """
+    for records in files:
+        for record in records.records:
+            current = settings_of(record)
+            if record.get("fingerprint") != fingerprint(current):
+                changes = changed_settings(record.get("settings", {}), current) or ["(records made before fingerprints)"]
+                raise ValueError(
+                    f"{records.path} holds results made under other settings (cell {records.key(record)}): "
+                    + "; ".join(changes[:8]) + f". Nothing was mixed or overwritten; {fresh_hint}"
+                )

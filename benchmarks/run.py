@@ -5,7 +5,9 @@
 
 Stage 1 gets every cell's plan; stage 2 trains each pruned initialization with the task's full schedule in worker
 processes. Both stages write JSONL records atomically (``<suite>_plans.jsonl``, ``<suite>.jsonl``): an
-interrupted run resumes and skips finished work. At the end the Markdown table (``<suite>.md``) and the plot
+interrupted run resumes and skips finished work; every record carries the settings its numbers depend on
+(``cell_settings``: budgets, schedules, controller options, device, commit, versions) and their fingerprint, and a
+resume under other settings refuses with what changed (``--fresh`` starts the suite again). At the end the Markdown table (``<suite>.md``) and the plot
 (``<suite>.png``) are rebuilt from the records.
 
 The protocol is a product of the controller registry's protocols (``agents.base``), not of names:
@@ -20,7 +22,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,13 @@ from tqdm import tqdm
 import agents
 from agents.base import Controller, SearchController, TrainableController, fixed_target
 from benchmarks.cells import instance_env, plan_of, run_finals
-from benchmarks.records import RecordFile, write_atomic
+from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.report import caption, markdown_table, save_plot
 from benchmarks.suites import Suite, get_suite
 from pruning_env.device import resolve_device
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
+from pruning_env.provenance import git_describe, versions
+from pruning_env.registry import get_task
 
 CELL_KEY = ("task", "controller", "target_sparsity", "seed")
 
@@ -54,6 +58,26 @@ class Args:
     """Processes for the final trainings (the suite's default when omitted)."""
     progress: bool = True
     """Show progress bars."""
+    fresh: bool = False
+    """Delete this suite's records in ``out`` first and start again (a resume under other settings refuses)."""
+
+
+FRESH_HINT = ("start this suite again with --fresh (make bench FRESH=1), which deletes its records in the results "
+              "folder, or write to another folder with --out")
+
+
+def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict[str, Any]:
+    """Everything a cell's numbers depend on besides its key: the suite's budgets and schedules, the task, the
+    controller and its options, the device, the code's commit and the versions."""
+    spec = get_task(task)
+    return {
+        "suite": {"name": suite.name, "sparsities": list(suite.sparsities), "rl_episodes": suite.rl_episodes,
+                  "reward": suite.reward, "reward_steps": suite.reward_steps, "final_steps": suite.final_steps},
+        "task": {"model": str(spec.model), "dataset": spec.dataset, "scorer": spec.scorer, "proxies": list(spec.proxies),
+                 "reward_train": asdict(spec.reward_train), "final_train": asdict(spec.final_train)},
+        "controller": controller, "options": dict(suite.options.get(controller, {})), "device": device,
+        "commit": git_describe(), "versions": versions(),
+    }
 
 
 def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
@@ -115,11 +139,24 @@ def cell_targets(suite: Suite, name: str) -> list[float]:
     return [own] if own is not None else list(suite.sparsities)
 
 
-def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> str:
-    """Run (or resume) a suite; returns the Markdown table with its caption."""
+def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh: bool = False) -> str:
+    """Run (or resume) a suite; returns the Markdown table with its caption.
+
+    Raises:
+        ValueError: when ``out`` holds records of this suite made under other settings (``cell_settings``) and
+            ``fresh`` is False; nothing is changed then.
+    """
     start = time.perf_counter()
-    plans = RecordFile(out / f"{suite.name}_plans.jsonl", CELL_KEY)
-    cells = RecordFile(out / f"{suite.name}.jsonl", CELL_KEY)
+    paths = [out / f"{suite.name}_plans.jsonl", out / f"{suite.name}.jsonl"]
+    if fresh:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    plans, cells = (RecordFile(path, CELL_KEY) for path in paths)
+
+    def settings_of(record: dict[str, Any]) -> dict[str, Any]:
+        return cell_settings(suite, record["task"], record["controller"], device)
+
+    check_settings([plans, cells], settings_of, FRESH_HINT)
     total = sum(len(suite.tasks) * len(suite.seeds) * len(cell_targets(suite, c)) for c in suite.controllers)
     bar = tqdm(total=2 * total, desc=f"bench {suite.name} (plans, then full trainings)", unit="step", disable=not progress)
     bar.update(len(plans.records) + len(cells.records))
@@ -129,7 +166,8 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True) -> st
                 c for c in suite.controllers if any((task, c, t, seed) not in plans for t in cell_targets(suite, c))
             ]
             for plan in group_plans(suite, task, seed, missing, device):
-                plan.update(task=task, seed=seed)
+                settings = cell_settings(suite, task, plan["controller"], device)
+                plan.update(task=task, seed=seed, settings=settings, fingerprint=fingerprint(settings))
                 if plans.key(plan) not in plans:
                     plans.add(plan)
                     bar.update(1)
@@ -153,7 +191,7 @@ def main(args: Args) -> None:
     suite = get_suite(args.suite, **overrides)
     device = str(resolve_device(args.device))
     start = time.perf_counter()
-    print(run_suite(suite, args.out, device, args.progress))
+    print(run_suite(suite, args.out, device, args.progress, args.fresh))
     print(f"total time {time.perf_counter() - start:.0f} s; results in {args.out}/{suite.name}.{{jsonl,md,png}}")
 
 

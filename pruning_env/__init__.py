@@ -2,7 +2,8 @@
 
 Entry points (PettingZoo's conventions):
 - ``parallel_env(**kwargs)``: the native ``PruningEnv`` (a ``ParallelEnv``), one agent per prunable layer;
-- ``env(**kwargs)``: the same as an AEC env (``parallel_to_aec``, order-enforced);
+- ``env(**kwargs)``: the same as an AEC env (PettingZoo's ``parallel_to_aec``, order-enforced, each action checked
+  at its agent's turn);
 - ``raw_env(**kwargs)``: the unwrapped ``PruningEnv``;
 - ``gymnasium.make("pruning_env/<TaskId>")``: ``PruningControllerEnv``, one controller for all layers.
 """
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pettingzoo.utils.conversions import parallel_to_aec
-
-from pruning_env.env import PruningEnv
+from pruning_env.aec import aec_env
 from pruning_env.gym_env import PruningControllerEnv
 from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
 from pruning_env.registry import get_task, register_envs
 from pruning_env.tasks import TASKS, Task
@@ -45,7 +45,7 @@ raw_env = parallel_env  # PruningEnv is parallel-native: the unwrapped env is th
 
 def env(**kwargs: Any):
     """The pruning task as a PettingZoo AEC env (agents act in turn; the step happens after the last layer)."""
-    return parallel_to_aec(PruningEnv(**kwargs))
+    return aec_env(PruningEnv(**kwargs))
 
 
 register_envs()

@@ -5,7 +5,7 @@ residual MLPs) with a size and a split: member ``i`` is drawn from ``numpy.rando
 (rejecting draws outside the family's weight range), members ``0 … num_train - 1`` are the training set and the
 rest are held out. Each member becomes a ``Task`` on the family's dataset with its schedules, so it works wherever
 a task does (``PruningEnv``, ``MultiTaskPruningEnv``, ``FinalEvaluator``, ``gymnasium.make`` with the member's id
-``pruning_env/<Family>Family<i>-v0``); ``pruning_env.registry.get_task`` finds members by name or id.
+``pruning_env/<Family>Family<i>-v1``); ``pruning_env.registry.get_task`` finds members by name or id.
 
     from pruning_env.families import family_tasks
     train, held_out = family_tasks("digits", "train"), family_tasks("digits", "heldout")
@@ -116,8 +116,8 @@ def family_member(family: str | Family, index: int) -> ArchSpec:
 
 
 def member_id(family: Family, index: int) -> str:
-    """The versioned id of member ``index`` (``"DigitsFamily9-v0"``): known without drawing the members."""
-    return f"{family.name.capitalize()}Family{index}-v0"
+    """The versioned id of member ``index`` (``"DigitsFamily9-v1"``): known without drawing the members."""
+    return f"{family.name.capitalize()}Family{index}-v1"
 
 
 @functools.cache

@@ -3,7 +3,7 @@
 ## Description
 The same one-shot task as ``PruningEnv`` (see its documentation), seen by a single agent that sets every layer's
 sparsity at once. Registered for every task as ``gymnasium.make("pruning_env/<TaskId>")``, e.g.
-``gymnasium.make("pruning_env/MlpDigits-v0")``.
+``gymnasium.make("pruning_env/MlpDigits-v1")``.
 
 ## Action Space
 ``Box(0, 1, (L,), float32)``: the requested sparsity of each layer in forward order.
@@ -22,6 +22,7 @@ times (``reward_seconds``, ``step_seconds``, ``reset_seconds``) are left out of 
 action give equal infos (Gymnasium's determinism check); they are in ``env.unwrapped.last_timings``.
 
 ## Version History
+- v1: the default reward is ``neg_loss`` (was ``accuracy``).
 - v0: initial release.
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 PER_LAYER_INFO_KEYS: tuple[str, ...] = ("requested_sparsity", "applied_sparsity", "clipped")
 TIMING_INFO_KEYS: tuple[str, ...] = ("reward_seconds", "step_seconds", "reset_seconds")

@@ -60,6 +60,20 @@ def materialize(source: ModelSource) -> nn.Module:
     return built
 
 
+def check_outputs(model: nn.Module, data: Dataset) -> None:
+    """ValueError unless ``model`` maps a batch of ``data``'s inputs to one logit per class, ``(N, classes)``."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        shape = tuple(model(data.x_train[:2]).shape)
+    model.train(was_training)
+    if shape != (2, data.num_classes):
+        raise ValueError(
+            f"{type(model).__name__} gives outputs of shape (N, {', '.join(map(str, shape[1:]))}) on the dataset's "
+            f"inputs; the dataset has {data.num_classes} classes, so the head must give (N, {data.num_classes})"
+        )
+
+
 def reinitialize(model: nn.Module, seed: int) -> None:
     """Draw new weights in place with every submodule's own ``reset_parameters``, from ``seed`` alone."""
     with torch.random.fork_rng(devices=[]):
@@ -121,6 +135,7 @@ class InstanceCache:
         """A cache over its own copy of the network of ``source``, on ``data``'s device (layers discovered on it)."""
         model = materialize(source).to(data.device)
         layers = prunable_layers(model, data.x_train[:2])
+        check_outputs(model, data)
         return cls(source, model, layers, data, proxies, mask_scorer, reinit_module, capacity=capacity)
 
     def __contains__(self, init_seed: int) -> bool:

@@ -3,7 +3,7 @@
 ## Description
 A controller that must generalize across architectures trains on several networks at once. This env holds one
 ``PruningEnv`` per task (the sub-envs) and, on every reset, draws one of them uniformly and runs its episode: the
-observations, actions, rewards and episode end are the drawn sub-env's (see ``pruning_env.env``).
+observations, actions, rewards and episode end are the drawn sub-env's (see ``help(pruning_env.PruningEnv)``).
 
 ## Agents
 ``possible_agents`` = ``layer_0 … layer_{Lmax-1}``, Lmax = the most prunable layers of any sub-env. An episode's
@@ -58,10 +58,10 @@ import torch
 from pettingzoo import ParallelEnv
 from torch import nn
 
-from pruning_env.env import PruningEnv
 from pruning_env.features import FEATURE_CLIP
 from pruning_env.instances import Instance
 from pruning_env.layers import PrunableLayer
+from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task

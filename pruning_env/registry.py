@@ -3,8 +3,8 @@ registered with Gymnasium (controller env) and PettingZoo's registries (parallel
 
 | lookup                                | finds                                                     |
 |---------------------------------------|-----------------------------------------------------------|
-| ``"mlp-digits"``, ``"MlpDigits-v0"``, ``"pruning_env/MlpDigits-v0"`` | a built-in task (``pruning_env.tasks.TASKS``) |
-| ``"digits/mlp-512-64-256"``, ``"pruning_env/DigitsFamily9-v0"``    | a family member (``pruning_env.families``)     |
+| ``"mlp-digits"``, ``"MlpDigits-v1"``, ``"pruning_env/MlpDigits-v1"`` | a built-in task (``pruning_env.tasks.TASKS``) |
+| ``"digits/mlp-512-64-256"``, ``"pruning_env/DigitsFamily9-v1"``    | a family member (``pruning_env.families``)     |
 
 After ``import pruning_env`` every id works with ``gymnasium.make("pruning_env/<Id>")``,
 ``pettingzoo.make("parallel", "pruning_env/<Id>")`` and ``pettingzoo.make("aec", "pruning_env/<Id>")``.
@@ -30,7 +30,7 @@ def all_tasks() -> tuple[Task, ...]:
 
 
 def get_task(name: str) -> Task:
-    """A task by name (``"mlp-digits"``, ``"digits/cnn-32-64-h128"``) or id (``"MlpDigits-v0"``, with or
+    """A task by name (``"mlp-digits"``, ``"digits/cnn-32-64-h128"``) or id (``"MlpDigits-v1"``, with or
     without the ``pruning_env/`` namespace).
 
     Raises:

@@ -2,15 +2,15 @@
 
 | kind       | value                                                                 | cost                     |
 |------------|-----------------------------------------------------------------------|--------------------------|
-| accuracy   | validation accuracy in [0, 1] after K masked training steps (the tasks' default) | K steps + one evaluation |
-| neg_loss   | minus the validation cross-entropy (nats) after K masked training steps, in [-3 log C, 0] | as accuracy |
+| neg_loss   | minus the validation cross-entropy (nats) after K masked training steps, in [-3 log C, 0] (the tasks' default) | K steps + one evaluation |
+| accuracy   | validation accuracy in [0, 1] after K masked training steps | as neg_loss |
 | zero_cost  | log10 of the fraction of SynFlow's objective R that survives the masks, in [-50, 0] | two float64 forward passes, no training |
 | full       | validation accuracy in [0, 1] after the task's full training schedule | the full schedule        |
 
-On mlp-digits at 0.98 ``neg_loss`` ranks plans like their final test accuracy better than ``accuracy`` at every K
-(``benchmarks/results/reference/fidelity_mlp-digits_0.98.md``), and it still tells plans apart when most of them
-sit at chance accuracy after K steps; the benchmarks use it. C is the number of classes; chance is a loss of
-log C (2.30 nats for 10 classes).
+``neg_loss`` is the default: on mlp-digits at 0.98 it ranks plans like their final test accuracy better than
+``accuracy`` at every K (``benchmarks/results/reference/fidelity_mlp-digits_0.98.md``), and it still tells plans
+apart when most of them sit at chance accuracy after K steps. C is the number of classes; a network that only
+guesses has a loss of log C (2.30 nats for 10 classes), so a reward near -2.30 means "no better than chance".
 
 The zero-cost reward is log10(R(θ0 ⊙ m) / R(θ0)), R = SynFlow's objective on the absolute-valued network
 (``scorers.synaptic_flow``, the path norm of a bias-free ReLU network). Zeroing weights never raises R, so the
@@ -34,7 +34,7 @@ from pruning_env.masking import MaskedWeights
 from pruning_env.scorers import synaptic_flow
 from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult
 
-REWARDS: tuple[str, ...] = ("accuracy", "neg_loss", "zero_cost", "full")
+REWARDS: tuple[str, ...] = ("neg_loss", "accuracy", "zero_cost", "full")
 ZERO_COST_FLOOR = -50.0  # log10 of the surviving fraction of SynFlow's R below which a plan counts as disconnected
 
 

@@ -2,15 +2,15 @@
 
 | task             | id                    | network        | data     | target | reward steps K | final training          |
 |------------------|-----------------------|----------------|----------|--------|----------------|-------------------------|
-| mlp-digits       | MlpDigits-v0          | MLP 64-256x4-128-10 | digits (embedded) | 0.98 | 100 Adam lr 1e-2 | 600 steps Adam lr 3e-3, cosine |
-| cnn-digits       | CnnDigits-v0          | small CNN      | digits (embedded) | 0.98 | 100 Adam lr 1e-2 | 600 steps Adam lr 3e-3, cosine |
-| lenet300-mnist   | Lenet300Mnist-v0      | LeNet-300-100  | MNIST    | 0.98   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
-| lenet5-mnist     | Lenet5Mnist-v0        | LeNet-5-Caffe  | MNIST    | 0.99   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
-| resnet20-cifar10 | Resnet20Cifar10-v0    | ResNet-20      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
-| vgg19-cifar10    | Vgg19Cifar10-v0       | VGG-19-bn      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
+| mlp-digits       | MlpDigits-v1          | MLP 64-256x4-128-10 | digits (embedded) | 0.98 | 100 Adam lr 1e-2 | 600 steps Adam lr 3e-3, cosine |
+| cnn-digits       | CnnDigits-v1          | small CNN      | digits (embedded) | 0.98 | 100 Adam lr 1e-2 | 600 steps Adam lr 3e-3, cosine |
+| lenet300-mnist   | Lenet300Mnist-v1      | LeNet-300-100  | MNIST    | 0.98   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
+| lenet5-mnist     | Lenet5Mnist-v1        | LeNet-5-Caffe  | MNIST    | 0.99   | 100 Adam       | 20 epochs SGD (SNIP's optimizer), cosine |
+| resnet20-cifar10 | Resnet20Cifar10-v1    | ResNet-20      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
+| vgg19-cifar10    | Vgg19Cifar10-v1       | VGG-19-bn      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
 
-Every id lives in the ``pruning_env/`` namespace (``gymnasium.make("pruning_env/MlpDigits-v0")``). The version
-is bumped whenever a task's behaviour changes. Look tasks up (and family members) with
+Every id lives in the ``pruning_env/`` namespace (``gymnasium.make("pruning_env/MlpDigits-v1")``). The version
+is bumped whenever a task's behaviour changes (v1: the default reward is ``neg_loss``; it was ``accuracy`` in v0). Look tasks up (and family members) with
 ``pruning_env.registry.get_task``.
 """
 
@@ -43,7 +43,7 @@ class Task:
     name: str
     """Registry key, e.g. ``"mlp-digits"``."""
     env_id: str
-    """Versioned id without namespace, e.g. ``"MlpDigits-v0"``."""
+    """Versioned id without namespace, e.g. ``"MlpDigits-v1"``."""
     model: str | ArchSpec
     """Key of ``pruning_env.models.MODELS``, or a generated architecture (``pruning_env.families``)."""
     dataset: str
@@ -58,8 +58,9 @@ class Task:
     """Within-layer mask criterion."""
     proxies: tuple[str, ...] = DEFAULT_PROXIES
     """Proxies (scorer names) whose statistics feed the observation."""
-    reward: str = "accuracy"
-    """Default reward kind (see ``pruning_env.rewards.REWARDS``)."""
+    reward: str = "neg_loss"
+    """Default reward kind (see ``pruning_env.rewards.REWARDS``): minus the validation loss after K steps, the
+    kind the fidelity benchmark measured to rank plans best."""
     reward_eval_size: int = 1000
     """Size of the fixed validation subset the reward evaluates on (the whole split when smaller)."""
     tags: tuple[str, ...] = field(default=())
@@ -69,12 +70,12 @@ class Task:
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("mlp-digits", "MlpDigits-v0", "mlp_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
-        Task("cnn-digits", "CnnDigits-v0", "cnn_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
-        Task("lenet300-mnist", "Lenet300Mnist-v0", "lenet300", "mnist", 0.98, MNIST_PROXY, MNIST_FINAL),
-        Task("lenet5-mnist", "Lenet5Mnist-v0", "lenet5", "mnist", 0.99, MNIST_PROXY, MNIST_FINAL),
-        Task("resnet20-cifar10", "Resnet20Cifar10-v0", "resnet20", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
-        Task("vgg19-cifar10", "Vgg19Cifar10-v0", "vgg19", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
+        Task("mlp-digits", "MlpDigits-v1", "mlp_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
+        Task("cnn-digits", "CnnDigits-v1", "cnn_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
+        Task("lenet300-mnist", "Lenet300Mnist-v1", "lenet300", "mnist", 0.98, MNIST_PROXY, MNIST_FINAL),
+        Task("lenet5-mnist", "Lenet5Mnist-v1", "lenet5", "mnist", 0.99, MNIST_PROXY, MNIST_FINAL),
+        Task("resnet20-cifar10", "Resnet20Cifar10-v1", "resnet20", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
+        Task("vgg19-cifar10", "Vgg19Cifar10-v1", "vgg19", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
     )
 }
 

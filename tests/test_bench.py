@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -40,3 +41,22 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
     rerun = read_records(tmp_path / "tiny.jsonl")
     assert rerun[: len(kept)] == kept
     assert sorted((r["controller"], r["target_sparsity"]) for r in rerun) == sorted(by_cell)
+
+
+def test_a_resume_under_other_settings_refuses_and_says_what_changed(tmp_path) -> None:
+    suite = replace(get_suite("tiny"), controllers=("dense", "uniform"), sparsities=(0.5,), final_steps=20)
+    run_suite(suite, tmp_path, "cpu", progress=False)
+    before = (tmp_path / "tiny.jsonl").read_text()
+    assert all(len(r["fingerprint"]) == 16 and r["settings"]["suite"]["reward_steps"] == 5
+               for r in read_records(tmp_path / "tiny.jsonl"))
+
+    with pytest.raises(ValueError, match=r"other settings .*suite\.reward_steps: 5 -> 6.*--fresh"):
+        run_suite(replace(suite, reward_steps=6), tmp_path, "cpu", progress=False)
+    with pytest.raises(ValueError, match=r"options\.scale: '\(absent\)' -> 2\.0"):
+        run_suite(replace(suite, options={"uniform": {"scale": 2.0}}), tmp_path, "cpu", progress=False)
+    assert (tmp_path / "tiny.jsonl").read_text() == before  # nothing mixed, nothing overwritten
+
+    run_suite(replace(suite, final_steps=30), tmp_path, "cpu", progress=False, fresh=True)
+    records = read_records(tmp_path / "tiny.jsonl")
+    assert len(records) == 2 and all(r["settings"]["suite"]["final_steps"] == 30 for r in records)
+    assert run_suite(replace(suite, final_steps=30), tmp_path, "cpu", progress=False)  # the same settings resume

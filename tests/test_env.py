@@ -17,7 +17,7 @@ from torch import nn
 import pruning_env
 import pruning_env.models
 from pruning_env.data import load_dataset
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 FAST = {"reward_steps": 2}  # the API checkers only need a valid reward, not a good one
 
@@ -168,8 +168,8 @@ def test_reward_prefers_a_uniform_plan_to_gutting_the_first_layer(capsys) -> Non
 
 
 def test_registered_ids_make_envs() -> None:
-    parallel = pettingzoo.make("parallel", "pruning_env/MlpDigits-v0", reward_steps=2)
-    aec = pettingzoo.make("aec", "pruning_env/MlpDigits-v0", reward_steps=2)
+    parallel = pettingzoo.make("parallel", "pruning_env/MlpDigits-v1", reward_steps=2)
+    aec = pettingzoo.make("aec", "pruning_env/MlpDigits-v1", reward_steps=2)
     assert isinstance(parallel, PruningEnv) and parallel.task.name == "mlp-digits"
     aec.reset(seed=0)
     assert aec.agent_selection == "layer_0"
@@ -183,7 +183,7 @@ def test_registered_ids_make_envs() -> None:
         ({"target_sparsity": (0.9, 0.5)}, "range"),
         ({"scorer": "nope"}, "unknown scorer or proxy 'nope'"),
         ({"proxies": ("snip", "nope")}, "unknown scorer or proxy 'nope'"),
-        ({"reward": "nope"}, "unknown reward 'nope'; known rewards: accuracy"),
+        ({"reward": "nope"}, "unknown reward 'nope'; known rewards: neg_loss, accuracy"),
         ({"action_type": "binary"}, "action_type must be"),
         ({"init": "sometimes"}, "init must be"),
     ],

@@ -85,7 +85,7 @@ def test_sample_spec_covers_every_kind() -> None:
 def test_member_tasks_resolve_by_name_and_run_in_the_env() -> None:
     task = family_tasks("digits", "heldout")[0]
     assert get_task(task.name) is get_task(f"pruning_env/{task.env_id}") is task
-    for unknown in ("digits/mlp-1-2-3", "imagenet/mlp-1", "DigitsFamily99-v0"):
+    for unknown in ("digits/mlp-1-2-3", "imagenet/mlp-1", "DigitsFamily99-v1"):
         with pytest.raises(ValueError, match="unknown task.*families digits, mnist"):
             get_task(unknown)
     env = PruningEnv(task.name, target_sparsity=0.98, reward="zero_cost", device="cpu")

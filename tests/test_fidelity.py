@@ -12,8 +12,8 @@ import torch
 
 from benchmarks.fidelity import Args, main
 from benchmarks.final_accuracy import FinalEvaluator, final_test_accuracy
-from pruning_env.env import PruningEnv
 from pruning_env.masking import topk_masks
+from pruning_env.parallel import PruningEnv
 from pruning_env.registry import get_task
 from pruning_env.scorers import compute_scores
 

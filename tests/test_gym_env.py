@@ -8,8 +8,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import pruning_env  # noqa: F401  (registers the ids)
-from pruning_env.env import PruningEnv
 from pruning_env.gym_env import PruningControllerEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.tasks import TASKS
 
 
@@ -24,7 +24,7 @@ def test_every_task_is_registered_under_the_namespace() -> None:
 
 
 def test_make_and_step_match_the_parallel_env() -> None:
-    env = gymnasium.make("pruning_env/MlpDigits-v0", reward_steps=5)
+    env = gymnasium.make("pruning_env/MlpDigits-v1", reward_steps=5)
     observation, info = env.reset(seed=4)
     assert observation.shape == env.observation_space.shape == (6, len(env.unwrapped.feature_names))
     plan = np.linspace(0.9, 0.999, 6, dtype=np.float32)

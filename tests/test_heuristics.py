@@ -13,10 +13,10 @@ from agents.heuristics import REFERENCE_HEURISTICS, reference_sparsities
 from pruning_env.allocation import get_allocation, global_score
 from pruning_env.budget import target_count
 from pruning_env.data import load_dataset, scoring_batch
-from pruning_env.env import PruningEnv
 from pruning_env.features import feature_names
 from pruning_env.layers import prunable_layers
 from pruning_env.models import build_model
+from pruning_env.parallel import PruningEnv
 from pruning_env.scorers import compute_scores
 
 SEED = 3

@@ -123,7 +123,7 @@ def test_a_forward_that_does_not_fit_the_input_names_the_model_the_shape_and_tor
 
 
 def test_the_env_reports_a_model_that_does_not_fit_its_dataset() -> None:
-    from pruning_env.env import PruningEnv
+    from pruning_env.parallel import PruningEnv
 
     wrong = nn.Sequential(nn.Flatten(), nn.Linear(32, 10))  # digits images have 64 pixels
     with pytest.raises(ValueError, match=r"Sequential does not run on the dataset's inputs of shape \(N, 1, 8, 8\)"):

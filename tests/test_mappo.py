@@ -31,7 +31,7 @@ from agents.mappo.rollout import episode_plan
 from agents.mappo.train import CHECKPOINT, CURVE, PROGRESS
 from benchmarks.cells import plan_of
 from pruning_env.data import load_dataset
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 FEATURES = ("magnitude", "snip")
 TINY = MappoConfig(embed_dim=16, num_blocks=1, num_heads=2, episodes_per_update=2, progress=False, tensorboard=False)
@@ -253,10 +253,28 @@ def test_training_writes_logs_checkpoint_curve_and_a_loadable_controller(tmp_pat
     assert (tmp_path / CHECKPOINT).exists() and (tmp_path / CURVE).stat().st_size > 0
     has_tensorboard = any(importlib.util.find_spec(name) for name in ("tensorboardX", "tensorboard"))
     assert (tmp_path / "tensorboard").exists() == has_tensorboard
+    if has_tensorboard:  # one subfolder per run
+        assert [path.name[:4] for path in (tmp_path / "tensorboard").iterdir()] == ["run-"]
     loaded = MappoController.load(tmp_path / "controller.pt")
     observations, infos = env.reset(seed=5)
     expected, got = controller.act(observations, infos), loaded.act(observations, infos)
     assert all(np.array_equal(expected[agent], got[agent]) for agent in expected)
+
+
+def test_a_run_folder_is_never_overwritten_by_accident_and_the_curve_says_what_ran(tmp_path, monkeypatch):
+    titles = []
+    monkeypatch.setattr(train_module, "plot_learning_curve", lambda history, path, title: titles.append(
+        (len(history), title)))
+    MappoController(tiny_env(), TINY, out=str(tmp_path)).train(tiny_env, episodes=2, seed=0)
+    assert titles == [(1, "transformer MAPPO: mlp-digits, target 0.9, reward neg_loss K=2")]
+    before = {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match=r"already holds a run \(checkpoint\.pt, controller\.pt, .*resume.*overwrite"):
+        MappoController(tiny_env(), TINY, out=str(tmp_path)).train(tiny_env, episodes=2, seed=1)
+    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()} == before
+    MappoController(tiny_env(), TINY, out=str(tmp_path), overwrite=True).train(tiny_env, episodes=2, seed=1)
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["seed"] == 1
+    with pytest.raises(ValueError, match="exclude each other"):
+        replace(TINY, out=str(tmp_path), resume=True, overwrite=True)
 
 
 def test_discrete_controller_trains_and_acts_with_bins():

@@ -12,7 +12,7 @@ from pettingzoo.test import parallel_api_test
 
 from agents.mappo import MappoController
 from pruning_env import MultiTaskPruningEnv
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 TASKS = ("mlp-digits", "cnn-digits")  # 6 and 7 prunable layers
 FAST = {"reward": "neg_loss", "reward_steps": 2}

@@ -18,7 +18,7 @@ from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.rollout import collect, episode_plan
 from agents.random_search import RandomSearch
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
 from pruning_env.pools import LocalPool, PlanRequest, ProcessPool, make_pool
 

@@ -8,7 +8,7 @@ from scipy.special import expit
 
 from agents import make_controller
 from agents.random_search import RandomSearch, sample_plans
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.pools import LocalPool
 
 SEED = 5

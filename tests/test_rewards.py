@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from pruning_env.env import PruningEnv
 from pruning_env.layers import prunable_layers
+from pruning_env.parallel import PruningEnv
 from pruning_env.rewards import ZERO_COST_FLOOR, RewardEvaluator, reward_bounds
 from pruning_env.scorers import synaptic_flow
 from pruning_env.training import MaskedTrainer, TrainConfig

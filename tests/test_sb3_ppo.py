@@ -10,7 +10,7 @@ import pytest
 
 from agents import make_controller
 from agents.sb3_ppo import PPOConfig, SB3PPOController, build_ppo, sparsity_from_action, train_sb3_ppo
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 SEED = 0
 # neg_loss: at small K the validation accuracy of most plans is still at chance (a flat reward); the loss is

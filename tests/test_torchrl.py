@@ -8,8 +8,8 @@ import pytest
 import torch
 from torchrl.envs.utils import check_env_specs
 
-from pruning_env.env import PruningEnv
 from pruning_env.integrations.torchrl import GROUP, clip_ppo_loss, mappo_modules, torchrl_env
+from pruning_env.parallel import PruningEnv
 
 SEED = 3
 ENV_KWARGS = {"reward": "neg_loss", "reward_steps": 2, "target_sparsity": 0.9, "device": "cpu"}

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from pruning_env.env import PruningEnv
 from pruning_env.integrations.vector import async_vector_env, supersuit_vec_env
+from pruning_env.parallel import PruningEnv
 
 ENV_KWARGS = {"reward": "neg_loss", "reward_steps": 3, "target_sparsity": 0.9, "device": "cpu"}
 NUM_LAYERS, NUM_FEATURES = 6, 34  # mlp-digits

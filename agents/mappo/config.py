@@ -7,7 +7,7 @@ from typing import Literal
 
 EpisodeSeeds = Literal["auto", "fixed", "fresh"]
 RUN_FIELDS: frozenset[str] = frozenset(
-    {"out", "resume", "workers", "ray_address", "progress", "tensorboard", "checkpoint_every"}
+    {"out", "resume", "overwrite", "workers", "ray_address", "progress", "tensorboard", "checkpoint_every"}
 )
 """Fields that change where and how a run is executed, never its numbers (a resumed run may change them)."""
 
@@ -77,6 +77,9 @@ class MappoConfig:
     (None: keep nothing on disk)."""
     resume: bool = False
     """Continue from the checkpoint in ``out``."""
+    overwrite: bool = False
+    """Replace the run in ``out`` (its checkpoint, log, curve and controller); without it or ``resume`` a folder
+    that already holds a run is refused."""
     checkpoint_every: int = 5
     """Write a checkpoint every this many updates (and at the end)."""
     progress: bool = True
@@ -102,6 +105,8 @@ class MappoConfig:
             raise ValueError(f"episode_seeds must be 'auto', 'fixed' or 'fresh', got {self.episode_seeds!r}")
         if self.resume and self.out is None:
             raise ValueError("resume=True needs out (the run folder holding the checkpoint)")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: continue the run in out, or replace it")
 
     def numbers(self) -> MappoConfig:
         """This config with the run-only fields (``RUN_FIELDS``) at their defaults: equal iff same numbers."""

@@ -15,7 +15,7 @@ from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.rollout import env_actions
 from agents.mappo.train import run_training
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EnvInfo, make_pool
 
 CONTROLLER_FILE = "controller.pt"

@@ -18,7 +18,7 @@ import torch
 from agents.base import Actions, to_actions
 from agents.mappo.policy import TokenPolicy, sparsities
 from pruning_env.data import load_dataset
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
 from pruning_env.pools import EvaluationPool, PlanRequest
 from pruning_env.tasks import Task

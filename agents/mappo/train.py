@@ -1,10 +1,11 @@
 """The training loop: collect -> advantages -> PPO update -> log -> checkpoint, one small function per phase.
 
 With ``config.out`` set, a run folder holds ``progress.csv`` (one row per update), TensorBoard events (when
-tensorboardX or tensorboard is installed), ``checkpoint.pt`` (written atomically every ``checkpoint_every``
+tensorboardX or tensorboard is installed; one subfolder ``tensorboard/run-<start time>`` per run or resumed run), ``checkpoint.pt`` (written atomically every ``checkpoint_every``
 updates and at the end) and ``learning_curve.png``. ``config.resume`` continues from the checkpoint: the CSV
 is rewritten from the checkpoint's history (rows after it are dropped, so the log stays continuous) and the run
-goes on to the requested episode count. Episode seeds are functions of (seed, episode index) and minibatch
+goes on to the requested episode count; ``config.overwrite`` replaces the run, and a folder that already holds a
+run is refused otherwise. Episode seeds are functions of (seed, episode index) and minibatch
 orders of (seed, update), so a resumed run reproduces the uninterrupted one.
 """
 
@@ -191,7 +192,7 @@ def _tensorboard_writer(out: Path, purge_step: int) -> Any:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-    return SummaryWriter(str(out / "tensorboard"), purge_step=purge_step)
+    return SummaryWriter(str(out / "tensorboard" / time.strftime("run-%Y%m%d-%H%M%S")), purge_step=purge_step)
 
 
 def plot_learning_curve(history: Sequence[dict[str, float]], path: Path, title: str = "transformer MAPPO") -> None:
@@ -218,6 +219,12 @@ def run_training(policy: TokenPolicy, pool: EvaluationPool, episodes: int, seed:
     else:
         state = TrainState()
     if out is not None:
+        existing = sorted(path.name for path in out.glob("*")) if out.exists() else []
+        if existing and not (config.resume or config.overwrite):
+            raise ValueError(
+                f"the run folder {out} already holds a run ({', '.join(existing)}): pass resume=True to continue it "
+                "(--resume on the command line), overwrite=True to replace it (--overwrite), or another out"
+            )
         out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out, state.history, config.tensorboard)
     bar = tqdm(total=episodes, initial=min(state.episodes, episodes), unit="episode", disable=not config.progress)
@@ -238,6 +245,7 @@ def run_training(policy: TokenPolicy, pool: EvaluationPool, episodes: int, seed:
     if out is not None:
         save_checkpoint(out / CHECKPOINT, policy, optimizer, state, config, seed)
         if state.history:
-            plot_learning_curve(state.history, out / CURVE)
+            title = f"transformer MAPPO{' (autoregressive)' if config.autoregressive else ''}: {pool.infos[0].label}"
+            plot_learning_curve(state.history, out / CURVE, title)
     report = TrainingReport(state.episodes, state.seconds, state.best_reward, list(state.history))
     return report, state

@@ -21,7 +21,7 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 from ray.tune.registry import register_env
 
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 ENV_NAME = "pruning_env"
 SHARED_POLICY = "shared"

@@ -30,7 +30,7 @@ from torchrl.envs import PettingZooWrapper
 from torchrl.modules import MultiAgentMLP, ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 
-from pruning_env.env import PruningEnv
+from pruning_env.parallel import PruningEnv
 
 GROUP = "layer"
 

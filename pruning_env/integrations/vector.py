@@ -42,8 +42,8 @@ import supersuit
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
-from pruning_env.env import PruningEnv
 from pruning_env.gym_env import PruningControllerEnv
+from pruning_env.parallel import PruningEnv
 
 VecEnvT = TypeVar("VecEnvT")
 

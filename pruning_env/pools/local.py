@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pruning_env.env import PruningEnv
 from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.pools.protocol import Call, EnvHost, EnvSource, PoolBase
 
 

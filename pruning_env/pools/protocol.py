@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from pruning_env.env import PruningEnv
 from pruning_env.multi_task import MultiTaskPruningEnv
+from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
 from pruning_env.spaces import stack_observations
 
@@ -49,11 +49,22 @@ class EnvInfo:
     """Discrete bins, or None for continuous actions."""
     draws_per_episode: bool
     """The env draws something new on every reset: an initialization, a target or (multi-task) a network."""
+    label: str = ""
+    """What the env poses, for titles and logs: task, target, reward and K."""
 
     @classmethod
     def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
         bins = env.action_bins if env.action_type == "discrete" else None
-        return cls(tuple(env.feature_names), bins, env.draws_per_episode)
+        return cls(tuple(env.feature_names), bins, env.draws_per_episode, env_label(env))
+
+
+def env_label(env: PruningEnv | MultiTaskPruningEnv) -> str:
+    """``"mlp-digits, target 0.99, reward neg_loss K=100"`` (a multi-task env: its number of tasks first)."""
+    first = env.envs[0] if isinstance(env, MultiTaskPruningEnv) else env
+    low, high = first.config.target_range
+    target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+    tasks = f"{len(env.envs)} tasks" if isinstance(env, MultiTaskPruningEnv) else first.task.name
+    return f"{tasks}, target {target}, reward {first.config.reward} K={first.config.reward_train.steps}"
 
 
 class EnvHost:

@@ -57,9 +57,10 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     that asked for more never gets less. A plan that already meets the budget is applied as it is.
 
     ## Rewards
-    The same team reward for every agent; the kind is chosen with ``reward`` (see ``pruning_env.rewards``): validation
-    accuracy after ``reward_steps`` masked training steps (default), minus the validation loss, a zero-cost SynFlow
-    reward, or validation accuracy after the task's full training. The test split is never used. A diverged training
+    The same team reward for every agent; the kind is chosen with ``reward`` (see ``pruning_env.rewards``): minus the
+    validation loss after ``reward_steps`` masked training steps (default; about -log C = -2.30 for 10 classes when
+    the pruned net is no better than chance), the validation accuracy after those steps, a zero-cost SynFlow
+    reward, or the validation accuracy after the task's full training. The test split is never used. A diverged training
     earns the lowest reward and ``diverged`` = 1.
 
     Evaluating a plan without the agent dicts: ``evaluate_plan(seed, plan)`` = ``reset(seed=seed)`` followed by a
@@ -87,7 +88,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | scorer          | "snip"         | within-layer mask criterion, a name from ``pruning_env.scorers.SCORERS``  |
     | proxies         | 5 proxies      | scorers whose statistics feed the observation (magnitude, snip, grasp,    |
     |                 |                | synflow, lamp); ``feature_names`` are the observation's columns          |
-    | reward          | "accuracy"     | "accuracy", "neg_loss", "zero_cost" or "full"                             |
+    | reward          | "neg_loss"     | "neg_loss", "accuracy", "zero_cost" or "full"                             |
     | reward_steps    | task's K       | training steps of the accuracy / neg_loss rewards                         |
     | action_type     | "continuous"   | "continuous" or "discrete"                                                |
     | action_bins     | 21             | number of discrete sparsity levels                                        |
@@ -110,10 +111,11 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ``init="fixed"``; with ``"per_episode"`` each init seed redraws them with the modules' ``reset_parameters``.
 
     ## Version History
+    - v1: the default reward is ``neg_loss`` (was ``accuracy``); ``proxies`` replaces ``features``.
     - v0: initial release.
     """
 
-    metadata = {"name": "pruning_env_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+    metadata = {"name": "pruning_env_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(
         self, task: str | Task = "mlp-digits", *, model: ModelSource | None = None, data: Dataset | None = None,
