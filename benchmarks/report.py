@@ -22,6 +22,10 @@ def accuracies(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, float]
     return table
 
 
+ZOOM_POINTS = 8.0
+"""Height of the zoomed panel below the best plan at the hardest target, in accuracy points."""
+
+
 def own_target(name: str) -> float | None:
     """The fixed target of a registered controller (the dense reference's 0), or None."""
     return getattr(agents.CONTROLLERS.get(name), "target_sparsity", None)
@@ -39,6 +43,11 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
                    default=None)
             for s in suite.sparsities
         }
+        ties = {  # how many controllers share the best mean, to the shown digit: a tie is bold for none
+            s: sum(1 for (t, c, sp), v in values.items() if t == task and sp == s and own_target(c) is None
+                   and best[s] is not None and round(float(np.mean(v)), 1) == round(float(best[s]), 1))
+            for s in suite.sparsities
+        }
         for controller in suite.controllers:
             cells = []
             fixed = own_target(controller)
@@ -47,8 +56,9 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
                 if not runs:
                     cells.append("–")
                     continue
-                text = f"{np.mean(runs):.1f} ± {np.std(runs):.1f}"
+                text = f"{np.mean(runs):.1f}" + (f" ± {np.std(runs):.1f}" if len(runs) > 1 else "")
                 is_best = fixed is None and best[sparsity] is not None and np.mean(runs) == best[sparsity]
+                is_best = is_best and ties[sparsity] == 1
                 cells.append(f"**{text}**" if is_best else text)
             lines.append(f"| {controller} | " + " | ".join(cells) + " |")
         published = [PUBLISHED.get((task, s)) for s in suite.sparsities]
@@ -63,7 +73,8 @@ def caption(suite: Suite, device: str, seconds: float) -> str:
     """What the table shows and the budgets behind it."""
     return (
         f"Test accuracy (%) after full training of the pruned initialization, mean ± std over seeds "
-        f"{list(suite.seeds)}; best per column in bold; dense = unpruned. Learning controllers ({', '.join(c for c in suite.controllers if c in LEARNERS)}) "
+        f"{list(suite.seeds)}; the best of a column in bold (none where the best is tied); dense = unpruned; er and "
+        f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({', '.join(c for c in suite.controllers if c in LEARNERS)}) "
         f"train once per seed on that seed's initialization over targets in [{min(suite.sparsities)}, "
         f"{max(suite.sparsities)}] with {suite.rl_episodes} reward evaluations (reward {suite.reward}, "
         f"K={suite.reward_steps or 'task default'}); random search gets {suite.search_episodes_per_cell} per cell "
@@ -72,8 +83,9 @@ def caption(suite: Suite, device: str, seconds: float) -> str:
 
 
 def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> None:
-    """Test accuracy vs target per task, one line per controller with ± std bars (logit x axis); a controller
-    with a fixed target (dense) as a dashed horizontal line."""
+    """Test accuracy vs target per task, one line per controller with ± std bars (logit x axis), and a second
+    panel zoomed on the competitive band (within ``ZOOM_POINTS`` of the best plan at the hardest target); a
+    controller with a fixed target (dense) as a dashed horizontal line."""
     values = accuracies(records)
     panels = []
     for task in suite.tasks:
@@ -88,10 +100,19 @@ def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> No
             if points:
                 series.append(Series(controller, [s for s, _ in points], [float(np.mean(v)) for _, v in points],
                                      yerr=[float(np.std(v)) for _, v in points]))
+        if not series:
+            continue
+        hardest = max(suite.sparsities)
+        top = max(y for line in series for x, y in zip(line.x, line.y, strict=True) if x == hardest)
+        ceiling = max([*(max(line.y) for line in series), *(value for _, value in lines)])
         seeds = len(suite.seeds)
-        panels.append(Panel(
-            f"{task}: accuracy vs sparsity ({seeds} seed{'s' if seeds > 1 else ''})",
-            "global sparsity (fraction of weights removed, logit scale)", "test accuracy after full training (%)",
-            series, xscale="logit", xticks=tuple(suite.sparsities), hlines=tuple(lines),
-        ))
-    save_lines(path, panels, legend_outside=True)
+        common = dict(xscale="logit", xticks=tuple(suite.sparsities), hlines=tuple(lines))
+        label = "global sparsity (fraction of weights removed, logit scale)"
+        panels.append(Panel(f"{task}: all controllers ({seeds} seed{'s' if seeds > 1 else ''})", label,
+                            "test accuracy after full training (%)", series, **common))
+        panels.append(Panel(f"{task}: zoom on the competitive band", label, "test accuracy (%)", series,
+                            ylim=(top - ZOOM_POINTS, ceiling + 0.5), **common))
+    note = (f"Error bars: ± one standard deviation over seeds {list(suite.seeds)}. er and erk coincide on MLPs "
+            "(no kernels: the same allocation). Right: the band within "
+            f"{ZOOM_POINTS:g} points of the best plan at {max(suite.sparsities):g}; lines below it leave the panel.")
+    save_lines(path, panels, legend_outside=True, note=note)

@@ -19,6 +19,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 PANEL_SIZE = (5.0, 4.0)
 """Width and height of one panel in inches."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p", "d", "8")
+"""One marker per series (in order), so series stay apart where colours are alike or lines overlap."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Panel:
     """Tick positions of the x axis (labelled with their values); None: automatic."""
     hlines: tuple[tuple[str, float], ...] = ()
     """(label, y) reference lines drawn dashed across the panel."""
+    ylim: tuple[float, float] | None = None
+    """Limits of the y axis (a zoom); None: automatic."""
 
 
 def save_scatter(path: str | Path, panels: Sequence[Panel], title: str | None = None) -> Path:
@@ -58,20 +62,22 @@ def save_scatter(path: str | Path, panels: Sequence[Panel], title: str | None = 
 
 
 def save_lines(path: str | Path, panels: Sequence[Panel], title: str | None = None,
-               legend_outside: bool = False) -> Path:
+               legend_outside: bool = False, note: str | None = None) -> Path:
     """Write ``panels`` side by side as line plots with markers (and error bars where given) to the PNG ``path``;
-    ``legend_outside`` puts one legend of the first panel right of the figure. Returns the path."""
-    return _save(path, panels, title, lines=True, legend_outside=legend_outside)
+    ``legend_outside`` puts one legend of the first panel right of the figure; ``note`` is printed under the
+    panels (what the error bars are, which series coincide). Returns the path."""
+    return _save(path, panels, title, lines=True, legend_outside=legend_outside, note=note)
 
 
 def _save(path: str | Path, panels: Sequence[Panel], title: str | None, lines: bool,
-          legend_outside: bool = False) -> Path:
+          legend_outside: bool = False, note: str | None = None) -> Path:
     if not panels:
         raise ValueError("panels must hold at least one Panel")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     width = PANEL_SIZE[0] * len(panels) + (1.8 if legend_outside else 0.0)
-    figure = Figure(figsize=(width, PANEL_SIZE[1] + (0.4 if title else 0.0)), layout="constrained")
+    height = PANEL_SIZE[1] + (0.4 if title else 0.0) + (0.3 * (1 + note.count("\n")) if note else 0.0)
+    figure = Figure(figsize=(width, height), layout="constrained")
     all_axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axes, panel in zip(all_axes, panels, strict=True):
         _draw(axes, panel, lines, legend=not legend_outside)
@@ -80,19 +86,22 @@ def _save(path: str | Path, panels: Sequence[Panel], title: str | None, lines: b
         figure.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     if title:
         figure.suptitle(title)
+    if note:
+        figure.supxlabel(note, fontsize=8, ha="left", x=0.01)
     figure.savefig(path, dpi=120)
     return path
 
 
 def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
-    if len(panel.series) > 10:  # beyond the default cycle's 10 colours
-        axes.set_prop_cycle(color=[colormaps["tab20"](i / 19) for i in range(20)])
-    for series in panel.series:
+    if len(panel.series) > 10:  # beyond the default cycle's 10 colours: 18 strong ones (tab20 pairs pastel shades)
+        axes.set_prop_cycle(color=[*colormaps["tab10"].colors, *colormaps["Dark2"].colors])
+    for index, series in enumerate(panel.series):
+        marker = MARKERS[index % len(MARKERS)]
         if lines and series.yerr is not None:
-            artist = axes.errorbar(series.x, series.y, yerr=series.yerr, marker="o", markersize=3, capsize=2,
+            artist = axes.errorbar(series.x, series.y, yerr=series.yerr, marker=marker, markersize=4, capsize=2,
                                    linewidth=1.2, linestyle=series.linestyle, label=series.label).lines[0]
         elif lines:
-            (artist,) = axes.plot(series.x, series.y, marker="o", linestyle=series.linestyle, label=series.label)
+            (artist,) = axes.plot(series.x, series.y, marker=marker, linestyle=series.linestyle, label=series.label)
         else:
             artist = axes.scatter(series.x, series.y, s=18, alpha=0.75, label=series.label)
         if series.point_labels is not None:
@@ -111,6 +120,8 @@ def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
         axes.minorticks_off()
     else:
         axes.xaxis.set_major_locator(MaxNLocator(6))
+    if panel.ylim is not None:
+        axes.set_ylim(*panel.ylim)
     if panel.xticks is not None:
         axes.set_xticks(panel.xticks, [f"{tick:g}" for tick in panel.xticks])
     axes.set_title(panel.title, fontsize=10)

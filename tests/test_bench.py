@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from benchmarks.records import read_records
+from benchmarks.report import markdown_table
 from benchmarks.run import run_suite
 from benchmarks.suites import get_suite
 
@@ -26,7 +27,8 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
 
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert set(suite.controllers) <= set(rows)
-    assert re.search(r"\*\*\d+\.\d ± \d+\.\d\*\*", table)  # a best cell in bold
+    assert re.search(r"\*\*\d+\.\d\*\*", table)  # a best cell in bold; one seed: no "± 0.0"
+    assert "±" not in table.split("Test accuracy")[0]
     by_cell = {(r["controller"], r["target_sparsity"]): r for r in records}
     dense = by_cell[("dense", 0.0)]["test_accuracy"]
     assert dense > 0.8  # the dense MLP really trained (chance is 0.1)
@@ -60,3 +62,20 @@ def test_a_resume_under_other_settings_refuses_and_says_what_changed(tmp_path) -
     records = read_records(tmp_path / "tiny.jsonl")
     assert len(records) == 2 and all(r["settings"]["suite"]["final_steps"] == 30 for r in records)
     assert run_suite(replace(suite, final_steps=30), tmp_path, "cpu", progress=False)  # the same settings resume
+
+
+def test_table_bolds_no_tie_and_shows_std_only_over_several_seeds() -> None:
+    suite = replace(get_suite("tiny"), controllers=("dense", "uniform", "erk", "lamp"), sparsities=(0.9,))
+    records = [
+        {"task": "mlp-digits", "controller": c, "target_sparsity": t, "seed": seed, "test_accuracy": a}
+        for c, t, seed, a in [("dense", 0.0, 0, 0.97), ("uniform", 0.9, 0, 0.90), ("erk", 0.9, 0, 0.95),
+                              ("lamp", 0.9, 0, 0.95)]
+    ]
+    rows = {line.split("|")[1].strip(): line for line in markdown_table(suite, records).splitlines() if "|" in line}
+    assert rows["erk"] == "| erk | 95.0 |" and rows["lamp"] == "| lamp | 95.0 |"  # tied best: bold for none
+    records.append({**records[1], "seed": 1, "test_accuracy": 0.98})  # uniform now 94.0 ± 4.0 over 2 seeds
+    rows = {line.split("|")[1].strip(): line for line in markdown_table(suite, records).splitlines() if "|" in line}
+    assert rows["uniform"] == "| uniform | 94.0 ± 4.0 |"
+    records[2]["test_accuracy"] = 0.96  # erk alone at the top
+    rows = {line.split("|")[1].strip(): line for line in markdown_table(suite, records).splitlines() if "|" in line}
+    assert rows["erk"] == "| erk | **96.0** |"
