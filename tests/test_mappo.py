@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
+import sys
+import types
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -275,6 +277,27 @@ def test_a_run_folder_is_never_overwritten_by_accident_and_the_curve_says_what_r
     assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["seed"] == 1
     with pytest.raises(ValueError, match="exclude each other"):
         replace(TINY, out=str(tmp_path), resume=True, overwrite=True)
+
+
+def test_each_run_logs_to_a_tensorboard_folder_of_its_own(tmp_path, monkeypatch):
+    folders = []
+
+    class Writer:  # stands in for tensorboardX's SummaryWriter
+        def __init__(self, logdir: str, purge_step: int) -> None:
+            folders.append(Path(logdir))
+
+        def add_scalar(self, *args: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", types.SimpleNamespace(SummaryWriter=Writer))
+    config = replace(TINY, out=str(tmp_path), tensorboard=True)
+    MappoController(tiny_env(), config).train(tiny_env, episodes=2, seed=0)
+    MappoController(tiny_env(), replace(config, overwrite=True)).train(tiny_env, episodes=2, seed=0)
+    assert len(folders) == len(set(folders)) == 2
+    assert all(folder.parent == tmp_path / "tensorboard" and folder.name.startswith("run-") for folder in folders)
 
 
 def test_discrete_controller_trains_and_acts_with_bins():

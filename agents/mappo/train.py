@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,8 @@ def _tensorboard_writer(out: Path, purge_step: int) -> Any:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-    return SummaryWriter(str(out / "tensorboard" / time.strftime("run-%Y%m%d-%H%M%S")), purge_step=purge_step)
+    run = datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
+    return SummaryWriter(str(out / "tensorboard" / run), purge_step=purge_step)
 
 
 def plot_learning_curve(history: Sequence[dict[str, float]], path: Path, title: str = "transformer MAPPO") -> None:
