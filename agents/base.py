@@ -136,9 +136,12 @@ def make_controller(name: str, env: PruningEnv, seed: int = 0, **kwargs: Any) ->
     return CONTROLLERS[name](env, seed=seed, **kwargs)
 
 
-def fixed_target(controller: Controller) -> float | None:
+def fixed_target(controller: Controller | str) -> float | None:
     """The target a controller prunes to whatever the cell's target (its ``target_sparsity`` attribute, e.g. 0
-    for the dense reference), or None for a controller that prunes to the env's target."""
+    for the dense reference), or None for a controller that prunes to the env's target. A name is looked up in
+    ``CONTROLLERS`` (the attribute of its factory)."""
+    if isinstance(controller, str):
+        return getattr(CONTROLLERS.get(controller), "target_sparsity", None)
     return getattr(controller, "target_sparsity", None)
 
 

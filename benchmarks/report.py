@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-import agents
+from agents.base import fixed_target
 from benchmarks.suites import LEARNERS, PUBLISHED, Suite
 from pruning_env.plots import Panel, Series, save_lines
 
@@ -26,11 +26,6 @@ ZOOM_POINTS = 8.0
 """Height of the zoomed panel below the best plan at the hardest target, in accuracy points."""
 
 
-def own_target(name: str) -> float | None:
-    """The fixed target of a registered controller (the dense reference's 0), or None."""
-    return getattr(agents.CONTROLLERS.get(name), "target_sparsity", None)
-
-
 def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     """Mean ± std of test accuracy (%) over seeds per controller and sparsity, best per column in bold."""
     values = accuracies(records)
@@ -39,18 +34,18 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
         header = f"| {task} | " + " | ".join(f"{s:g}" for s in suite.sparsities) + " |"
         lines += [header, "|---" * (len(suite.sparsities) + 1) + "|"]
         best = {
-            s: max((np.mean(v) for (t, c, sp), v in values.items() if t == task and sp == s and own_target(c) is None),
+            s: max((np.mean(v) for (t, c, sp), v in values.items() if t == task and sp == s and fixed_target(c) is None),
                    default=None)
             for s in suite.sparsities
         }
         ties = {  # how many controllers share the best mean, to the shown digit: a tie is bold for none
-            s: sum(1 for (t, c, sp), v in values.items() if t == task and sp == s and own_target(c) is None
+            s: sum(1 for (t, c, sp), v in values.items() if t == task and sp == s and fixed_target(c) is None
                    and best[s] is not None and round(float(np.mean(v)), 1) == round(float(best[s]), 1))
             for s in suite.sparsities
         }
         for controller in suite.controllers:
             cells = []
-            fixed = own_target(controller)
+            fixed = fixed_target(controller)
             for sparsity in suite.sparsities:
                 runs = values.get((task, controller, sparsity if fixed is None else fixed), [])
                 if not runs:
@@ -91,7 +86,7 @@ def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> No
     for task in suite.tasks:
         series, lines = [], []
         for controller in suite.controllers:
-            fixed = own_target(controller)
+            fixed = fixed_target(controller)
             if fixed is not None:
                 if (task, controller, fixed) in values:
                     lines.append((controller, float(np.mean(values[(task, controller, fixed)]))))

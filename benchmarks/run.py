@@ -135,7 +135,7 @@ def record(controller: str, target: float, plan: Any, seconds: float) -> dict[st
 
 def cell_targets(suite: Suite, name: str) -> list[float]:
     """The targets ``name`` is evaluated at: its own fixed target, or the suite's."""
-    own = getattr(agents.CONTROLLERS[name], "target_sparsity", None)
+    own = fixed_target(name)
     return [own] if own is not None else list(suite.sparsities)
 
 

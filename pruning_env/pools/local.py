@@ -14,6 +14,7 @@ class _InProcess:
     """A backend of one slot that runs each call when it is submitted."""
 
     workers = 1
+    restarts = 0
 
     def __init__(self, host: EnvHost) -> None:
         self.host = host

@@ -94,6 +94,8 @@ class Backend(Protocol):
     """Workers in slots ``0 … workers - 1``, each running one call at a time."""
 
     workers: int
+    restarts: int
+    """Workers replaced so far."""
 
     def submit(self, slot: int, call: Call) -> Any:
         """Start ``call`` on the worker of ``slot``; a hashable handle of the running call."""
@@ -170,7 +172,7 @@ class PoolBase:
     @property
     def restarts(self) -> int:
         """Workers replaced so far (after dying mid-call)."""
-        return getattr(self.backend, "restarts", 0)
+        return self.backend.restarts
 
     @property
     def feature_names(self) -> list[str]:

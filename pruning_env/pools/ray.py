@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields, is_dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -46,9 +47,7 @@ def owned(value: Any) -> Any:
     """A copy of Ray's read-only zero-copy numpy arrays (also inside results), writable by the caller."""
     if isinstance(value, np.ndarray):
         return value.copy()
-    if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import fields, replace
-
+    if is_dataclass(value) and not isinstance(value, type):
         return replace(value, **{f.name: owned(getattr(value, f.name)) for f in fields(value) if f.init})
     return value
 
