@@ -21,6 +21,7 @@ from tqdm import tqdm
 from agents.base import Controller, stacked
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.records import RecordFile
+from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.parallel import PruningEnv
 from pruning_env.provenance import versions
 from pruning_env.registry import get_task
@@ -51,18 +52,22 @@ def _evaluator(task: str, target: float, final_steps: int | None, device: str) -
     return FinalEvaluator(task, target, device=device, final_train=final_train)
 
 
-def final_cell(task: str, target: float, seed: int, requested: list[float], final_steps: int | None,
-               device: str) -> dict[str, Any]:
-    """Test accuracy of one plan on seed ``seed``'s instance after the task's full training (masks held)."""
-    result = _evaluator(task, target, final_steps, device)(np.asarray(requested), seed)
-    return {
-        "applied": result.applied.tolist(),
-        "global_sparsity": result.global_sparsity,
-        "test_accuracy": result.accuracy,
-        "test_loss": result.loss,
-        "diverged": result.diverged,
-        "train_seconds": result.seconds,
-    }
+def final_cells(task: str, target: float, seed: int, plans: list[list[float]], final_steps: int | None,
+                device: str) -> list[dict[str, Any]]:
+    """Test accuracy of each plan on seed ``seed``'s instance after the task's full training (masks held); the
+    plans train side by side on the batched path where the device selects it."""
+    results = _evaluator(task, target, final_steps, device).evaluate_many([(np.asarray(p), seed) for p in plans])
+    return [
+        {
+            "applied": result.applied.tolist(),
+            "global_sparsity": result.global_sparsity,
+            "test_accuracy": result.accuracy,
+            "test_loss": result.loss,
+            "diverged": result.diverged,
+            "train_seconds": result.seconds,
+        }
+        for result in results
+    ]
 
 
 def run_finals(
@@ -70,16 +75,27 @@ def run_finals(
     **fields: Any,
 ) -> None:
     """Train every plan record (``task``, ``target_sparsity``, ``seed``, ``requested``) fully in ``workers``
-    processes and add each result to ``cells`` with the plan, ``fields``, the device and the versions."""
+    processes and add each result to ``cells`` with the plan, ``fields``, the device and the versions.
+
+    The plans of one (task, target, seed) go to a worker in chunks of the device's reward batch (one plan per
+    job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
+    """
+    chunk = default_reward_batch(resolve_device(device))
+    groups: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+    for plan in plans:
+        groups.setdefault((plan["task"], plan["target_sparsity"], plan["seed"]), []).append(plan)
+    jobs = [(key, members[start : start + chunk]) for key, members in groups.items()
+            for start in range(0, len(members), chunk)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future, dict[str, Any]] = {
-            pool.submit(final_cell, p["task"], p["target_sparsity"], p["seed"], p["requested"], final_steps, device): p
-            for p in plans
+        futures: dict[Future, list[dict[str, Any]]] = {
+            pool.submit(final_cells, *key, [p["requested"] for p in members], final_steps, device): members
+            for key, members in jobs
         }
         for future in as_completed(futures):
-            cells.add({
-                **futures[future], **future.result(), **fields, "device": device, "versions": versions(),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            })
-            bar.update(1)
+            for plan, result in zip(futures[future], future.result(), strict=True):
+                cells.add({
+                    **plan, **result, **fields, "device": device, "versions": versions(),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                })
+                bar.update(1)

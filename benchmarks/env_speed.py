@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 import tyro
 
+from pruning_env.compute import synchronize
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.device import resolve_device
 from pruning_env.features import observation_matrix, static_features
@@ -87,15 +88,10 @@ def task_data(task_name: str, device: torch.device) -> Dataset:
         return load_dataset("synthetic-cifar10", device=device)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_gflops(size: int, device: torch.device, repeats: int = 20) -> float:
-    """GFLOP/s of ``torch.mm`` on two ``(size, size)`` float32 matrices: 2 size^3 FLOPs per product."""
+def matmul_gflops(size: int, device: torch.device, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of ``torch.mm`` on two ``(size, size)`` matrices of ``dtype``: 2 size^3 FLOPs per product."""
     generator = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(size, size, generator=generator).to(device) for _ in range(2))
+    a, b = (torch.randn(size, size, generator=generator).to(device=device, dtype=dtype) for _ in range(2))
     torch.mm(a, b)  # warm-up
     synchronize(device)
     start = time.perf_counter()

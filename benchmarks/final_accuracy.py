@@ -8,16 +8,20 @@ network is trained with the task's full schedule and evaluated on the TEST split
     outcome = evaluator(plan, seed=0)        # plan: (L,) sparsities; outcome.accuracy is the test accuracy
 
 Reuse one ``FinalEvaluator`` for many plans: it keeps its instances (scored once per seed) and one trainer.
+``evaluator.evaluate_many([(plan, seed), ...])`` trains the plans of one (seed, training seed) together, up to
+``train_batch`` masked copies side by side (the batched path; ``"auto"``: 1 on CPU, 64 on CUDA).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 
 from pruning_env.config import EnvConfig
 from pruning_env.data import Dataset, load_dataset
+from pruning_env.device import default_reward_batch
 from pruning_env.instances import InstanceCache
 from pruning_env.layers import prunable_layers
 from pruning_env.plan import EpisodeResult, prune_plan
@@ -39,6 +43,8 @@ class FinalEvaluator:
         data: the dataset (the task's, loaded on ``device``, when None).
         device: "auto", "cpu", "cuda" or a torch.device.
         final_train: the full training schedule; ``task.final_train`` when None (shorten it only for tests).
+        train_batch: most plans trained side by side by ``evaluate_many``, or ``"auto"`` (the device's
+            ``pruning_env.device.default_reward_batch``: 1, one at a time, on CPU).
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class FinalEvaluator:
         data: Dataset | None = None,
         device: str = "auto",
         final_train: TrainConfig | None = None,
+        train_batch: int | str = "auto",
     ) -> None:
         config = EnvConfig.build(task, target_sparsity=target_sparsity, scorer=scorer, proxies=(), device=device)
         self.task = config.task
@@ -61,8 +68,9 @@ class FinalEvaluator:
         )
         self.layers = self.instances.layers
         model = copy.deepcopy(self.instances.model)
+        copies = default_reward_batch(config.device) if train_batch == "auto" else train_batch
         self.trainer = MaskedTrainer(model, prunable_layers(model, self.data.x_train[:2]), self.data.x_train,
-                                     self.data.y_train)
+                                     self.data.y_train, copies=copies)
 
     def __call__(self, sparsities: np.ndarray, seed: int, train_seed: int | None = None) -> EpisodeResult:
         """Prune the instance of init seed ``seed`` with the requested ``sparsities`` ``(L,)``, train fully, test.
@@ -71,19 +79,41 @@ class FinalEvaluator:
         targets from a range. ``train_seed`` seeds the minibatch order; by default the init seed, as in the env's
         reward. The result's ``reward`` and ``accuracy`` are the test accuracy, ``loss`` the test loss.
         """
-        instance = self.instances.get(seed)
-        orders = self.instances.mask_orders(instance, self.target_sparsity)
-        pruned = prune_plan(sparsities, self.layers, self.target_sparsity, orders)
-        result = self.trainer.run(
-            instance.state, pruned.masks, self.final_train, seed if train_seed is None else train_seed,
-            self.data.x_test, self.data.y_test,
-        )
-        return EpisodeResult(
-            seed=seed, init_seed=seed, target_sparsity=self.target_sparsity, requested=pruned.requested,
-            applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
-            reward=result.accuracy, accuracy=result.accuracy, loss=result.loss, diverged=result.diverged,
-            seconds=result.train_seconds + result.eval_seconds,
-        )
+        return self.evaluate_many([(sparsities, seed)], train_seed)[0]
+
+    def evaluate_many(
+        self, plans: Sequence[tuple[np.ndarray, int]], train_seed: int | None = None
+    ) -> list[EpisodeResult]:
+        """``__call__`` for every ``(sparsities, seed)``, in input order; the plans of one seed train together
+        (``train_batch`` side by side). Raises ValueError for no plans or a bad plan, naming it."""
+        if len(plans) == 0:
+            raise ValueError("evaluate_many needs at least one (sparsities, seed) plan, got none")
+        pruned = []
+        for index, (sparsities, seed) in enumerate(plans):
+            instance = self.instances.get(seed)
+            try:
+                pruned.append(prune_plan(sparsities, self.layers, self.target_sparsity,
+                                         self.instances.mask_orders(instance, self.target_sparsity)))
+            except ValueError as error:
+                raise ValueError(f"plan {index} (seed {seed}): {error}") from None
+        groups: dict[int, list[int]] = {}
+        for index, (_, seed) in enumerate(plans):
+            groups.setdefault(seed, []).append(index)
+        results: list[EpisodeResult | None] = [None] * len(plans)
+        for seed, indices in groups.items():
+            runs = self.trainer.run_many(
+                self.instances.get(seed).state, [pruned[i].masks for i in indices], self.final_train,
+                seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
+            )
+            for index, run in zip(indices, runs, strict=True):
+                plan = pruned[index]
+                results[index] = EpisodeResult(
+                    seed=seed, init_seed=seed, target_sparsity=self.target_sparsity, requested=plan.requested,
+                    applied=plan.applied, pruned_counts=plan.pruned_counts, global_sparsity=plan.global_sparsity,
+                    reward=run.accuracy, accuracy=run.accuracy, loss=run.loss, diverged=run.diverged,
+                    seconds=run.train_seconds + run.eval_seconds,
+                )
+        return results  # type: ignore[return-value]
 
 
 def final_test_accuracy(

@@ -15,7 +15,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from pruning_env.device import resolve_device
+from pruning_env.compute import PRECISIONS, Precision
+from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.registry import get_task
 from pruning_env.rewards import check_reward_kind
 from pruning_env.scorers import SCORERS, is_target_dependent
@@ -58,6 +59,10 @@ class EnvConfig:
     """None, ``"ansi"`` or ``"human"``."""
     cache_size: int
     """Instances (scored initializations) kept in memory."""
+    reward_batch: int = 1
+    """Most masked copies one reward pass trains side by side (``evaluate_plans``); 1 is the sequential path."""
+    reward_precision: Precision = "fp32"
+    """``"fp32"`` or ``"bf16"`` (autocast of the reward's forward passes)."""
 
     @classmethod
     def build(
@@ -76,6 +81,8 @@ class EnvConfig:
         seed: int | None = None,
         render_mode: str | None = None,
         cache_size: int = 8,
+        reward_batch: int | str = "auto",
+        reward_precision: Precision = "fp32",
     ) -> EnvConfig:
         """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
 
@@ -103,13 +110,18 @@ class EnvConfig:
             raise ValueError(f"render_mode must be None or one of {list(RENDER_MODES)}, got {render_mode!r}")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        if not (reward_batch == "auto" or (isinstance(reward_batch, int) and reward_batch >= 1)):
+            raise ValueError(f"reward_batch must be 'auto' or an integer >= 1, got {reward_batch!r}")
+        if reward_precision not in PRECISIONS:
+            raise ValueError(f"reward_precision must be one of {list(PRECISIONS)}, got {reward_precision!r}")
         reward_train = task.final_train if reward == "full" else task.reward_train
         if reward_steps is not None:
             reward_train = replace(reward_train, steps=reward_steps)
+        device = resolve_device(device)
         return cls(
             task, target_range(task.target_sparsity if target_sparsity is None else target_sparsity), scorer,
-            proxies, reward, reward_train, action_type, action_bins, init, resolve_device(device), seed, render_mode,
-            cache_size,
+            proxies, reward, reward_train, action_type, action_bins, init, device, seed, render_mode,
+            cache_size, default_reward_batch(device) if reward_batch == "auto" else reward_batch, reward_precision,
         )
 
     @property

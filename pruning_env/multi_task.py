@@ -62,7 +62,7 @@ from pruning_env.features import FEATURE_CLIP
 from pruning_env.instances import Instance
 from pruning_env.layers import PrunableLayer
 from pruning_env.parallel import PruningEnv
-from pruning_env.plan import EpisodeResult
+from pruning_env.plan import EpisodeResult, clip_requests
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task
 
@@ -142,9 +142,31 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     def evaluate_plan(self, seed: int, plan: np.ndarray) -> EpisodeResult:
         """``reset(seed=seed)`` (which draws the task), then the drawn sub-env evaluates ``plan`` ``(L,)`` on its
         episode: see ``PruningEnv.evaluate_plan``."""
-        self.reset(seed=seed)
+        return self.evaluate_plans([(seed, plan)])[0]
+
+    def evaluate_plans(self, episodes: Sequence[tuple[int, np.ndarray]]) -> list[EpisodeResult]:
+        """``evaluate_plan`` of every ``(seed, plan)``, in input order; the episodes that draw one sub-env are
+        evaluated together by it (``PruningEnv.evaluate_plans``). The env then holds the last episode's task."""
+        if len(episodes) == 0:
+            raise ValueError("evaluate_plans needs at least one (seed, plan) episode, got none")
+        drawn: dict[int, list[tuple[int, int, int, np.ndarray]]] = {}  # task -> (index, seed, sub-seed, plan)
+        for index, (seed, plan) in enumerate(episodes):
+            self.reset(seed=seed)
+            try:
+                clip_requests(plan, self.current.possible_agents)
+            except ValueError as error:
+                raise ValueError(f"episode {index} (seed {seed}, task {self.task_index}): {error}") from None
+            drawn.setdefault(self.task_index, []).append((index, seed, self._sub_seed, plan))
+        last_task, last_sub_seed = self._task_index, self._sub_seed
         self.agents = []
-        return replace(self.current.evaluate_plan(self._sub_seed, plan), seed=seed)
+        results: list[EpisodeResult | None] = [None] * len(episodes)
+        for task in sorted(drawn, key=lambda task: task == last_task):  # the last episode's sub-env goes last
+            items = drawn[task]
+            evaluated = self.envs[task].evaluate_plans([(sub_seed, plan) for _, _, sub_seed, plan in items])
+            for (index, seed, _, _), result in zip(items, evaluated, strict=True):
+                results[index] = replace(result, seed=seed)
+        self._task_index, self._sub_seed = last_task, last_sub_seed
+        return results  # type: ignore[return-value]
 
     def _with_task_index(self, infos: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
         return {agent: {**info, "task_index": float(self.task_index)} for agent, info in infos.items()}
@@ -185,6 +207,11 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     def pruned_model(self) -> nn.Module:
         """The running sub-env's ``pruned_model()``: its θ0 with the last step's pruned weights set to zero."""
         return self.current.pruned_model()
+
+    @property
+    def reward_batch(self) -> int:
+        """The smallest ``reward_batch`` of the sub-envs."""
+        return min(env.reward_batch for env in self.envs)
 
     @property
     def draws_per_episode(self) -> bool:

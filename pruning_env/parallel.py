@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,7 +20,7 @@ from pruning_env.data import Dataset, load_dataset
 from pruning_env.features import FEATURE_CLIP, feature_names, observation_matrix, static_features
 from pruning_env.instances import Instance, InstanceCache, ModelSource
 from pruning_env.layers import PrunableLayer, prunable_layers
-from pruning_env.plan import EpisodeResult, prune_plan
+from pruning_env.plan import EpisodeResult, PrunedPlan, prune_plan
 from pruning_env.rewards import RewardEvaluator
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task, task_model
@@ -66,6 +66,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     Evaluating a plan without the agent dicts: ``evaluate_plan(seed, plan)`` = ``reset(seed=seed)`` followed by a
     step in which layer i requests ``plan[i]`` (a sparsity, whatever the action type); it returns the
     ``pruning_env.plan.EpisodeResult``. ``last_result`` and ``last_masks`` hold the last step's.
+    ``evaluate_plans([(seed, plan), ...])`` evaluates many episodes in one call: those on one instance train
+    together, ``reward_batch`` masked copies side by side (the batched path, ``pruning_env.batched_training``).
 
     ## Episode End
     After the single step every agent is terminated (``terminations`` all True, ``truncations`` all False) and
@@ -98,6 +100,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | seed            | None           | seed of the first reset when ``reset`` is called without one              |
     | render_mode     | None           | None, "ansi" (returns a table) or "human" (prints it)                     |
     | cache_size      | 8              | scored initializations kept in memory                                     |
+    | reward_batch    | "auto"         | masked copies trained side by side by ``evaluate_plans``: "auto" is 1     |
+    |                 |                | (sequential) on CPU and 64 on CUDA (``pruning_env.device``), or an int    |
+    | reward_precision| "fp32"         | "fp32", or "bf16" autocast of the reward's forward passes                 |
 
     The options after ``data`` are those of ``pruning_env.config.EnvConfig.build``, which defaults them from the task
     and validates them once (a bad value is a ValueError naming the option); the env keeps the result as ``config``.
@@ -140,7 +145,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         eval_size = min(self.task.reward_eval_size, len(self.data.x_val))
         self._reward = RewardEvaluator(
             config.reward,
-            MaskedTrainer(trained, prunable_layers(trained, self.data.x_train[:2]), self.data.x_train, self.data.y_train),
+            MaskedTrainer(trained, prunable_layers(trained, self.data.x_train[:2]), self.data.x_train, self.data.y_train,
+                          copies=config.reward_batch, precision=config.reward_precision),
             config.reward_train,
             self.data.x_val[:eval_size],
             self.data.y_val[:eval_size],
@@ -169,6 +175,11 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     def draws_per_episode(self) -> bool:
         """The env draws a new initialization or target on every reset."""
         return self.config.draws_per_episode
+
+    @property
+    def reward_batch(self) -> int:
+        """Most masked copies one reward pass trains side by side (1: the sequential path)."""
+        return self.config.reward_batch
 
     # --- spaces -----------------------------------------------------------------------------------------------
     @cached_property
@@ -228,32 +239,79 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         """``reset(seed=seed)``, then one step in which layer i requests sparsity ``plan[i]``; the episode's result.
 
         ``plan`` is ``(L,)`` requested sparsities (finite; values outside [0, 1] are clipped), whatever the action
-        type. The reward depends only on (seed, plan) on one device. Raises ValueError for a wrong shape or a
-        non-finite value, naming the agent.
+        type. The reward depends only on (seed, plan) on one device and reward setting. Raises ValueError for a
+        wrong shape or a non-finite value, naming the agent.
         """
-        self.reset(seed=seed)
-        result = self._play(np.asarray(plan, dtype=np.float64))
+        return self.evaluate_plans([(seed, plan)])[0]
+
+    def evaluate_plans(self, episodes: Sequence[tuple[int, np.ndarray]]) -> list[EpisodeResult]:
+        """``evaluate_plan`` for many ``(seed, plan)`` episodes in one call; the results in input order.
+
+        Episodes that share an instance (one init seed, hence one minibatch order) are trained together: up to
+        ``config.reward_batch`` masked copies side by side (``pruning_env.batched_training``), split and retried
+        when a batch does not fit in device memory. Afterwards the env holds the last episode (``last_result``,
+        ``last_masks``, ``pruned_model()``).
+
+        Raises:
+            ValueError: for no episodes, or a plan of the wrong shape or with a non-finite value (naming the
+                episode, its seed and the agent).
+        """
+        if len(episodes) == 0:
+            raise ValueError("evaluate_plans needs at least one (seed, plan) episode, got none")
+        start = time.perf_counter()
+        prepared: list[tuple[_Episode, PrunedPlan]] = []
+        for index, (seed, plan) in enumerate(episodes):
+            self.reset(seed=seed)
+            try:
+                prepared.append((self._episode, self._prune(np.asarray(plan, dtype=np.float64))))  # type: ignore[arg-type]
+            except ValueError as error:
+                raise ValueError(f"episode {index} (seed {seed}): {error}") from None
         self.agents = []
-        return result
+        results = self._evaluate(prepared)
+        self._record(*prepared[-1], results[-1], (time.perf_counter() - start) / len(episodes))
+        return results
 
     def _play(self, values: np.ndarray) -> EpisodeResult:
         """Prune the running episode's instance with the requests ``(L,)``, earn the reward, record the step."""
         start = time.perf_counter()
         episode = self._episode
         assert episode is not None
-        orders = self._instances.mask_orders(episode.instance, episode.target)
-        pruned = prune_plan(values, self.layers, episode.target, orders, names=self.possible_agents)
-        reward, run = self._reward(episode.instance.state, pruned.masks, seed=episode.instance.init_seed)
-        result = EpisodeResult(
-            seed=episode.seed, init_seed=episode.instance.init_seed, target_sparsity=episode.target,
-            requested=pruned.requested, applied=pruned.applied, pruned_counts=pruned.pruned_counts,
-            global_sparsity=pruned.global_sparsity, reward=reward, accuracy=run.accuracy, loss=run.loss,
-            diverged=run.diverged, seconds=run.train_seconds + run.eval_seconds,
-        )
-        self.last_result, self.last_masks = result, pruned.masks
-        self._last_infos = self._infos(pruned.requested, pruned.applied, pruned.clipped, result,
-                                       time.perf_counter() - start)
+        pruned = self._prune(values)
+        [result] = self._evaluate([(episode, pruned)])
+        self._record(episode, pruned, result, time.perf_counter() - start)
         return result
+
+    def _prune(self, values: np.ndarray) -> PrunedPlan:
+        """The running episode's plan: requests ``(L,)`` clipped, projected onto its target, masks cut."""
+        episode = self._episode
+        assert episode is not None
+        orders = self._instances.mask_orders(episode.instance, episode.target)
+        return prune_plan(values, self.layers, episode.target, orders, names=self.possible_agents)
+
+    def _evaluate(self, prepared: Sequence[tuple[_Episode, PrunedPlan]]) -> list[EpisodeResult]:
+        """The reward of every (episode, plan), the plans of one instance evaluated together; in input order."""
+        groups: dict[int, list[int]] = {}
+        for index, (episode, _) in enumerate(prepared):
+            groups.setdefault(episode.instance.init_seed, []).append(index)
+        results: list[EpisodeResult | None] = [None] * len(prepared)
+        for init_seed, indices in groups.items():
+            instance = prepared[indices[0]][0].instance
+            outcomes = self._reward.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], init_seed)
+            for index, (reward, run) in zip(indices, outcomes, strict=True):
+                episode, pruned = prepared[index]
+                results[index] = EpisodeResult(
+                    seed=episode.seed, init_seed=init_seed, target_sparsity=episode.target,
+                    requested=pruned.requested, applied=pruned.applied, pruned_counts=pruned.pruned_counts,
+                    global_sparsity=pruned.global_sparsity, reward=reward, accuracy=run.accuracy, loss=run.loss,
+                    diverged=run.diverged, seconds=run.train_seconds + run.eval_seconds,
+                )
+        return results  # type: ignore[return-value]
+
+    def _record(self, episode: _Episode, pruned: PrunedPlan, result: EpisodeResult, step_seconds: float) -> None:
+        """Make ``episode`` the env's last one, with its plan's result, masks and infos."""
+        self._episode = episode
+        self.last_result, self.last_masks = result, pruned.masks
+        self._last_infos = self._infos(pruned.requested, pruned.applied, pruned.clipped, result, step_seconds)
 
     def _requested_sparsities(self, actions: Mapping[str, Any]) -> np.ndarray:
         """Requested sparsity per layer ``(L,)`` (unclipped) from the agents' actions."""

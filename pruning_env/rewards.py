@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -87,13 +87,24 @@ class RewardEvaluator:
     ) -> tuple[float, TrainResult]:
         """The reward of pruning ``init_state`` with ``masks`` and the training run behind it (for ``zero_cost``:
         accuracy and loss NaN, no training). ``seed`` fixes the minibatch order."""
+        return self.evaluate_many(init_state, [masks], seed)[0]
+
+    def evaluate_many(
+        self, init_state: Mapping[str, torch.Tensor], masks: Sequence[Mapping[str, torch.Tensor]], seed: int
+    ) -> list[tuple[float, TrainResult]]:
+        """``__call__`` for every mask dict of one initialization, in order: the trainer trains them with one
+        minibatch order, side by side when its ``copies`` > 1 (``MaskedTrainer.run_many``)."""
         if self.kind == "zero_cost":
-            return self._zero_cost(init_state, masks)
-        result = self.trainer.run(init_state, masks, self.train_config, seed, self.x_eval, self.y_eval)
-        if result.diverged:
-            return self.low, result
-        value = -result.loss if self.kind == "neg_loss" else result.accuracy
-        return max(value, self.low), result
+            return [self._zero_cost(init_state, m) for m in masks]
+        runs = self.trainer.run_many(init_state, masks, self.train_config, seed, self.x_eval, self.y_eval)
+        return [(self.value(run), run) for run in runs]
+
+    def value(self, run: TrainResult) -> float:
+        """The reward a training run earns: its kind's value, floored at the kind's lowest (also when diverged)."""
+        if run.diverged:
+            return self.low
+        value = -run.loss if self.kind == "neg_loss" else run.accuracy
+        return max(value, self.low)
 
     def _zero_cost(
         self, init_state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]

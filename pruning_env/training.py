@@ -3,24 +3,33 @@
 One ``MaskedTrainer`` owns one model and the training tensors on one device. Each ``run`` restores the
 initialization in place (no deepcopy), zeroes the pruned weights, trains ``steps`` optimizer steps on shuffled
 minibatches (the pruned weights re-zeroed after every step, so masks are held), then evaluates without gradients.
+
+``run_many`` trains many masks of one initialization with one minibatch order: one at a time (``copies=1``) or in
+chunks of up to ``copies`` masked copies trained side by side (``pruning_env.batched_training``). A chunk that
+does not fit in device memory is split in halves and retried, down to single copies; every mask's result comes
+back exactly once, in order.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pruning_env.batched_training import train_copies
+from pruning_env.compute import EVAL_CHUNK, PRECISIONS, Precision, TrainResult, autocast, synchronize
 from pruning_env.layers import PrunableLayer
 from pruning_env.masking import MaskedWeights
 
-EVAL_CHUNK = 2048  # samples per forward pass in evaluation, bounds activation memory
+__all__ = ["MaskedTrainer", "TrainConfig", "TrainResult", "evaluate", "split_on_oom"]
+Item = TypeVar("Item")
+Out = TypeVar("Out")
 
 
 @dataclass(frozen=True)
@@ -53,25 +62,43 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """Outcome of one run: metrics on the evaluation tensors and the run's cost."""
-
-    accuracy: float
-    """Top-1 accuracy in [0, 1]; 0 when diverged."""
-    loss: float
-    """Mean cross-entropy in nats; ``inf`` when diverged."""
-    diverged: bool
-    """True when the training loss or the evaluation loss was not finite."""
-    train_seconds: float
-    """Wall time of the optimizer steps (device synchronized)."""
-    eval_seconds: float
-    """Wall time of the evaluation."""
+def make_optimizer(params: Sequence[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """The schedule's optimizer (Adam, or SGD with momentum; weight decay) over ``params``."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Cosine decay to 0 over ``config.steps`` when ``config.cosine``, else None (a constant rate)."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps) if config.cosine else None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """The error is a device (or host) allocation failure that a smaller batch may avoid."""
+    return isinstance(error, torch.OutOfMemoryError | MemoryError) or "out of memory" in str(error).lower()
+
+
+def split_on_oom(items: Sequence[Item], chunk: int, run: Callable[[Sequence[Item]], list[Out]]) -> list[Out]:
+    """``run`` over consecutive chunks of up to ``chunk`` items; the outputs concatenated, in input order.
+
+    A chunk whose ``run`` runs out of memory is split in halves and each half retried (the CUDA cache emptied
+    first); a single item that still does not fit raises the error.
+    """
+    outputs: list[Out] = []
+    pending = [list(items[start : start + chunk]) for start in range(0, len(items), chunk)]
+    while pending:
+        part = pending.pop(0)
+        try:
+            outputs.extend(run(part))
+        except (RuntimeError, MemoryError) as error:
+            if len(part) == 1 or not is_out_of_memory(error):
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(part) // 2
+            pending[:0] = [part[:half], part[half:]]
+    return outputs
 
 
 class MaskedTrainer:
@@ -82,13 +109,22 @@ class MaskedTrainer:
         layers: its prunable layers (from ``prunable_layers``), whose weights the masks cover.
         x_train: training inputs ``(N, *input_shape)``, float32, on the model's device.
         y_train: training labels ``(N,)``, int64, same device.
+        copies: most masked copies ``run_many`` trains side by side (1: one at a time, the sequential path).
+        precision: ``"fp32"``, or ``"bf16"`` for bf16 autocast of the forward passes (optimizer state stays fp32).
     """
 
     def __init__(
-        self, model: nn.Module, layers: Sequence[PrunableLayer], x_train: torch.Tensor, y_train: torch.Tensor
+        self, model: nn.Module, layers: Sequence[PrunableLayer], x_train: torch.Tensor, y_train: torch.Tensor,
+        *, copies: int = 1, precision: Precision = "fp32",
     ) -> None:
         if len(x_train) != len(y_train) or len(x_train) == 0:
             raise ValueError(f"x_train and y_train must be non-empty and equally long, got {len(x_train)}, {len(y_train)}")
+        if not (isinstance(copies, int) and copies >= 1):
+            raise ValueError(f"copies must be an integer >= 1, got {copies!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        self.copies = copies
+        self.precision = precision
         self.model = model
         self.layers = list(layers)
         self.x_train = x_train
@@ -103,15 +139,6 @@ class MaskedTrainer:
         generator = torch.Generator().manual_seed(seed)
         order = torch.cat([torch.randperm(num_samples, generator=generator) for _ in range(epochs)])
         return order[: steps * batch].view(steps, batch).to(self.device)
-
-    def _optimizer(self, config: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if config.optimizer == "adam":
-            optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-        else:
-            optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps) if config.cosine else None
-        return optimizer, scheduler
 
     def run(
         self,
@@ -129,15 +156,18 @@ class MaskedTrainer:
         self.model.load_state_dict(init_state)
         masked = MaskedWeights.from_layers(self.layers, masks)
         masked.reapply()
-        optimizer, scheduler = self._optimizer(config)
+        optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad], config)
+        scheduler = make_scheduler(optimizer, config)
         batches = self.minibatch_indices(config.steps, config.batch_size, seed)
         self.model.train()
-        _synchronize(self.device)
+        synchronize(self.device)
         start = time.perf_counter()
         loss = torch.zeros((), device=self.device)
         with torch.enable_grad():  # callers may step the env under no_grad (TorchRL's collectors do)
             for indices in batches:
-                loss = F.cross_entropy(self.model(self.x_train[indices]), self.y_train[indices])
+                with autocast(self.device, self.precision):
+                    logits = self.model(self.x_train[indices])
+                loss = F.cross_entropy(logits.float(), self.y_train[indices])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -147,12 +177,42 @@ class MaskedTrainer:
         train_diverged = not math.isfinite(loss.item())  # .item() synchronizes the device
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        accuracy, eval_loss = evaluate(self.model, x_eval, y_eval)
+        with autocast(self.device, self.precision):
+            accuracy, eval_loss = evaluate(self.model, x_eval, y_eval)
         eval_seconds = time.perf_counter() - start
         diverged = train_diverged or not math.isfinite(eval_loss)
         if diverged:
             accuracy, eval_loss = 0.0, math.inf
         return TrainResult(accuracy, eval_loss, diverged, train_seconds, eval_seconds)
+
+    def run_many(
+        self,
+        init_state: Mapping[str, torch.Tensor],
+        masks: Sequence[Mapping[str, torch.Tensor]],
+        config: TrainConfig,
+        seed: int,
+        x_eval: torch.Tensor,
+        y_eval: torch.Tensor,
+    ) -> list[TrainResult]:
+        """``run`` for every mask dict in ``masks`` (one shared minibatch order from ``seed``), in order.
+
+        With ``copies > 1`` they train in chunks of up to ``copies`` side by side, split on out-of-memory errors.
+        Raises ValueError for an empty ``masks``.
+        """
+        if not masks:
+            raise ValueError("run_many needs at least one mask dict, got none")
+        if self.copies == 1:
+            return [self.run(init_state, m, config, seed, x_eval, y_eval) for m in masks]
+        batches = self.minibatch_indices(config.steps, config.batch_size, seed)
+
+        def run_chunk(chunk: Sequence[Mapping[str, torch.Tensor]]) -> list[TrainResult]:
+            return train_copies(
+                self.model, self.layers, init_state, chunk, lambda params: make_optimizer(params, config),
+                lambda optimizer: make_scheduler(optimizer, config), batches, self.x_train, self.y_train,
+                x_eval, y_eval, self.precision,
+            )
+
+        return split_on_oom(masks, self.copies, run_chunk)
 
 
 @torch.no_grad()

@@ -33,12 +33,12 @@ class KillingEnv(PruningEnv):
         super().__init__(**options)
         self.marker = marker
 
-    def evaluate_plan(self, seed: int, plan: np.ndarray) -> EpisodeResult:
+    def evaluate_plans(self, episodes: list[tuple[int, np.ndarray]]) -> list[EpisodeResult]:
         try:
             with open(self.marker, "x") as marker:  # atomic: only one worker of all creates it
                 marker.write(str(os.getpid()))
         except FileExistsError:
-            return super().evaluate_plan(seed, plan)
+            return super().evaluate_plans(episodes)
         os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("unreachable: the process is gone")
 

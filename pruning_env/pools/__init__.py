@@ -7,7 +7,9 @@ A reward depends only on (env source, reset seed, plan) on one kind of device, s
 
 Every backend returns the results in input order, each exactly once; a worker that dies mid-call (killed, out of
 memory, node lost) is replaced and its call resubmitted, up to ``max_attempts`` times per call; an error raised
-by the env itself (a bad plan, say) is raised, not retried.
+by the env itself (a bad plan, say) is raised, not retried. The requests of one source travel to the workers in
+chunks of the env's ``reward_batch`` (1 on CPU, 64 on CUDA): a worker trains a chunk's episodes of one instance
+side by side (``PruningEnv.evaluate_plans``), and with Ray each GPU actor evaluates whole batches.
 
 | backend      | module                          | workers                                       |
 |--------------|---------------------------------|-----------------------------------------------|

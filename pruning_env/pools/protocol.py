@@ -22,8 +22,8 @@ from pruning_env.spaces import stack_observations
 
 EnvSource = Mapping[str, Any] | Callable[[], PruningEnv | MultiTaskPruningEnv]
 """``PruningEnv`` keyword arguments, or a picklable factory (e.g. ``functools.partial(PruningEnv, ...)``)."""
-Call = tuple[str, int, int, np.ndarray | None]
-"""One worker call: ("observe" or "evaluate", source index, reset seed, plan or None)."""
+Call = tuple[str, int, Any]
+"""One worker call: ("observe", source index, reset seed) or ("evaluate", source index, [(seed, plan), ...])."""
 
 
 def build_env(source: EnvSource) -> PruningEnv | MultiTaskPruningEnv:
@@ -51,11 +51,13 @@ class EnvInfo:
     """The env draws something new on every reset: an initialization, a target or (multi-task) a network."""
     label: str = ""
     """What the env poses, for titles and logs: task, target, reward and K."""
+    reward_batch: int = 1
+    """Episodes one ``evaluate`` call to a worker carries (the env's ``reward_batch``: 1 on CPU)."""
 
     @classmethod
     def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
         bins = env.action_bins if env.action_type == "discrete" else None
-        return cls(tuple(env.feature_names), bins, env.draws_per_episode, env_label(env))
+        return cls(tuple(env.feature_names), bins, env.draws_per_episode, env_label(env), env.reward_batch)
 
 
 def env_label(env: PruningEnv | MultiTaskPruningEnv) -> str:
@@ -74,15 +76,15 @@ class EnvHost:
         self.envs = [source if isinstance(source, PruningEnv | MultiTaskPruningEnv) else build_env(source) for source in sources]
         self.infos = [EnvInfo.of(env) for env in self.envs]
 
-    def call(self, kind: str, source: int, seed: int, plan: np.ndarray | None) -> np.ndarray | EpisodeResult:
-        """``observe``: the stacked observation ``(L, F)`` of the (source, seed) instance; ``evaluate``: the
-        result of ``plan`` on it."""
+    def call(self, kind: str, source: int, payload: Any) -> np.ndarray | list[EpisodeResult]:
+        """``observe`` (payload: a reset seed): the stacked observation ``(L, F)`` of the (source, seed) instance;
+        ``evaluate`` (payload: ``[(seed, plan), ...]``): each episode's result (``evaluate_plans``)."""
         env = self.envs[source]
         if kind == "observe":
-            observations, _ = env.reset(seed=seed)
+            observations, _ = env.reset(seed=payload)
             return stack_observations(observations)
         if kind == "evaluate":
-            return replace(env.evaluate_plan(seed, plan), source=source)
+            return [replace(result, source=source) for result in env.evaluate_plans(payload)]
         raise ValueError(f"unknown call {kind!r}: a host answers 'observe' and 'evaluate'")
 
 
@@ -184,16 +186,36 @@ class PoolBase:
         sources = [0] * len(seeds) if sources is None else list(sources)
         if len(sources) != len(seeds):
             raise ValueError(f"seeds and sources must be equally long, got {len(seeds)} and {len(sources)}")
-        calls = [("observe", self._source(source), int(seed), None) for seed, source in zip(seeds, sources, strict=True)]
+        calls = [("observe", self._source(source), int(seed)) for seed, source in zip(seeds, sources, strict=True)]
         return dispatch(self.backend, calls, self.max_attempts)
 
     def evaluate(self, requests: Sequence[PlanRequest], progress: str | None = None) -> list[EpisodeResult]:
-        """Every request's ``EpisodeResult``, in input order (``progress``: a tqdm bar's name, None for none)."""
-        calls = [
-            ("evaluate", self._source(request.source), int(request.seed), np.asarray(request.plan, dtype=np.float64))
-            for request in requests
-        ]
-        return dispatch(self.backend, calls, self.max_attempts, progress)
+        """Every request's ``EpisodeResult``, in input order (``progress``: a tqdm bar's name, None for none).
+
+        The requests of one source go to the workers in chunks of that source's ``reward_batch`` (one episode
+        per call on CPU), so a worker trains the episodes of one instance in a chunk side by side.
+        """
+        if not requests:
+            raise ValueError("evaluate needs at least one PlanRequest, got none")
+        by_source: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            by_source.setdefault(self._source(request.source), []).append(index)
+        calls: list[Call] = []
+        order: list[int] = []
+        for source, indices in by_source.items():
+            chunk = self.infos[source].reward_batch
+            for start in range(0, len(indices), chunk):
+                part = indices[start : start + chunk]
+                calls.append(("evaluate", source, [
+                    (int(requests[i].seed), np.asarray(requests[i].plan, dtype=np.float64)) for i in part
+                ]))
+                order.extend(part)
+        results: list[EpisodeResult | None] = [None] * len(requests)
+        flat = [result for chunk_results in dispatch(self.backend, calls, self.max_attempts, progress)
+                for result in chunk_results]
+        for index, result in zip(order, flat, strict=True):
+            results[index] = result
+        return results  # type: ignore[return-value]
 
     def _source(self, source: int) -> int:
         if not 0 <= source < len(self.infos):

@@ -39,14 +39,16 @@ class HostActor:
         """Process id, the envs' devices and the sources' ``EnvInfo``."""
         return {"pid": os.getpid(), "devices": [str(env.device) for env in self.host.envs], "infos": self.host.infos}
 
-    def call(self, kind: str, source: int, seed: int, plan: np.ndarray | None) -> Any:
-        return self.host.call(kind, source, seed, plan)
+    def call(self, kind: str, source: int, payload: Any) -> Any:
+        return self.host.call(kind, source, payload)
 
 
 def owned(value: Any) -> Any:
     """A copy of Ray's read-only zero-copy numpy arrays (also inside results), writable by the caller."""
     if isinstance(value, np.ndarray):
         return value.copy()
+    if isinstance(value, list):
+        return [owned(item) for item in value]
     if is_dataclass(value) and not isinstance(value, type):
         return replace(value, **{f.name: owned(getattr(value, f.name)) for f in fields(value) if f.init})
     return value
