@@ -1,10 +1,11 @@
-"""Controllers for pruning_env: heuristics, random search, SB3 PPO, the transformer MAPPO baseline and the shipped
+"""Controllers for pruning_env: heuristics, random search, CMA-ES and TPE, the transformer MAPPO baseline and the shipped
 pretrained MAPPO controller.
 
 Importing this package registers every controller in ``CONTROLLERS``; build one with ``make_controller(name, env)``.
 """
 
 from agents import (  # importing registers their controllers
+    black_box,
     heuristics,
     mappo,
     pretrained,
@@ -24,11 +25,13 @@ from agents.base import (
     stacked,
     to_actions,
 )
+from agents.black_box import CMAESSearch, TPESearch
 from agents.heuristics import RandomController, ReferenceController
 from agents.random_search import RandomSearch
 from agents.sb3_ppo import PPOConfig, SB3PPOController, train_sb3_ppo
 
 __all__ = [
+    "CMAESSearch",
     "CONTROLLERS",
     "Controller",
     "DenseController",
@@ -39,7 +42,9 @@ __all__ = [
     "SB3PPOController",
     "SearchController",
     "TrainableController",
+    "TPESearch",
     "TrainingReport",
+    "black_box",
     "fixed_target",
     "heuristics",
     "make_controller",
