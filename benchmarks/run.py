@@ -47,7 +47,7 @@ CELL_KEY = ("task", "controller", "target_sparsity", "seed")
 @dataclass
 class Args:
     suite: str = "quick"
-    """Suite name (quick, mnist, cifar, tiny); the generalization benchmark is ``python -m benchmarks.generalize``."""
+    """Suite name (quick, mnist, cifar, benchmarl, tiny); the generalization benchmark is ``python -m benchmarks.generalize``."""
     out: Path = Path("benchmarks/results")
     """Folder of the records, table and plot."""
     device: str = "auto"

@@ -27,6 +27,8 @@ HEURISTICS: tuple[str, ...] = (
 LEARNERS: tuple[str, ...] = ("sb3_ppo", "mappo", "mappo_ar")
 QUIET_MAPPO: dict[str, Any] = {"progress": False, "tensorboard": False, "workers": 2}
 """MAPPO in a benchmark: no bar or TensorBoard files of its own, its episodes on 2 worker processes."""
+BENCHMARL: tuple[str, ...] = ("benchmarl_mappo", "benchmarl_ippo", "benchmarl_iql")
+"""BenchMARL's MAPPO, IPPO and IQL (``agents.benchmarl_marl``), trained with the suite's budget."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +70,13 @@ SUITES: dict[str, Suite] = {
         Suite("quick", ("mlp-digits",), (0.9, 0.95, 0.98, 0.99), (0, 1, 2), ALL_CONTROLLERS),
         Suite("mnist", ("lenet300-mnist", "lenet5-mnist"), (0.95, 0.98, 0.99, 0.995), (0, 1, 2), ALL_CONTROLLERS),
         Suite("cifar", ("resnet20-cifar10", "vgg19-cifar10"), (0.9, 0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS),
+        Suite(
+            "benchmarl",
+            ("mlp-digits",),
+            (0.98, 0.99),
+            (0, 1, 2),
+            ("dense", "erk", "lamp", "global_snip", "random_search", "mappo", *BENCHMARL),
+        ),
         Suite(
             "tiny",
             ("mlp-digits",),

@@ -35,11 +35,15 @@ from pruning_env.parallel import PruningEnv
 GROUP = "layer"
 
 
-def torchrl_env(seed: int | None = None, **env_kwargs: Any) -> PettingZooWrapper:
-    """``PruningEnv(**env_kwargs)`` as a TorchRL env with one agent group, ``GROUP``; reset with ``seed`` if given."""
+def torchrl_env(
+    seed: int | None = None, wrapper_device: str | torch.device = "cpu", **env_kwargs: Any
+) -> PettingZooWrapper:
+    """``PruningEnv(**env_kwargs)`` as a TorchRL env with one agent group, ``GROUP``, its tensordicts on
+    ``wrapper_device`` (the env's own ``device`` option says where it trains); reset with ``seed`` if given."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PettingZoo in TorchRL is tested using version")
-        return PettingZooWrapper(PruningEnv(**env_kwargs), return_state=True, categorical_actions=True, seed=seed)
+        return PettingZooWrapper(PruningEnv(**env_kwargs), return_state=True, categorical_actions=True, seed=seed,
+                                 device=wrapper_device)
 
 
 def mappo_modules(env: PettingZooWrapper, hidden: int = 64, depth: int = 2) -> tuple[ProbabilisticActor, ValueOperator]:
