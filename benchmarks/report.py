@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import fixed_target
-from benchmarks.suites import LEARNERS, PUBLISHED, Suite
+from benchmarks.suites import BENCHMARL, LEARNERS, PUBLISHED, Suite
 from pruning_env.plots import Panel, Series, save_lines
 
 
@@ -69,7 +69,7 @@ def caption(suite: Suite, device: str, seconds: float) -> str:
     return (
         f"Test accuracy (%) after full training of the pruned initialization, mean ± std over seeds "
         f"{list(suite.seeds)}; the best of a column in bold (none where the best is tied); dense = unpruned; er and "
-        f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({', '.join(c for c in suite.controllers if c in LEARNERS)}) "
+        f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({', '.join(c for c in suite.controllers if c in (*LEARNERS, *BENCHMARL))}) "
         f"train once per seed on that seed's initialization over targets in [{min(suite.sparsities)}, "
         f"{max(suite.sparsities)}] with {suite.rl_episodes} reward evaluations (reward {suite.reward}, "
         f"K={suite.reward_steps or 'task default'}); random search gets {suite.search_episodes_per_cell} per cell "
