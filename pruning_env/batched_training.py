@@ -98,7 +98,7 @@ def train_copies(
     def forward(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(model, (p, b), (x,))
 
-    run = vmap(forward, in_dims=(0, 0, None))
+    run = vmap(forward, in_dims=(0, 0, None), randomness="different")  # dropout: its own masks per copy
     model.train()
     synchronize(device)
     start = time.perf_counter()

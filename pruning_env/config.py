@@ -26,6 +26,8 @@ from pruning_env.training import TrainConfig
 ActionType = Literal["continuous", "discrete"]
 Init = Literal["fixed", "per_episode"] | int
 RENDER_MODES: tuple[str, ...] = ("ansi", "human")
+RewardOrder = Literal["instance", "episode"]
+REWARD_ORDERS: tuple[str, ...] = ("instance", "episode")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class EnvConfig:
     """Most masked copies one reward pass trains side by side (``evaluate_plans``); 1 is the sequential path."""
     reward_precision: Precision = "fp32"
     """``"fp32"`` or ``"bf16"`` (autocast of the reward's forward passes)."""
+    reward_orders: int = 1
+    """Minibatch orders the reward averages over (n trainings per plan); 1 is one order."""
+    reward_order: RewardOrder = "instance"
+    """Where the orders come from: ``"instance"`` (the init seed: one plan, one reward) or ``"episode"`` (drawn
+    from the episode's RNG at each reset, so a search cannot fit one order)."""
 
     @classmethod
     def build(
@@ -83,6 +90,8 @@ class EnvConfig:
         cache_size: int = 8,
         reward_batch: int | str = "auto",
         reward_precision: Precision = "fp32",
+        reward_orders: int = 1,
+        reward_order: RewardOrder = "instance",
     ) -> EnvConfig:
         """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
 
@@ -114,6 +123,10 @@ class EnvConfig:
             raise ValueError(f"reward_batch must be 'auto' or an integer >= 1, got {reward_batch!r}")
         if reward_precision not in PRECISIONS:
             raise ValueError(f"reward_precision must be one of {list(PRECISIONS)}, got {reward_precision!r}")
+        if not (isinstance(reward_orders, int) and reward_orders >= 1):
+            raise ValueError(f"reward_orders must be an integer >= 1, got {reward_orders!r}")
+        if reward_order not in REWARD_ORDERS:
+            raise ValueError(f"reward_order must be one of {list(REWARD_ORDERS)}, got {reward_order!r}")
         reward_train = task.final_train if reward == "full" else task.reward_train
         if reward_steps is not None:
             reward_train = replace(reward_train, steps=reward_steps)
@@ -122,6 +135,7 @@ class EnvConfig:
             task, target_range(task.target_sparsity if target_sparsity is None else target_sparsity), scorer,
             proxies, reward, reward_train, action_type, action_bins, init, device, seed, render_mode,
             cache_size, default_reward_batch(device) if reward_batch == "auto" else reward_batch, reward_precision,
+            reward_orders, reward_order,
         )
 
     @property

@@ -103,6 +103,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | reward_batch    | "auto"         | masked copies trained side by side by ``evaluate_plans``: "auto" is 1     |
     |                 |                | (sequential) on CPU and 64 on CUDA (``pruning_env.device``), or an int    |
     | reward_precision| "fp32"         | "fp32", or "bf16" autocast of the reward's forward passes                 |
+    | reward_orders   | 1              | minibatch orders the reward averages over (n trainings per plan)          |
+    | reward_order    | "instance"     | orders from the init seed, or "episode": drawn at each reset              |
 
     The options after ``data`` are those of ``pruning_env.config.EnvConfig.build``, which defaults them from the task
     and validates them once (a bad value is a ValueError naming the option); the env keeps the result as ``config``.
@@ -111,7 +113,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ``reset(seed=s)`` fixes everything: the initialization (its seed is s with ``init="fixed"``, drawn from s's RNG
     with ``"per_episode"``, always s0 with ``init=s0``), the scoring batch, the target drawn from a range, and the
     reward's minibatch order (derived from the init seed, so one plan on one instance always earns the same reward
-    on one device).
+    on one device; with ``reward_order="episode"`` drawn from the reset's RNG instead, so the same (seed, plan)
+    still earns the same reward, but each reset seed trains the plan on other minibatches).
     ``reset()`` without a seed continues the RNG. A module passed as ``model`` keeps its own weights as θ0 with
     ``init="fixed"``; with ``"per_episode"`` each init seed redraws them with the modules' ``reset_parameters``.
 
@@ -151,6 +154,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             self.data.x_val[:eval_size],
             self.data.y_val[:eval_size],
             self.data.num_classes,
+            orders=config.reward_orders,
         )
         self.possible_agents = [f"layer_{i}" for i in range(len(self.layers))]
         self.agents: list[str] = []
@@ -215,7 +219,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         target = float(self._np_random.uniform(low, high)) if high > low else low
         instance = self._instances.get(init_seed)
         observations = observation_matrix(self.layers, self._static, instance.summaries, target)
-        self._episode = _Episode(self._base_seed, instance, target, observations, time.perf_counter() - start)
+        # drawn last, only when asked for: the other draws of a seed stay what they were
+        order = int(self._np_random.integers(2**31 - 1)) if self.config.reward_order == "episode" else init_seed
+        self._episode = _Episode(self._base_seed, instance, target, observations, time.perf_counter() - start, order)
         self.agents = list(self.possible_agents)
         self.last_result = None
         self.last_masks = None
@@ -290,13 +296,13 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
 
     def _evaluate(self, prepared: Sequence[tuple[_Episode, PrunedPlan]]) -> list[EpisodeResult]:
         """The reward of every (episode, plan), the plans of one instance evaluated together; in input order."""
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}  # (init seed, order seed) -> episodes
         for index, (episode, _) in enumerate(prepared):
-            groups.setdefault(episode.instance.init_seed, []).append(index)
+            groups.setdefault((episode.instance.init_seed, episode.order_seed), []).append(index)
         results: list[EpisodeResult | None] = [None] * len(prepared)
-        for init_seed, indices in groups.items():
+        for (init_seed, order_seed), indices in groups.items():
             instance = prepared[indices[0]][0].instance
-            outcomes = self._reward.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], init_seed)
+            outcomes = self._reward.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], order_seed)
             for index, (reward, run) in zip(indices, outcomes, strict=True):
                 episode, pruned = prepared[index]
                 results[index] = EpisodeResult(
@@ -455,3 +461,5 @@ class _Episode:
     target: float
     observations: np.ndarray
     reset_seconds: float
+    order_seed: int
+    """Seed of the reward's minibatch order(s): the init seed, or drawn at reset (``reward_order="episode"``)."""

@@ -63,6 +63,7 @@ class RewardEvaluator:
         train_config: the schedule for ``accuracy`` / ``neg_loss`` (K steps) or ``full``.
         x_eval, y_eval: the fixed validation subset, on the trainer's device.
         num_classes: number of classes (sets the ``neg_loss`` floor).
+        orders: minibatch orders each plan's reward averages over (``order_seeds``).
     """
 
     def __init__(
@@ -73,8 +74,10 @@ class RewardEvaluator:
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
         num_classes: int,
+        orders: int = 1,
     ) -> None:
         check_reward_kind(kind)
+        self.orders = orders
         self.kind = kind
         self.trainer = trainer
         self.train_config = train_config
@@ -93,11 +96,20 @@ class RewardEvaluator:
         self, init_state: Mapping[str, torch.Tensor], masks: Sequence[Mapping[str, torch.Tensor]], seed: int
     ) -> list[tuple[float, TrainResult]]:
         """``__call__`` for every mask dict of one initialization, in order: the trainer trains them with one
-        minibatch order, side by side when its ``copies`` > 1 (``MaskedTrainer.run_many``)."""
+        minibatch order, side by side when its ``copies`` > 1 (``MaskedTrainer.run_many``).
+
+        With ``orders`` = n > 1 every plan trains n times, on the orders of ``order_seeds(seed, n)``; its reward is
+        the mean of the n values, its run the mean accuracy and loss (diverged if any run diverged, seconds
+        summed)."""
         if self.kind == "zero_cost":
             return [self._zero_cost(init_state, m) for m in masks]
-        runs = self.trainer.run_many(init_state, masks, self.train_config, seed, self.x_eval, self.y_eval)
-        return [(self.value(run), run) for run in runs]
+        per_order = [self.trainer.run_many(init_state, masks, self.train_config, order, self.x_eval, self.y_eval)
+                     for order in order_seeds(seed, self.orders)]
+        outcomes = []
+        for runs in zip(*per_order, strict=True):
+            value = sum(self.value(run) for run in runs) / len(runs)
+            outcomes.append((value, runs[0] if len(runs) == 1 else mean_run(runs)))
+        return outcomes
 
     def value(self, run: TrainResult) -> float:
         """The reward a training run earns: its kind's value, floored at the kind's lowest (also when diverged)."""
@@ -117,6 +129,20 @@ class RewardEvaluator:
         pruned = synaptic_flow(model, layers, input_shape)
         value = zero_cost_value(pruned, dense)
         return value, TrainResult(math.nan, math.nan, False, 0.0, time.perf_counter() - start)
+
+
+def order_seeds(seed: int, count: int) -> list[int]:
+    """``count`` minibatch-order seeds derived from ``seed``; the first is ``seed`` itself (one order = today's)."""
+    return [seed] + [(seed * 1_000_003 + k) % (2**31 - 1) for k in range(1, count)]
+
+
+def mean_run(runs: Sequence[TrainResult]) -> TrainResult:
+    """One run standing for several: mean accuracy and loss, diverged if any diverged, seconds summed."""
+    count = len(runs)
+    return TrainResult(
+        sum(r.accuracy for r in runs) / count, sum(r.loss for r in runs) / count, any(r.diverged for r in runs),
+        sum(r.train_seconds for r in runs), sum(r.eval_seconds for r in runs),
+    )
 
 
 def zero_cost_value(pruned_flow: float, dense_flow: float) -> float:

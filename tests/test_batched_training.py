@@ -100,6 +100,19 @@ def test_a_copy_does_not_depend_on_the_other_copies_of_its_batch() -> None:
     assert [run.loss for run in all_five[3:]] == pytest.approx([run.loss for run in last_two], abs=1e-6)
 
 
+def test_a_network_with_dropout_trains_batched_with_its_own_masks_per_copy() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                torch.nn.Linear(32, 10))
+    x, y = _data((1, 8, 8))
+    layers = prunable_layers(model, x[:2])
+    init = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    masks = _random_masks(layers, 1, keep=0.5, seed=0) * 2  # the same mask twice: only dropout tells them apart
+    results = MaskedTrainer(model, layers, x, y, copies=2).run_many(init, masks, TrainConfig(steps=5, batch_size=32), 0, x, y)
+    assert all(math.isfinite(run.loss) for run in results)
+    assert results[0].loss != results[1].loss
+
+
 def test_each_copy_diverges_alone_and_gets_the_lowest_values() -> None:
     model, x, y, layers, init = _mlp([16])
     masks = _random_masks(layers, 2, keep=0.5, seed=0)

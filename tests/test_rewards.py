@@ -97,3 +97,34 @@ def test_a_diverged_training_earns_the_lowest_reward() -> None:
     for kind, lowest in (("neg_loss", -3 * math.log(3)), ("accuracy", 0.0)):
         reward, run = evaluator(kind, net, x, y, TrainConfig(steps=2))(net.state_dict(), keep, 0)
         assert run.diverged and reward == lowest and run.loss == math.inf
+
+
+# --- rewards over several minibatch orders, and orders drawn per episode ------------------------------------------
+def test_a_reward_over_two_orders_is_the_mean_of_the_two_trainings() -> None:
+    from pruning_env.rewards import order_seeds
+
+    options = {"reward_steps": 5, "target_sparsity": 0.9, "device": "cpu"}
+    one, two = PruningEnv("mlp-digits", **options), PruningEnv("mlp-digits", reward_orders=2, **options)
+    plan = np.linspace(0.8, 0.95, len(one.layers))
+    first = one.evaluate_plan(0, plan)
+    both = two.evaluate_plan(0, plan)
+    seeds = order_seeds(0, 2)
+    assert seeds[0] == 0 and seeds[1] != 0
+    evaluator = one.reward_evaluator
+    second = evaluator.trainer.run(one.instance.state, one.last_masks, evaluator.train_config, seeds[1],
+                                   evaluator.x_eval, evaluator.y_eval)
+    assert both.reward == pytest.approx((first.reward - second.loss) / 2, abs=1e-9)
+    assert both.reward != pytest.approx(first.reward)
+
+
+def test_orders_drawn_per_episode_vary_with_the_reset_seed_but_reproduce() -> None:
+    options = {"reward_steps": 5, "target_sparsity": 0.9, "device": "cpu", "init": 0}
+    instance, episode = PruningEnv("mlp-digits", **options), PruningEnv("mlp-digits", reward_order="episode", **options)
+    plan = np.full(len(instance.layers), 0.9)
+    assert instance.evaluate_plan(1, plan).reward == instance.evaluate_plan(2, plan).reward  # one instance, one order
+    rewards = [episode.evaluate_plan(seed, plan).reward for seed in (1, 2, 1)]
+    assert rewards[0] != rewards[1] and rewards[0] == rewards[2]
+    with pytest.raises(ValueError, match="reward_orders"):
+        PruningEnv("mlp-digits", reward_orders=0, **options)
+    with pytest.raises(ValueError, match="reward_order"):
+        PruningEnv("mlp-digits", reward_order="batch", **options)
