@@ -30,8 +30,9 @@ a chunk that does not fit is split in halves, see ``pruning_env.training.split_o
 def default_reward_batch(device: torch.device) -> int:
     """``reward_batch="auto"``: 1 on CPU (sequential), ``CUDA_REWARD_BATCH`` on CUDA.
 
-    On this project's 2-core CPU machines the batched path trained mlp-digits at 0.93-1.05x the sequential
-    speed with one thread per worker (the benchmark's setting: ``benchmarks/reward_throughput.py``), so the CPU
-    keeps the sequential path and its numbers.
+    On this project's 2-core CPU machines the batched path trained mlp-digits at 0.96-1.08x the sequential
+    speed with one thread per worker (the benchmark's setting) and LeNet-5 at 0.66-0.82x even with two
+    (``benchmarks/results/reference/reward_throughput_cpu*.md``), so the CPU keeps the sequential path and its
+    numbers.
     """
     return CUDA_REWARD_BATCH if device.type == "cuda" else 1
