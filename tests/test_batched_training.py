@@ -214,6 +214,11 @@ def test_a_pool_sends_chunks_of_the_reward_batch_and_keeps_the_order(envs) -> No
     assert calls == [4, 2]
     direct = batched.evaluate_plans(episodes)
     assert [r.reward for r in results] == pytest.approx([r.reward for r in direct], abs=1e-6)
+    pool.backend.workers = 3  # three idle workers: smaller chunks, so that each gets one
+    calls.clear()
+    spread = pool.evaluate([PlanRequest(seed, plan) for seed, plan in episodes])
+    assert calls == [2, 2, 2]
+    assert [r.reward for r in spread] == pytest.approx([r.reward for r in direct], abs=1e-6)
 
 
 def test_bad_batches_are_value_errors_naming_the_episode(envs) -> None:

@@ -7,6 +7,7 @@ worker that died and resubmits its call, and returns the results in input order.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -192,8 +193,9 @@ class PoolBase:
     def evaluate(self, requests: Sequence[PlanRequest], progress: str | None = None) -> list[EpisodeResult]:
         """Every request's ``EpisodeResult``, in input order (``progress``: a tqdm bar's name, None for none).
 
-        The requests of one source go to the workers in chunks of that source's ``reward_batch`` (one episode
-        per call on CPU), so a worker trains the episodes of one instance in a chunk side by side.
+        The requests of one source go to the workers in chunks of up to that source's ``reward_batch`` (one
+        episode per call on CPU), small enough that every worker gets one, so a worker trains the episodes of one
+        instance in a chunk side by side.
         """
         if not requests:
             raise ValueError("evaluate needs at least one PlanRequest, got none")
@@ -203,7 +205,7 @@ class PoolBase:
         calls: list[Call] = []
         order: list[int] = []
         for source, indices in by_source.items():
-            chunk = self.infos[source].reward_batch
+            chunk = max(1, min(self.infos[source].reward_batch, math.ceil(len(indices) / self.workers)))
             for start in range(0, len(indices), chunk):
                 part = indices[start : start + chunk]
                 calls.append(("evaluate", source, [
