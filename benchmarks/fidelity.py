@@ -82,6 +82,9 @@ class Args:
     """Steps of the full training; the task's schedule when omitted (shorten only for tests)."""
     device: str = "auto"
     """"auto", "cpu" or "cuda"."""
+    reward_orders: int = 1
+    """Minibatch orders every proxy reward averages over (``PruningEnv(reward_orders=...)``): n trainings of K
+    steps per plan, so n x K costs what one K x n does."""
     noise_ceiling: bool = False
     """Train every plan a second time with another minibatch order and rank one training by the other: how well the
     ground truth agrees with itself, a rough ceiling for any proxy (costs one more full training per plan and seed)."""
@@ -104,10 +107,13 @@ class Args:
             raise ValueError("reward 'full' is the ground truth's cost, not a proxy; use accuracy, neg_loss or zero_cost")
         if any(k < 1 for k in self.reward_steps):
             raise ValueError(f"reward_steps must be >= 1, got {self.reward_steps}")
+        if self.reward_orders < 1:
+            raise ValueError(f"reward_orders must be >= 1, got {self.reward_orders}")
 
     @property
     def stem(self) -> str:
-        return f"fidelity_{self.task}_{self.target:g}"
+        orders = f"_orders{self.reward_orders}" if self.reward_orders > 1 else ""
+        return f"fidelity_{self.task}_{self.target:g}{orders}"
 
 
 def proxy_keys(args: Args) -> list[ProxyKey]:
@@ -135,7 +141,7 @@ def collect(args: Args) -> list[dict]:
     final = FinalEvaluator(task, args.target, device=args.device, final_train=final_train)
     envs = {
         key: PruningEnv(task, data=final.data, target_sparsity=args.target, reward=key[0], reward_steps=key[1],
-                        device=final.data.device)
+                        reward_orders=args.reward_orders, device=final.data.device)
         for key in proxy_keys(args)
     }
     observer = next(iter(envs.values()))
@@ -153,7 +159,7 @@ def collect(args: Args) -> list[dict]:
                 proxies.append(f"{kind}@{k}={proxy.reward:.3f}")
                 rows.append({
                     "task": task.name, "target": args.target, "plan": name, "seed": seed, "reward": kind,
-                    "reward_steps": k, "proxy": proxy.reward, "proxy_accuracy": proxy.accuracy,
+                    "reward_steps": k, "reward_orders": args.reward_orders, "proxy": proxy.reward, "proxy_accuracy": proxy.accuracy,
                     "proxy_loss": proxy.loss, "proxy_seconds": proxy.seconds, "final_accuracy": outcome.accuracy,
                     "final_loss": outcome.loss, "final_seconds": outcome.seconds, "final_accuracy_repeat": repeat,
                     "global_sparsity": outcome.global_sparsity, "applied_sparsity": proxy.applied.tolist(),
@@ -233,7 +239,8 @@ def markdown(args: Args, rows: Sequence[dict], summary: Sequence[dict]) -> str:
     plans = list(dict.fromkeys(row["plan"] for row in rows))
     seeds = sorted({row["seed"] for row in rows})
     lines = [
-        f"# Reward fidelity: {args.task} at target sparsity {args.target:g}",
+        f"# Reward fidelity: {args.task} at target sparsity {args.target:g}"
+        + (f", each proxy the mean over {args.reward_orders} minibatch orders" if args.reward_orders > 1 else ""),
         "",
         f"{len(plans)} plans ({len(args.heuristics)} heuristic, {args.random_plans} random around {args.random_center}, "
         f"scale {args.random_scale:g}) x {len(seeds)} init seeds. Ground truth: test accuracy after the full training "

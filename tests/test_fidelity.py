@@ -99,5 +99,8 @@ def test_bad_arguments_raise():
         Args(heuristics=("erk", "best"))
     with pytest.raises(ValueError, match="full"):
         Args(reward=("full",))
+    with pytest.raises(ValueError, match="reward_orders"):
+        Args(reward_orders=0)
+    assert Args(reward_orders=2).stem == "fidelity_mlp-digits_0.98_orders2" and Args().stem == "fidelity_mlp-digits_0.98"
     with pytest.raises(ValueError, match="sparsities"):
         FinalEvaluator("mlp-digits", 0.9, device="cpu")(np.full(3, 0.9), seed=0)
