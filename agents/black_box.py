@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import time
 
-import cma
 import numpy as np
-import optuna
 
 from agents.base import TrainingReport, register_controller
 from agents.plan_search import PlanSearch, offset_plans
@@ -56,6 +54,8 @@ class CMAESSearch(PlanSearch):
 
     def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
         """Run CMA-ES for ``episodes`` evaluations on the seed's instance; one history row per plan."""
+        import cma  # imported here, not with ``agents``: it alone takes about half a second
+
         started = time.perf_counter()
         episodes, seed = self.start(episodes, seed)
         center = self.reference_plan(seed)
@@ -99,6 +99,8 @@ class TPESearch(PlanSearch):
 
     def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
         """Run TPE for ``episodes`` evaluations on the seed's instance; one history row per plan."""
+        import optuna  # imported here, like cma, to keep ``import agents`` fast
+
         started = time.perf_counter()
         episodes, seed = self.start(episodes, seed)
         center = self.reference_plan(seed)

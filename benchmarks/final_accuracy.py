@@ -106,13 +106,7 @@ class FinalEvaluator:
                 seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
             )
             for index, run in zip(indices, runs, strict=True):
-                plan = pruned[index]
-                results[index] = EpisodeResult(
-                    seed=seed, init_seed=seed, target_sparsity=self.target_sparsity, requested=plan.requested,
-                    applied=plan.applied, pruned_counts=plan.pruned_counts, global_sparsity=plan.global_sparsity,
-                    reward=run.accuracy, accuracy=run.accuracy, loss=run.loss, diverged=run.diverged,
-                    seconds=run.train_seconds + run.eval_seconds,
-                )
+                results[index] = EpisodeResult.of(pruned[index], run, run.accuracy, seed, seed, self.target_sparsity)
         return results  # type: ignore[return-value]
 
 

@@ -41,7 +41,7 @@ def stack_copies(
     init_state: Mapping[str, torch.Tensor], copies: int, names: Sequence[str]
 ) -> dict[str, torch.Tensor]:
     """``copies`` copies of each tensor of ``init_state`` named in ``names``, stacked ``(B, *shape)``."""
-    return {name: init_state[name].detach().unsqueeze(0).repeat(copies, *[1] * init_state[name].dim()).clone()
+    return {name: init_state[name].detach().unsqueeze(0).repeat(copies, *[1] * init_state[name].dim())
             for name in names}
 
 

@@ -305,12 +305,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             outcomes = self._reward.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], order_seed)
             for index, (reward, run) in zip(indices, outcomes, strict=True):
                 episode, pruned = prepared[index]
-                results[index] = EpisodeResult(
-                    seed=episode.seed, init_seed=init_seed, target_sparsity=episode.target,
-                    requested=pruned.requested, applied=pruned.applied, pruned_counts=pruned.pruned_counts,
-                    global_sparsity=pruned.global_sparsity, reward=reward, accuracy=run.accuracy, loss=run.loss,
-                    diverged=run.diverged, seconds=run.train_seconds + run.eval_seconds,
-                )
+                results[index] = EpisodeResult.of(pruned, run, reward, episode.seed, init_seed, episode.target)
         return results  # type: ignore[return-value]
 
     def _record(self, episode: _Episode, pruned: PrunedPlan, result: EpisodeResult, step_seconds: float) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pruning_env.budget import project_to_budget
+from pruning_env.compute import TrainResult
 from pruning_env.layers import PrunableLayer
 from pruning_env.masking import masks_from_orders
 
@@ -122,3 +123,14 @@ class EpisodeResult:
     """Wall time of the reward (training plus evaluation)."""
     source: int = 0
     """Index of the env source in an evaluation pool (0 for a single env)."""
+
+    @classmethod
+    def of(cls, pruned: PrunedPlan, run: TrainResult, reward: float, seed: int, init_seed: int,
+           target_sparsity: float) -> EpisodeResult:
+        """The result of the plan ``pruned`` whose training ``run`` earned ``reward``."""
+        return cls(
+            seed=seed, init_seed=init_seed, target_sparsity=target_sparsity, requested=pruned.requested,
+            applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
+            reward=reward, accuracy=run.accuracy, loss=run.loss, diverged=run.diverged,
+            seconds=run.train_seconds + run.eval_seconds,
+        )
