@@ -53,7 +53,10 @@ class TrainableController(Controller, Protocol):
     benchmark trains it once per (task, seed) over the suite's target range."""
 
     def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
-        """Spend at most ``episodes`` reward evaluations on envs from ``make_env``; return the report."""
+        """Spend at most ``episodes`` reward evaluations on envs from ``make_env``; return the report.
+
+        Our learners also take ``on_update(spent)``, called at the start and after each policy update (``act`` then gives the
+        current policy's plan): the learning-curve benchmark reads it."""
         ...
 
 
@@ -63,7 +66,10 @@ class SearchController(Controller, Protocol):
     for, and then acts with the best plan found; the benchmark runs it on every cell."""
 
     def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
-        """Spend at most ``episodes`` reward evaluations on the instance of ``seed``; return the report."""
+        """Spend at most ``episodes`` reward evaluations on the instance of ``seed``; return the report.
+
+        Our searchers also take ``on_update(spent)``, called after each generation or batch, and have
+        ``current_plan()`` (what they would return at that moment): the learning-curve benchmark reads both."""
         ...
 
 

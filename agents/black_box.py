@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from agents.base import TrainingReport, register_controller
-from agents.plan_search import PlanSearch, offset_plans
+from agents.plan_search import PlanSearch, UpdateCallback, offset_plans
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool
 
@@ -50,15 +50,19 @@ class CMAESSearch(PlanSearch):
             raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
         self.minimum_episodes = popsize
         self.sigma, self.popsize = float(sigma), popsize
+        self.mean_plan: np.ndarray | None = None
         super().__init__(env, episodes, reference, seed, progress, pool)
 
-    def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
-        """Run CMA-ES for ``episodes`` evaluations on the seed's instance; one history row per plan."""
+    def search(self, episodes: int | None = None, seed: int | None = None,
+               on_update: UpdateCallback | None = None) -> TrainingReport:
+        """Run CMA-ES for ``episodes`` evaluations on the seed's instance; one history row per plan;
+        ``on_update(spent)`` after each generation."""
         import cma  # imported here, not with ``agents``: it alone takes about half a second
 
         started = time.perf_counter()
         episodes, seed = self.start(episodes, seed)
         center = self.reference_plan(seed)
+        self.mean_plan = offset_plans(center, np.zeros((1, len(center))))[0]
         strategy = cma.CMAEvolutionStrategy(
             np.zeros(len(center)), self.sigma,
             {"popsize": self.popsize, "seed": seed + 1, "verbose": -9},  # pycma reads seed 0 as "from the clock"
@@ -71,7 +75,16 @@ class CMAESSearch(PlanSearch):
             spent += count
             if count == len(candidates):
                 strategy.tell(list(candidates), [-reward for reward in rewards])  # pycma minimizes
+                self.mean_plan = offset_plans(center, np.asarray(strategy.mean)[None])[0]
+            if on_update is not None:
+                on_update(spent)
         return self.report(episodes, started)
+
+    def current_plan(self) -> np.ndarray:
+        """The search distribution's mean plan ``(L,)`` (the reference before the first generation is told)."""
+        if self.mean_plan is None:
+            raise ValueError("CMAESSearch has no plan yet: call search() first")
+        return self.mean_plan
 
 
 @register_controller("tpe")
@@ -97,8 +110,10 @@ class TPESearch(PlanSearch):
         self.bound, self.batch, self.startup_trials = float(bound), batch, startup_trials
         super().__init__(env, episodes, reference, seed, progress, pool)
 
-    def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
-        """Run TPE for ``episodes`` evaluations on the seed's instance; one history row per plan."""
+    def search(self, episodes: int | None = None, seed: int | None = None,
+               on_update: UpdateCallback | None = None) -> TrainingReport:
+        """Run TPE for ``episodes`` evaluations on the seed's instance; one history row per plan;
+        ``on_update(spent)`` after each batch."""
         import optuna  # imported here, like cma, to keep ``import agents`` fast
 
         started = time.perf_counter()
@@ -117,4 +132,6 @@ class TPESearch(PlanSearch):
             for trial, reward in zip(trials, self.evaluate(seed, offset_plans(center, offsets)), strict=True):
                 study.tell(trial, reward)
             spent += len(trials)
+            if on_update is not None:
+                on_update(spent)
         return self.report(episodes, started)

@@ -12,6 +12,7 @@ plans are rounded to float32 like the env's Box actions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from scipy.special import expit, logit
@@ -33,6 +34,10 @@ def offset_plans(center: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 WORST = -1e10
 """What an optimizer is told for a NaN reward."""
+
+UpdateCallback = Callable[[int], None]
+"""Called with the reward evaluations spent so far after each generation, batch or update of a search or a
+training (the learning-curve benchmark reads the controller's current plan there)."""
 
 
 class PlanSearch:
@@ -96,6 +101,12 @@ class PlanSearch:
         self.check_budget(episodes)
         self.best_plan, self.best_reward, self.history = None, -np.inf, []
         return episodes, self.seed if seed is None else seed
+
+    def current_plan(self) -> np.ndarray:
+        """The plan the search would return now ``(L,)``: the best evaluated so far (CMA-ES: its mean)."""
+        if self.best_plan is None:
+            raise ValueError(f"{type(self).__name__} has no plan yet: call search() first")
+        return self.best_plan
 
     def report(self, episodes: int, started: float) -> TrainingReport:
         return TrainingReport(episodes, time.perf_counter() - started, self.best_reward, list(self.history))

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from agents.base import TrainingReport, register_controller
-from agents.plan_search import PlanSearch, offset_plans
+from agents.plan_search import PlanSearch, UpdateCallback, offset_plans
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool
 
@@ -68,10 +68,12 @@ class RandomSearch(PlanSearch):
         self.scale = float(scale)
         self.include_center = include_center
 
-    def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
-        """Evaluate the plans on the seed's instance and keep the best; arguments left out default to the
-        constructor's. One history row per plan: ``episodes`` spent, ``reward_mean`` (that plan's reward) and
-        ``best_reward`` so far (the keys every controller's history uses)."""
+    def search(self, episodes: int | None = None, seed: int | None = None,
+               on_update: UpdateCallback | None = None) -> TrainingReport:
+        """Evaluate the plans on the seed's instance (one pool call) and keep the best; arguments left out default
+        to the constructor's. One history row per plan: ``episodes`` spent, ``reward_mean`` (that plan's reward)
+        and ``best_reward`` so far (the keys every controller's history uses); ``on_update(episodes)`` at the
+        end."""
         started = time.perf_counter()
         episodes, seed = self.start(episodes, seed)
         center = self.reference_plan(seed)
@@ -79,4 +81,6 @@ class RandomSearch(PlanSearch):
         if self.include_center:
             plans[0] = center.astype(np.float32)
         self.evaluate(seed, plans)
+        if on_update is not None:
+            on_update(episodes)
         return self.report(episodes, started)

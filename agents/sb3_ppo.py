@@ -25,6 +25,7 @@ asked for (a ValueError if that is less than one rollout).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,11 +122,14 @@ def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, workers: int = 1, 
 
 
 class _History(BaseCallback):
-    """Counts episodes, tracks the best team reward and logs each rollout's mean reward."""
+    """Counts episodes, tracks the best team reward and logs each rollout's mean reward; calls
+    ``on_update(episodes spent, model)`` at the start and after each policy update (when the next rollout starts,
+    and at the end)."""
 
-    def __init__(self, num_layers: int) -> None:
+    def __init__(self, num_layers: int, on_update: Callable[[int, PPO], None] | None = None) -> None:
         super().__init__()
         self.num_layers = num_layers
+        self.on_update = on_update
         self.episodes = 0
         self.best_reward = -np.inf
         self.rows: list[dict[str, float]] = []
@@ -141,6 +145,18 @@ class _History(BaseCallback):
         self.rows.append(
             {"episodes": float(self.episodes), "reward_mean": float(rewards.mean()), "best_reward": self.best_reward}
         )
+
+    def _on_training_start(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.episodes, self.model)
+
+    def _on_rollout_start(self) -> None:  # SB3 updates the policy between one rollout's end and the next's start
+        if self.on_update is not None and self.episodes > 0:
+            self.on_update(self.episodes, self.model)
+
+    def _on_training_end(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.episodes, self.model)
 
 
 def build_ppo(make_env: EnvFactory, config: PPOConfig, num_vec_envs: int, workers: int, seed: int) -> PPO:
@@ -175,6 +191,7 @@ def train_sb3_ppo(
     workers: int = 1,
     seed: int = 0,
     verbose: int = 0,
+    on_update: Callable[[int, PPO], None] | None = None,
 ) -> tuple[PPO, TrainingReport]:
     """Train a shared MLP policy with PPO for at most ``total_episodes`` reward evaluations.
 
@@ -186,6 +203,7 @@ def train_sb3_ppo(
         workers: processes the copies run in (1: in this process).
         seed: the env's reset seed and PPO's seed.
         verbose: 1 prints SB3's training table to stdout; nothing is written to disk either way.
+        on_update: called with the episodes spent and the model at the start and after each policy update.
 
     Returns:
         The trained model and the report (episodes spent, wall time, best reward, one history row per rollout).
@@ -198,7 +216,7 @@ def train_sb3_ppo(
     vec_env = model.get_env()
     if verbose:
         model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat("stdout")]))
-    history = _History(vec_env.num_envs // num_vec_envs)
+    history = _History(vec_env.num_envs // num_vec_envs, on_update)
     start = time.perf_counter()
     try:
         model.learn(total_timesteps=rollouts * config.n_steps * vec_env.num_envs, callback=history)
@@ -235,10 +253,20 @@ class SB3PPOController:
         self.num_vec_envs = num_vec_envs
         self.workers = workers
 
-    def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
-        """PPO on envs from ``make_env`` for at most ``episodes`` reward evaluations (see ``train_sb3_ppo``)."""
+    def train(self, make_env: EnvFactory, episodes: int, seed: int,
+              on_update: Callable[[int], None] | None = None) -> TrainingReport:
+        """PPO on envs from ``make_env`` for at most ``episodes`` reward evaluations (see ``train_sb3_ppo``);
+        ``on_update(episodes spent)`` is called at the start and after each update; ``act`` inside it acts with
+        the policy of that moment."""
+
+        def updated(spent: int, model: PPO) -> None:
+            self.model = model
+            if on_update is not None:
+                on_update(spent)
+
         self.model, report = train_sb3_ppo(
-            make_env, episodes, config=self.config, num_vec_envs=self.num_vec_envs, workers=self.workers, seed=seed
+            make_env, episodes, config=self.config, num_vec_envs=self.num_vec_envs, workers=self.workers, seed=seed,
+            on_update=updated,
         )
         return report
 

@@ -53,10 +53,12 @@ def _evaluator(task: str, target: float, final_steps: int | None, device: str) -
 
 
 def final_cells(task: str, target: float, seed: int, plans: list[list[float]], final_steps: int | None,
-                device: str) -> list[dict[str, Any]]:
-    """Test accuracy of each plan on seed ``seed``'s instance after the task's full training (masks held); the
-    plans train side by side on the batched path where the device selects it."""
-    results = _evaluator(task, target, final_steps, device).evaluate_many([(np.asarray(p), seed) for p in plans])
+                device: str, train_seed: int | None = None) -> list[dict[str, Any]]:
+    """Test accuracy of each plan on seed ``seed``'s instance after the task's full training (masks held) with
+    minibatch order ``train_seed`` (None: the init seed); the plans train side by side on the batched path where
+    the device selects it."""
+    evaluator = _evaluator(task, target, final_steps, device)
+    results = evaluator.evaluate_many([(np.asarray(p), seed) for p in plans], train_seed)
     return [
         {
             "applied": result.applied.tolist(),
@@ -74,23 +76,26 @@ def run_finals(
     plans: list[dict[str, Any]], cells: RecordFile, workers: int, final_steps: int | None, device: str, bar: tqdm,
     **fields: Any,
 ) -> None:
-    """Train every plan record (``task``, ``target_sparsity``, ``seed``, ``requested``) fully in ``workers``
-    processes and add each result to ``cells`` with the plan, ``fields``, the device and the versions.
+    """Train every plan record (``task``, ``target_sparsity``, ``seed``, ``requested``, optionally
+    ``train_seed``: the minibatch order, the init seed when absent) fully in ``workers`` processes and add each
+    result to ``cells`` with the plan, ``fields``, the device and the versions.
 
-    The plans of one (task, target, seed) go to a worker in chunks of the device's reward batch (one plan per
-    job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
+    The plans of one (task, target, seed, train seed) go to a worker in chunks of the device's reward batch (one
+    plan per job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
     """
     chunk = default_reward_batch(resolve_device(device))
-    groups: dict[tuple[str, float, int], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, float, int, int | None], list[dict[str, Any]]] = {}
     for plan in plans:
-        groups.setdefault((plan["task"], plan["target_sparsity"], plan["seed"]), []).append(plan)
+        key = (plan["task"], plan["target_sparsity"], plan["seed"], plan.get("train_seed"))
+        groups.setdefault(key, []).append(plan)
     jobs = [(key, members[start : start + chunk]) for key, members in groups.items()
             for start in range(0, len(members), chunk)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures: dict[Future, list[dict[str, Any]]] = {
-            pool.submit(final_cells, *key, [p["requested"] for p in members], final_steps, device): members
-            for key, members in jobs
+            pool.submit(final_cells, task, target, seed, [p["requested"] for p in members], final_steps, device,
+                        train_seed): members
+            for (task, target, seed, train_seed), members in jobs
         }
         for future in as_completed(futures):
             for plan, result in zip(futures[future], future.result(), strict=True):

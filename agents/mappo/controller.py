@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -54,17 +54,20 @@ class MappoController:
         actions, _, _ = self.policy.act(obs.unsqueeze(0), mask, deterministic=True)
         return env_actions(actions[0].numpy(), self.policy.discrete)
 
-    def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
-        """Train on envs from ``make_env`` (picklable when ``config.workers`` > 1)."""
-        return self.train_on([make_env], episodes, seed)
+    def train(self, make_env: EnvFactory, episodes: int, seed: int,
+              on_update: Callable[[int], None] | None = None) -> TrainingReport:
+        """Train on envs from ``make_env`` (picklable when ``config.workers`` > 1); ``on_update(episodes spent)``
+        at the start and after each update."""
+        return self.train_on([make_env], episodes, seed, on_update)
 
-    def train_on(self, factories: Sequence[EnvFactory], episodes: int, seed: int) -> TrainingReport:
+    def train_on(self, factories: Sequence[EnvFactory], episodes: int, seed: int,
+                 on_update: Callable[[int], None] | None = None) -> TrainingReport:
         """Train on episodes drawn uniformly across several env factories (tasks, targets, ...), evaluated on a
         pool of ``config.workers`` workers (processes, or Ray actors with ``config.ray_address``)."""
         if not factories:
             raise ValueError("factories must hold at least one env factory")
         with make_pool(factories, self.config.workers, self.config.ray_address) as pool:
-            report, _ = run_training(self.policy, pool, episodes, seed, self.config)
+            report, _ = run_training(self.policy, pool, episodes, seed, self.config, on_update)
         if self.config.out is not None:
             self.save(Path(self.config.out) / CONTROLLER_FILE)
         return report

@@ -15,7 +15,7 @@ import csv
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -206,10 +206,10 @@ def plot_learning_curve(history: Sequence[dict[str, float]], path: Path, title: 
 
 
 # --- the loop -------------------------------------------------------------------------------------------------
-def run_training(policy: TokenPolicy, pool: EvaluationPool, episodes: int, seed: int,
-                 config: MappoConfig) -> tuple[TrainingReport, TrainState]:
+def run_training(policy: TokenPolicy, pool: EvaluationPool, episodes: int, seed: int, config: MappoConfig,
+                 on_update: Callable[[int], None] | None = None) -> tuple[TrainingReport, TrainState]:
     """Train ``policy`` in place for ``episodes`` reward evaluations drawn across the pool's env sources (the
-    caller owns the pool and closes it)."""
+    caller owns the pool and closes it); ``on_update(episodes spent)`` at the start and after each update."""
     if episodes < 0:
         raise ValueError(f"episodes must be >= 0, got {episodes}")
     from tqdm.auto import tqdm
@@ -233,12 +233,16 @@ def run_training(policy: TokenPolicy, pool: EvaluationPool, episodes: int, seed:
     try:
         check_compatible(policy, pool.infos)
         fresh = fresh_seeds(config, pool.infos)
+        if on_update is not None:
+            on_update(state.episodes)
         while state.episodes < episodes:
             count = min(config.episodes_per_update, episodes - state.episodes)
             row = run_update(policy, optimizer, pool, state, count, seed, fresh, config)
             log.append(row)
             bar.update(count)
             bar.set_postfix(reward=f"{row['reward_mean']:.4f}", best=f"{state.best_reward:.4f}")
+            if on_update is not None:
+                on_update(state.episodes)
             if out is not None and state.update % config.checkpoint_every == 0:
                 save_checkpoint(out / CHECKPOINT, policy, optimizer, state, config, seed)
     finally:

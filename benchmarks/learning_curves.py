@@ -1,0 +1,317 @@
+"""Learning curves: what each controller's plan is worth against the reward evaluations it has spent.
+
+Protocol (per-instance, equal budget). For every target and instance seed of the task, each controller spends
+``episodes`` reward evaluations on that one instance (initialization = reset seed = the instance seed, a fixed
+target): learners train on it (``episode_seeds`` "auto" resolves to fixed), searchers search it. After each
+update, generation or batch the benchmark takes the controller's *current plan*: a learner's deterministic action
+(``act``), CMA-ES's mean, TPE's and random search's best plan so far (``current_plan``). Every ``every``
+evaluations the last current plan taken is evaluated with the same reward on the same instance (measurement,
+outside the budget), beside the best reward seen so far. After the budget the plan ``act`` returns (a learner's
+mean plan, a searcher's best) is trained with the task's full schedule for each of ``final_seeds`` (minibatch
+orders), and so are the reference heuristics' plans (global SNIP, LAMP); the table pairs every controller with
+each reference on the same instances (mean over training seeds per instance, then a 95% t-interval over
+instances of the paired difference).
+
+    python -m benchmarks.learning_curves                               # mlp-digits, 0.98 and 0.99, 5 instances
+    python -m benchmarks.learning_curves --controllers cma_es mappo --seeds 0 1 --episodes 100
+
+Records resume like ``make bench`` (``learning_curves.jsonl``: one curve per (controller, target, seed);
+``learning_curves_finals.jsonl``: one full training per plan and training seed); the table goes to
+``learning_curves.md``, the plot to ``learning_curves.png``.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+from scipy import stats
+from tqdm import tqdm
+
+import agents
+from agents.base import SearchController, TrainableController
+from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
+from pruning_env.plots import Panel, Series, save_lines
+from pruning_env.provenance import git_describe, versions
+
+CONTROLLERS: tuple[str, ...] = ("mappo", "mappo_ar", "sb3_ppo", "cma_es", "tpe", "random_search")
+REFERENCES: tuple[str, ...] = ("global_snip", "lamp")
+"""Heuristics every controller is paired against (their plans cost no reward evaluation)."""
+OPTIONS: dict[str, dict[str, Any]] = {
+    "mappo": {"progress": False, "tensorboard": False, "workers": 1},
+    "mappo_ar": {"progress": False, "tensorboard": False, "workers": 1},
+    "cma_es": {"progress": False},
+    "tpe": {"progress": False},
+    "random_search": {"progress": False, "center": "snip", "scale": 0.7, "include_center": True},
+}
+"""Constructor options: learners evaluate in their own process (the benchmark runs one job per worker); random
+search draws around global SNIP's plan with CMA-ES's initial step size, so every searcher starts at the same
+plan."""
+CURVE_KEY = ("controller", "target_sparsity", "seed")
+FINAL_KEY = ("task", "controller", "target_sparsity", "seed", "train_seed")
+
+
+@dataclass
+class Args:
+    task: str = "mlp-digits"
+    """Task name (``pruning_env.registry``)."""
+    targets: tuple[float, ...] = (0.98, 0.99)
+    """Global target sparsities."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """Instance seeds (initialization and reward minibatch order)."""
+    controllers: tuple[str, ...] = CONTROLLERS
+    """Controllers to run (learners and per-instance searchers from ``agents.CONTROLLERS``)."""
+    episodes: int = 300
+    """Reward evaluations per (controller, target, seed)."""
+    every: int = 30
+    """Evaluations between two points of the current-plan curve."""
+    final_seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds (minibatch orders) of each final plan's full training."""
+    reward: str = "neg_loss"
+    """The reward every controller optimizes."""
+    reward_steps: int | None = None
+    """K of that reward (the task's when None)."""
+    workers: int = 2
+    """Processes: one (controller, target, seed) curve or one full training each."""
+    final_steps: int | None = None
+    """Override of the full training's steps (None: the task's schedule); only for tests."""
+    out: Path = Path("benchmarks/results")
+    """Folder of the records, table and plot."""
+    fresh: bool = False
+    """Delete the records in ``out`` first (a resume under other settings refuses)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def settings_of(args: Args, controller: str) -> dict[str, Any]:
+    """Everything one curve's numbers depend on besides its key."""
+    return {
+        "task": args.task, "episodes": args.episodes, "every": args.every, "reward": args.reward,
+        "final_steps": args.final_steps,
+        "reward_steps": args.reward_steps, "controller": controller, "options": OPTIONS.get(controller, {}),
+        "commit": git_describe(), "versions": versions(),
+    }
+
+
+def marks(episodes: int, every: int) -> list[int]:
+    """Evaluations at which the current plan is read: 0, every, 2 every, ..., and ``episodes``."""
+    return sorted({0, *range(every, episodes, every), episodes})
+
+
+def latest(points: Sequence[tuple[int, Any]], mark: int) -> Any:
+    """The value of the last ``(spent, value)`` point with spent <= ``mark`` (points in order, the first at 0)."""
+    return [value for spent, value in points if spent <= mark][-1]
+
+
+def run_curve(task: str, target: float, seed: int, name: str, episodes: int, every: int, reward: str,
+              reward_steps: int | None) -> dict[str, Any]:
+    """One controller's curve on one instance: current-plan reward and best reward at every mark, the final
+    plan and its reward (in a worker process, one thread)."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    env = instance_env(task, target, seed, reward, reward_steps, "cpu")
+    controller = agents.make_controller(name, env, seed=seed, **OPTIONS.get(name, {}))
+    if isinstance(controller, TrainableController):
+        current: list[tuple[int, np.ndarray]] = []
+        make_env = functools.partial(instance_env, task, target, seed, reward, reward_steps, "cpu")
+        report = controller.train(make_env, episodes, seed,
+                                  on_update=lambda spent: current.append((spent, plan_of(controller, env, seed))))
+    elif isinstance(controller, SearchController):
+        current = [(0, controller.reference_plan(seed))]
+        report = controller.search(episodes, seed,
+                                   on_update=lambda spent: current.append((spent, controller.current_plan())))
+    else:
+        raise ValueError(f"{name} neither trains nor searches: a learning curve needs a learner or a searcher")
+    final = plan_of(controller, env, seed)
+    points = marks(episodes, every)
+    plans = [latest(current, mark) for mark in points] + [final]
+    distinct = list({tuple(plan): plan for plan in plans}.values())
+    rewards = dict(zip((tuple(p) for p in distinct), (r.reward for r in env.evaluate_plans([(seed, p) for p in distinct])),
+                       strict=True))
+    best = [(0, -np.inf)] + [(int(row["episodes"]), row["best_reward"]) for row in report.history]
+    curve = [
+        {"episodes": mark, "current_reward": rewards[tuple(plan)], "best_reward": max(latest(best, mark),
+                                                                                      rewards[tuple(plans[0])])}
+        for mark, plan in zip(points, plans, strict=False)
+    ]
+    return {
+        "task": task, "controller": name, "target_sparsity": target, "seed": seed, "curve": curve,
+        "final_plan": final.tolist(), "final_reward": rewards[tuple(final)], "episodes_spent": report.episodes,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def reference_plans(task: str, target: float, seed: int, reward: str, reward_steps: int | None) -> dict[str, Any]:
+    """The reference heuristics' plans on one instance and their rewards."""
+    env = instance_env(task, target, seed, reward, reward_steps, "cpu")
+    plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed) for name in REFERENCES}
+    results = env.evaluate_plans([(seed, plan) for plan in plans.values()])
+    return {name: (plan.tolist(), result.reward) for (name, plan), result in zip(plans.items(), results, strict=True)}
+
+
+def run_curves(args: Args, curves: RecordFile, bar: tqdm) -> None:
+    """Every missing curve, one job per worker process."""
+    jobs = [(target, seed, name) for target in args.targets for seed in args.seeds for name in args.controllers
+            if (name, target, seed) not in curves]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
+        futures = [pool.submit(run_curve, args.task, target, seed, name, args.episodes, args.every, args.reward,
+                               args.reward_steps) for target, seed, name in jobs]
+        for future in as_completed(futures):
+            record = future.result()
+            settings = settings_of(args, record["controller"])
+            curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings)})
+            bar.update(1)
+
+
+def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, int], dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """Plan records of every controller's final plan and of the references, once per training seed."""
+    plans = []
+    for target in args.targets:
+        for seed in args.seeds:
+            named = {name: plan for name, (plan, _) in references[(target, seed)].items()}
+            named.update({r["controller"]: r["final_plan"] for r in curves.records
+                          if r["target_sparsity"] == target and r["seed"] == seed})
+            plans += [{"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
+                       "train_seed": train_seed, "requested": plan, "settings": settings_of(args, name),
+                       "fingerprint": fingerprint(settings_of(args, name))}
+                      for name, plan in named.items() for train_seed in args.final_seeds]
+    return plans
+
+
+def paired(differences: Sequence[float]) -> tuple[float, float]:
+    """Mean of paired differences and the half-width of its 95% t-interval (nan for fewer than 2)."""
+    values = np.asarray(differences, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()) if len(values) else float("nan"), float("nan")
+    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
+
+
+def instance_accuracy(finals: Sequence[dict[str, Any]]) -> dict[tuple[str, float, int], float]:
+    """(controller, target, seed) -> test accuracy in % averaged over training seeds."""
+    runs: dict[tuple[str, float, int], list[float]] = defaultdict(list)
+    for record in finals:
+        runs[(record["controller"], record["target_sparsity"], record["seed"])].append(100 * record["test_accuracy"])
+    return {key: float(np.mean(values)) for key, values in runs.items()}
+
+
+def _interval(mean: float, half: float, digits: int = 1) -> str:
+    return f"{mean:+.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:+.{digits}f}"
+
+
+def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict[str, Any]],
+             references: dict[tuple[float, int], dict[str, Any]]) -> str:
+    """Per target: proxy at the start and at the budget, final test accuracy, paired differences to each reference."""
+    accuracy = instance_accuracy(finals)
+    lines = []
+    for target in args.targets:
+        seeds = [seed for seed in args.seeds if (target, seed) in references]
+        lines += [f"**{args.task} at {target:g}** ({len(seeds)} instances, {args.episodes} reward evaluations, "
+                  f"final accuracy over training seeds {list(args.final_seeds)})", "",
+                  "| controller | proxy start | proxy current | proxy best | test acc. (%) | "
+                  + " | ".join(f"Δ vs {name} (points) | ahead of {name}" for name in REFERENCES) + " |",
+                  "|---" * (5 + 2 * len(REFERENCES)) + "|"]
+        rows = [(name, None) for name in args.controllers] + [(name, name) for name in REFERENCES]
+        for name, reference in rows:
+            mine = {r["seed"]: r for r in curves if r["controller"] == name and r["target_sparsity"] == target}
+            accs = [accuracy.get((name, target, seed)) for seed in seeds]
+            if any(a is None for a in accs):
+                continue
+            if reference is None:
+                if len(mine) < len(seeds):
+                    continue
+                proxy = [np.mean([mine[s]["curve"][0]["current_reward"] for s in seeds]),
+                         np.mean([mine[s]["curve"][-1]["current_reward"] for s in seeds]),
+                         np.mean([mine[s]["curve"][-1]["best_reward"] for s in seeds])]
+                proxy_cells = [f"{value:.3f}" for value in proxy]
+            else:
+                proxy_cells = [f"{np.mean([references[(target, s)][name][1] for s in seeds]):.3f}", "–", "–"]
+            mean_acc, half_acc = paired(accs)
+            cells = [f"{mean_acc:.1f} ± {half_acc:.1f}" if np.isfinite(half_acc) else f"{mean_acc:.1f}"]
+            for other in REFERENCES:
+                differences = [accuracy[(name, target, s)] - accuracy[(other, target, s)] for s in seeds]
+                cells += ["–", "–"] if other == name else [
+                    _interval(*paired(differences)), f"{sum(d > 0 for d in differences)}/{len(differences)}"
+                ]
+            lines.append(f"| {name} | " + " | ".join(proxy_cells + cells) + " |")
+        lines.append("")
+    lines.append(
+        f"Proxy: the reward ({args.reward}, K={args.reward_steps or 'task default'}) on the instance, mean over "
+        "instances; start = the controller's plan before any evaluation, current = its current plan after the "
+        "budget (learners' mean action, CMA-ES's mean, the others' best), best = the best plan evaluated. Test "
+        "accuracy: the final plan (learners' mean action, searchers' best plan) fully trained, mean over training "
+        "seeds per instance; ± is the half-width of a 95% t-interval over instances (of the mean, and of the "
+        "paired difference); ahead = instances where the controller's mean accuracy is higher."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def save_plot(args: Args, curves: Sequence[dict[str, Any]], references: dict[tuple[float, int], dict[str, Any]],
+              path: Path) -> None:
+    """Current-plan and best-so-far proxy against evaluations: mean over instances, 95% t-interval bars."""
+    panels = []
+    for target in args.targets:
+        for key, title in (("current_reward", "current plan"), ("best_reward", "best plan so far")):
+            series = []
+            for name in args.controllers:
+                mine = [r for r in curves if r["controller"] == name and r["target_sparsity"] == target]
+                if not mine:
+                    continue
+                points = [row["episodes"] for row in mine[0]["curve"]]
+                columns = np.array([[row[key] for row in r["curve"]] for r in mine])
+                intervals = [paired(column) for column in columns.T]
+                series.append(Series(name, points, [m for m, _ in intervals],
+                                     yerr=[h if np.isfinite(h) else 0.0 for _, h in intervals]))
+            lines = tuple(
+                (f"{name} (mean)", float(np.mean([v[name][1] for (t, _), v in references.items() if t == target])))
+                for name in REFERENCES
+            )
+            panels.append(Panel(f"{args.task} at {target:g}: {title}", "reward evaluations spent",
+                                f"proxy reward ({args.reward})", series, hlines=lines))
+    save_lines(path, panels, legend_outside=True,
+               note="mean over instances; bars: 95% t-interval over instances; dashed: reference heuristics")
+
+
+def main(args: Args) -> str:
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    paths = [args.out / "learning_curves.jsonl", args.out / "learning_curves_finals.jsonl"]
+    if args.fresh:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    curves, finals = RecordFile(paths[0], CURVE_KEY), RecordFile(paths[1], FINAL_KEY)
+    check_settings([curves, finals], lambda record: settings_of(args, record["controller"]),
+                   "start again with --fresh, or write to another folder with --out")
+    total = len(args.targets) * len(args.seeds) * len(args.controllers)
+    bar = tqdm(total=total, initial=len(curves.records), desc="learning curves", unit="curve",
+               disable=not args.progress)
+    run_curves(args, curves, bar)
+    bar.close()
+    references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps)
+                  for t in args.targets for s in args.seeds}
+    plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
+    bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
+    run_finals(plans, finals, args.workers, args.final_steps, "cpu", bar)
+    bar.close()
+    text = markdown(args, curves.records, finals.records, references)
+    text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n"
+    write_atomic(args.out / "learning_curves.md", text)
+    save_plot(args, curves.records, references, args.out / "learning_curves.png")
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
