@@ -20,6 +20,9 @@ that passes the observation on unchanged.
 The env projects every request onto the exact global budget, which absorbs the float32 rounding of the observation:
 through the env a reference plan prunes exactly the counts of the pure allocation function, except where the global
 ranking empties a layer (the env keeps at least one weight per layer and moves the difference to other layers).
+Under ``budget="flops"`` the same columns hold the compute-aware references (uniform compute, ER/ERK rescaled to the
+MAC target, global rankings of score per MAC; ``pruning_env.features``), so the controllers are unchanged; there
+the env applies the pure allocation (``allocation.<name>(layers, target, "flops")``) up to a few weights per layer.
 Actions are continuous sparsities: build the env with ``action_type="continuous"`` (the default).
 """
 

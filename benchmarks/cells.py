@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from typing import Any
@@ -37,10 +38,11 @@ def instance_env(
     )
 
 
-def plan_of(controller: Controller, env: PruningEnv, seed: int) -> np.ndarray:
-    """The requested sparsities ``(L,)`` a controller chooses on the seed's instance."""
+def plan_of(controller: Controller, env: PruningEnv, seed: int, act: Callable[..., Any] | None = None) -> np.ndarray:
+    """The requested sparsities ``(L,)`` a controller chooses on the seed's instance (with ``act``, a method of the
+    controller's signature, instead of ``controller.act`` when given)."""
     observations, infos = env.reset(seed=seed)
-    actions = controller.act(observations, infos)
+    actions = (controller.act if act is None else act)(observations, infos)
     return stacked({agent: np.asarray(a, dtype=np.float64).reshape(1) for agent, a in actions.items()})[:, 0]
 
 

@@ -4,10 +4,10 @@ Protocol (per-instance, equal budget). For every target and instance seed of the
 ``episodes`` reward evaluations on that one instance (initialization = reset seed = the instance seed, a fixed
 target): learners train on it (``episode_seeds`` "auto" resolves to fixed), searchers search it. After each
 update, generation or batch the benchmark takes the controller's *current plan*: a learner's deterministic action
-(``act``), CMA-ES's mean, TPE's and random search's best plan so far (``current_plan``). Every ``every``
+(its policy's mean: MAPPO's ``mean_actions``, else ``act``), CMA-ES's mean, TPE's and random search's best plan so far (``current_plan``). Every ``every``
 evaluations the last current plan taken is evaluated with the same reward on the same instance (measurement,
-outside the budget), beside the best reward seen so far. After the budget the plan ``act`` returns (a learner's
-mean plan, a searcher's best) is trained with the task's full schedule for each of ``final_seeds`` (minibatch
+outside the budget), beside the best reward seen so far. After the budget the plan ``act`` returns (a searcher's
+best; MAPPO's best episode, ``act_plan="best"``, the per-instance protocol; SB3 PPO's mean) is trained with the task's full schedule for each of ``final_seeds`` (minibatch
 orders), and so are the reference heuristics' plans (global SNIP, LAMP); the table pairs every controller with
 each reference on the same instances (mean over training seeds per instance, then a 95% t-interval over
 instances of the paired difference).
@@ -42,6 +42,7 @@ import agents
 from agents.base import SearchController, TrainableController
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
+from benchmarks.suites import SEARCH_OPTIONS
 from pruning_env.plots import Panel, Series, save_lines
 from pruning_env.provenance import git_describe, versions
 
@@ -49,15 +50,13 @@ CONTROLLERS: tuple[str, ...] = ("mappo", "mappo_ar", "sb3_ppo", "cma_es", "tpe",
 REFERENCES: tuple[str, ...] = ("global_snip", "lamp")
 """Heuristics every controller is paired against (their plans cost no reward evaluation)."""
 OPTIONS: dict[str, dict[str, Any]] = {
-    "mappo": {"progress": False, "tensorboard": False, "workers": 1},
-    "mappo_ar": {"progress": False, "tensorboard": False, "workers": 1},
-    "cma_es": {"progress": False},
-    "tpe": {"progress": False},
-    "random_search": {"progress": False, "center": "snip", "scale": 0.7, "include_center": True},
+    "mappo": {"progress": False, "tensorboard": False, "workers": 1, "act_plan": "best"},
+    "mappo_ar": {"progress": False, "tensorboard": False, "workers": 1, "act_plan": "best"},
+    **SEARCH_OPTIONS,
 }
-"""Constructor options: learners evaluate in their own process (the benchmark runs one job per worker); random
-search draws around global SNIP's plan with CMA-ES's initial step size, so every searcher starts at the same
-plan."""
+"""Constructor options: learners evaluate in their own process (the benchmark runs one job per worker), MAPPO
+acts with its best episode (the per-instance protocol, as the searchers do); the searchers as in ``make bench``
+(``benchmarks.suites.SEARCH_OPTIONS``: all start at global SNIP's plan)."""
 CURVE_KEY = ("controller", "target_sparsity", "seed")
 FINAL_KEY = ("task", "controller", "target_sparsity", "seed", "train_seed")
 
@@ -125,8 +124,9 @@ def run_curve(task: str, target: float, seed: int, name: str, episodes: int, eve
     if isinstance(controller, TrainableController):
         current: list[tuple[int, np.ndarray]] = []
         make_env = functools.partial(instance_env, task, target, seed, reward, reward_steps, "cpu")
+        policy = getattr(controller, "mean_actions", controller.act)  # MAPPO may act with its best episode
         report = controller.train(make_env, episodes, seed,
-                                  on_update=lambda spent: current.append((spent, plan_of(controller, env, seed))))
+                                  on_update=lambda spent: current.append((spent, plan_of(controller, env, seed, policy))))
     elif isinstance(controller, SearchController):
         current = [(0, controller.reference_plan(seed))]
         report = controller.search(episodes, seed,

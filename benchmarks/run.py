@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import tyro
 from tqdm import tqdm
@@ -38,6 +39,7 @@ from benchmarks.report import caption, markdown_table, save_plot
 from benchmarks.suites import Suite, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
+from pruning_env.pools import make_pool
 from pruning_env.provenance import git_describe, versions
 from pruning_env.registry import get_task
 
@@ -120,13 +122,23 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
         for target in suite.sparsities:
             start = time.perf_counter()
             env = shared_cell_env(suite, task, target, seed, device)
-            acting = controller
-            if not isinstance(controller, TrainableController):
-                acting = controller_for(suite, name, env, seed)
-                if isinstance(acting, SearchController):
-                    acting.search(suite.search_episodes_per_cell, seed)
-            plan = plan_of(acting, env, seed)
+            if isinstance(controller, TrainableController):
+                plan = plan_of(controller, env, seed)
+            elif isinstance(controller, SearchController):
+                plan = search_plan(suite, name, task, target, seed, device)
+            else:
+                plan = plan_of(controller_for(suite, name, env, seed), env, seed)
             yield record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities))
+
+
+def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str) -> np.ndarray:
+    """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell, its generations
+    evaluated on ``suite.workers`` processes (the same rewards as in this process)."""
+    source = functools.partial(cell_env, suite, task, target, seed, device)
+    with make_pool([source], suite.workers) as pool:
+        searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
+        searcher.search(suite.search_episodes_per_cell, seed)
+        return plan_of(searcher, shared_cell_env(suite, task, target, seed, device), seed)
 
 
 def record(controller: str, target: float, plan: Any, seconds: float) -> dict[str, Any]:

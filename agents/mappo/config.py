@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 EpisodeSeeds = Literal["auto", "fixed", "fresh"]
+ActPlan = Literal["mean", "best"]
 RUN_FIELDS: frozenset[str] = frozenset(
     {"out", "resume", "overwrite", "workers", "ray_address", "progress", "tensorboard", "checkpoint_every"}
 )
@@ -60,6 +61,12 @@ class MappoConfig:
     action sample. 1: advantage = reward - critic value. > 1: advantage = reward - mean reward of the other
     episodes of its group (leave-one-out baseline, as RLOO and GRPO), so how hard the instance is drops out."""
 
+    act_plan: ActPlan = "mean"
+    """What ``act`` returns after training. "mean": the policy's most likely action. "best": on the observation
+    of the best episode evaluated in training (the per-instance protocol, every episode on one instance: any
+    observation of it), that episode's plan, as a searcher returns its best plan; on any other observation the
+    mean."""
+
     # --- collection -----------------------------------------------------------------------------------------
     workers: int = 1
     """Env copies in worker processes (1: in-process, no subprocess), or Ray actors with ``ray_address``."""
@@ -101,6 +108,8 @@ class MappoConfig:
         for name in ("vf_coef", "ent_coef"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.act_plan not in ("mean", "best"):
+            raise ValueError(f"act_plan must be 'mean' or 'best', got {self.act_plan!r}")
         if self.episode_seeds not in ("auto", "fixed", "fresh"):
             raise ValueError(f"episode_seeds must be 'auto', 'fixed' or 'fresh', got {self.episode_seeds!r}")
         if self.resume and self.out is None:

@@ -8,9 +8,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from agents.base import Actions, EnvFactory, Observations, TrainingReport, register_controller, stacked
+from agents.base import (
+    Actions,
+    EnvFactory,
+    Observations,
+    TrainingReport,
+    register_controller,
+    stacked,
+    to_actions,
+)
 from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.rollout import env_actions
@@ -39,12 +48,23 @@ class MappoController:
     def _setup(self, config: MappoConfig, feature_names: Sequence[str], action_bins: int | None, seed: int) -> None:
         self.config = config
         self.name = "mappo_ar" if config.autoregressive else "mappo"
+        self.best_episode: tuple[np.ndarray, np.ndarray] | None = None
+        """Observation ``(L, F)`` and plan ``(L,)`` of the best episode of the last training."""
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.policy = TokenPolicy(feature_names, config, action_bins)
 
     def act(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:
-        """The policy's most likely action for every layer (the mean sparsity logit, or the most likely bin)."""
+        """The policy's most likely action for every layer (the mean sparsity logit, or the most likely bin); with
+        ``config.act_plan == "best"``, the best training episode's plan on that episode's observation."""
+        if self.config.act_plan == "best" and self.best_episode is not None:
+            observation, plan = self.best_episode
+            if np.array_equal(stacked(observations), observation):
+                return to_actions(plan)
+        return self.mean_actions(observations, infos)
+
+    def mean_actions(self, observations: Observations, infos: dict[str, dict[str, float]]) -> Actions:
+        """The policy's most likely action for every layer, whatever ``config.act_plan``."""
         obs = torch.as_tensor(stacked(observations))
         if obs.shape[1] != len(self.policy.feature_names):
             raise ValueError(
@@ -67,19 +87,23 @@ class MappoController:
         if not factories:
             raise ValueError("factories must hold at least one env factory")
         with make_pool(factories, self.config.workers, self.config.ray_address) as pool:
-            report, _ = run_training(self.policy, pool, episodes, seed, self.config, on_update)
+            report, state = run_training(self.policy, pool, episodes, seed, self.config, on_update)
+        if state.best_plan:
+            self.best_episode = (np.array(state.best_observation, dtype=np.float32), np.array(state.best_plan))
         if self.config.out is not None:
             self.save(Path(self.config.out) / CONTROLLER_FILE)
         return report
 
     def save(self, path: str | Path) -> None:
-        """Write the weights, feature names, action bins and config to ``path`` (torch format)."""
+        """Write the weights, feature names, action bins, config and best training episode to ``path`` (torch
+        format)."""
         torch.save(
             {
                 "config": asdict(self.config.numbers()),
                 "feature_names": list(self.policy.feature_names),
                 "action_bins": self.policy.action_bins,
                 "policy": self.policy.state_dict(),
+                "best_episode": None if self.best_episode is None else [a.tolist() for a in self.best_episode],
             },
             path,
         )
@@ -91,6 +115,9 @@ class MappoController:
         controller = cls.__new__(cls)
         controller._setup(MappoConfig(**saved["config"]), saved["feature_names"], saved["action_bins"], seed=0)
         controller.policy.load_state_dict(saved["policy"])
+        if saved.get("best_episode") is not None:
+            observation, plan = saved["best_episode"]
+            controller.best_episode = (np.array(observation, dtype=np.float32), np.array(plan))
         return controller
 
 

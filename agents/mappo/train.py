@@ -49,6 +49,8 @@ class TrainState:
     """Applied sparsities of the best episode so far."""
     best_task: int = 0
     """Index of the env factory the best episode ran on."""
+    best_observation: list[list[float]] = field(default_factory=list)
+    """Observation ``(L, F)`` of the best episode."""
     reward_stats: RunningMeanStd = field(default_factory=RunningMeanStd)
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -56,6 +58,7 @@ class TrainState:
         best = max(episodes, key=lambda episode: episode.reward)
         if best.reward > self.best_reward:
             self.best_reward, self.best_plan, self.best_task = best.reward, best.result.applied.tolist(), best.task
+            self.best_observation = best.obs.tolist()
 
 
 def check_compatible(policy: TokenPolicy, infos: Sequence[EnvInfo]) -> None:
