@@ -207,13 +207,15 @@ def cost_breakdown(env: PruningEnv, target: float, repeats: int) -> dict[str, fl
     static = static_features(env.layers)
     requested = np.full(len(env.layers), target)
     orders = env.mask_orders()
-    masks = prune_plan(requested, env.layers, target, orders).masks
+    masks = prune_plan(requested, env.layers, target, orders, budget=env.config.budget).masks
     phases: dict[str, list[float]] = {name: [] for name in ("features", "plan pipeline", "training", "evaluation")}
     for _ in range(repeats):
         phases["features"].append(
-            timed(lambda: observation_matrix(env.layers, static, instance.summaries, target), env.device)
+            timed(lambda: observation_matrix(env.layers, static, instance.summaries, target, env.config.budget),
+                  env.device)
         )
-        phases["plan pipeline"].append(timed(lambda: prune_plan(requested, env.layers, target, orders), env.device))
+        phases["plan pipeline"].append(
+            timed(lambda: prune_plan(requested, env.layers, target, orders, budget=env.config.budget), env.device))
         result = reward.trainer.run(instance.state, masks, reward.train_config, instance.init_seed, reward.x_eval,
                                     reward.y_eval)
         phases["training"].append(result.train_seconds)

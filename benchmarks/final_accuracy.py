@@ -38,7 +38,8 @@ class FinalEvaluator:
 
     Args:
         task: a task name or ``Task``; its ``final_train`` is the schedule unless ``final_train`` is given.
-        target_sparsity: the global target in [0, 1); the task's default when None.
+        target_sparsity: the global target in [0, 1) (of the weights, or of the MACs on a task with
+            ``budget="flops"``); the task's default when None.
         scorer: the within-layer mask criterion; the task's when None.
         data: the dataset (the task's, loaded on ``device``, when None).
         device: "auto", "cpu", "cuda" or a torch.device.
@@ -63,8 +64,10 @@ class FinalEvaluator:
         self.target_sparsity = config.target_range[0]
         self.final_train = self.task.final_train if final_train is None else final_train
         self.data = (data if data is not None else load_dataset(self.task.dataset)).to(config.device)
+        self.budget = config.budget
         self.instances = InstanceCache.of_network(
-            task_model(self.task, self.data.num_classes), self.data, (), config.scorer, reinit_module=False
+            task_model(self.task, self.data.num_classes), self.data, (), config.scorer, reinit_module=False,
+            budget=config.budget,
         )
         self.layers = self.instances.layers
         model = copy.deepcopy(self.instances.model)
@@ -93,7 +96,8 @@ class FinalEvaluator:
             instance = self.instances.get(seed)
             try:
                 pruned.append(prune_plan(sparsities, self.layers, self.target_sparsity,
-                                         self.instances.mask_orders(instance, self.target_sparsity)))
+                                         self.instances.mask_orders(instance, self.target_sparsity),
+                                         budget=self.budget))
             except ValueError as error:
                 raise ValueError(f"plan {index} (seed {seed}): {error}") from None
         groups: dict[int, list[int]] = {}

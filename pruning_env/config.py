@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from pruning_env.budget import Budget, check_budget
 from pruning_env.compute import PRECISIONS, Precision
 from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.registry import get_task
@@ -37,7 +38,8 @@ class EnvConfig:
     task: Task
     """The task: network, dataset, default target and schedules."""
     target_range: tuple[float, float]
-    """(low, high) of the global target, 0 <= low <= high < 1; low == high for a fixed target."""
+    """(low, high) of the global target, 0 <= low <= high < 1; low == high for a fixed target. A fraction of the
+    budget's cost (``budget``)."""
     scorer: str
     """Within-layer mask criterion, a name from ``pruning_env.scorers.SCORERS``."""
     proxies: tuple[str, ...]
@@ -70,6 +72,9 @@ class EnvConfig:
     reward_order: RewardOrder = "instance"
     """Where the orders come from: ``"instance"`` (the init seed: one plan, one reward) or ``"episode"`` (drawn
     from the episode's RNG at each reset, so a search cannot fit one order)."""
+    budget: Budget = "weights"
+    """What the target is a fraction of: ``"weights"`` (the prunable weights) or ``"flops"`` (the prunable layers'
+    multiply-accumulates per sample); see ``pruning_env.budget``."""
 
     @classmethod
     def build(
@@ -92,6 +97,7 @@ class EnvConfig:
         reward_precision: Precision = "fp32",
         reward_orders: int = 1,
         reward_order: RewardOrder = "instance",
+        budget: Budget | None = None,
     ) -> EnvConfig:
         """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
 
@@ -127,6 +133,7 @@ class EnvConfig:
             raise ValueError(f"reward_orders must be an integer >= 1, got {reward_orders!r}")
         if reward_order not in REWARD_ORDERS:
             raise ValueError(f"reward_order must be one of {list(REWARD_ORDERS)}, got {reward_order!r}")
+        budget = check_budget(task.budget if budget is None else budget)
         reward_train = task.final_train if reward == "full" else task.reward_train
         if reward_steps is not None:
             reward_train = replace(reward_train, steps=reward_steps)
@@ -135,7 +142,7 @@ class EnvConfig:
             task, target_range(task.target_sparsity if target_sparsity is None else target_sparsity), scorer,
             proxies, reward, reward_train, action_type, action_bins, init, device, seed, render_mode,
             cache_size, default_reward_batch(device) if reward_batch == "auto" else reward_batch, reward_precision,
-            reward_orders, reward_order,
+            reward_orders, reward_order, budget,
         )
 
     @property

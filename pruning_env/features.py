@@ -16,13 +16,28 @@ any size. The vector is ``STATIC_FEATURES`` + ``TARGET_FEATURES`` + ``PROXY_FEAT
 | log_weights          | log10(number of weights) / 7                                                       |
 | weight_share         | this layer's share of all prunable weights                                         |
 | flop_share           | this layer's share of all multiply-accumulates per sample                          |
-| target_sparsity      | the episode's global target (fraction removed)                                     |
+| target_sparsity      | the episode's global target: the fraction of the budget's cost removed (below)     |
 | er_density           | the density Erdos-Renyi (SET) gives this layer at the target                       |
 | erk_density          | the density ERK (RigL) gives this layer at the target                              |
 | {proxy}_mass         | the layer's share of the proxy's total absolute saliency                           |
 | {proxy}_density      | the density a global ranking by the proxy gives the layer at the target            |
 | {proxy}_mean         | mean of log10 abs score in the layer, z-scored against all weights of the network  |
 | {proxy}_std          | std of log10 abs score in the layer, over the network-wide std                     |
+
+The target and the reference densities follow the env's budget (``budget.BUDGETS``; the allocations of
+``pruning_env.allocation`` under that budget):
+
+| feature         | budget="weights" (default)                     | budget="flops"                                     |
+|-----------------|------------------------------------------------|----------------------------------------------------|
+| target_sparsity | fraction of the prunable weights removed       | fraction of the prunable layers' MACs per sample   |
+|                 |                                                | removed; requesting it in every layer is uniform   |
+|                 |                                                | compute (every layer loses that share of its MACs) |
+| er_density,     | ER / ERK densities keeping (1 - target) of the | the same density shapes, ``eps`` solved so they    |
+| erk_density     | weights                                        | keep (1 - target) of the MACs                      |
+| {proxy}_density | global top-k of the proxy's scores             | global ranking of score per MAC (score / MACs per  |
+|                 |                                                | weight of the layer), pruned up to the MAC target  |
+
+Every other feature is the same under both budgets (``flop_share`` always gives the layer's share of the MACs).
 """
 
 from __future__ import annotations
@@ -34,8 +49,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pruning_env.allocation import erdos_renyi, erdos_renyi_kernel, global_ranking, ranking_counts
-from pruning_env.budget import target_count
+from pruning_env.allocation import (
+    erdos_renyi,
+    erdos_renyi_kernel,
+    global_ranking,
+    layer_costs,
+    ranking_counts,
+    scores_per_cost,
+)
+from pruning_env.budget import Budget, target_count, weight_costs
 from pruning_env.layers import PrunableLayer
 
 FEATURE_CLIP = 10.0
@@ -96,11 +118,16 @@ class ProxySummary:
     stats: np.ndarray
     """``(L, 3)``: mass share, z-scored mean log-score, relative std of log-scores per layer."""
     ranking: torch.Tensor
-    """``allocation.global_ranking`` of the scores: the layer of every weight, most important first."""
+    """``allocation.global_ranking`` of the scores (per MAC under a FLOPs budget): the layer of every weight,
+    most important first."""
+    budget: Budget = "weights"
+    """The budget the ranking is for."""
 
 
-def summarize_proxy(layers: Sequence[PrunableLayer], scores: Mapping[str, torch.Tensor]) -> ProxySummary:
-    """Per-layer statistics and the global ranking of one proxy's per-weight scores."""
+def summarize_proxy(
+    layers: Sequence[PrunableLayer], scores: Mapping[str, torch.Tensor], budget: Budget = "weights"
+) -> ProxySummary:
+    """Per-layer statistics and the global ranking of one proxy's per-weight scores (per MAC for "flops")."""
     magnitudes = [scores[layer.name].detach().abs().double().flatten() for layer in layers]
     mass = torch.stack([m.sum() for m in magnitudes])
     mass_share = mass / mass.sum() if mass.sum() > 0 else torch.full_like(mass, 1 / len(layers))
@@ -110,12 +137,15 @@ def summarize_proxy(layers: Sequence[PrunableLayer], scores: Mapping[str, torch.
     means = torch.stack([(log.mean() - global_mean) / global_std for log in logs])
     stds = torch.stack([log.std(correction=0) / global_std for log in logs])
     stats = torch.stack([mass_share, means, stds], dim=1).cpu().numpy()
-    return ProxySummary(stats, global_ranking({layer.name: scores[layer.name] for layer in layers}))
+    ordered = {layer.name: scores[layer.name] for layer in layers}
+    return ProxySummary(stats, global_ranking(scores_per_cost(ordered, weight_costs(layers, budget))), budget)
 
 
-def _proxy_columns(summary: ProxySummary, sizes: np.ndarray, target_sparsity: float) -> np.ndarray:
-    """The ``PROXY_FEATURES`` of one proxy at one target, shape ``(L, 4)``."""
-    pruned = ranking_counts(summary.ranking, len(sizes), target_count(int(sizes.sum()), target_sparsity))
+def _proxy_columns(
+    summary: ProxySummary, sizes: np.ndarray, goal: int, costs: np.ndarray | None
+) -> np.ndarray:
+    """The ``PROXY_FEATURES`` of one proxy at the target count ``goal`` of the budget, shape ``(L, 4)``."""
+    pruned = ranking_counts(summary.ranking, len(sizes), goal, costs)
     density = 1.0 - np.asarray(pruned) / sizes
     stats = summary.stats
     return np.column_stack([stats[:, 0], density, stats[:, 1], stats[:, 2]])
@@ -126,23 +156,33 @@ def observation_matrix(
     static: np.ndarray,
     summaries: Sequence[ProxySummary],
     target_sparsity: float,
+    budget: Budget = "weights",
 ) -> np.ndarray:
     """All features, shape ``(L, len(feature_names(proxies)))``, float32, finite, clipped to ±FEATURE_CLIP.
 
     Args:
         layers: the network's prunable layers in forward order.
         static: ``static_features(layers)`` (computed once per network).
-        summaries: ``summarize_proxy`` of each proxy of the observation, in order.
-        target_sparsity: the global target in [0, 1).
+        summaries: ``summarize_proxy`` of each proxy of the observation under ``budget``, in order.
+        target_sparsity: the global target in [0, 1): the fraction of the budget's cost removed.
+        budget: ``"weights"`` or ``"flops"`` (see the module docstring).
+
+    Raises:
+        ValueError: if a summary was made for another budget, or the target is infeasible under the budget.
     """
+    stale = [index for index, summary in enumerate(summaries) if summary.budget != budget]
+    if stale:
+        raise ValueError(f"summaries {stale} rank for another budget than {budget!r}: summarize_proxy(..., budget)")
     sizes = np.array([layer.num_weights for layer in layers], dtype=np.float64)
     target = np.column_stack(
         [
             np.full(len(layers), target_sparsity),
-            1.0 - erdos_renyi(layers, target_sparsity),
-            1.0 - erdos_renyi_kernel(layers, target_sparsity),
+            1.0 - erdos_renyi(layers, target_sparsity, budget),
+            1.0 - erdos_renyi_kernel(layers, target_sparsity, budget),
         ]
     )
-    parts = [static, target, *(_proxy_columns(summary, sizes, target_sparsity) for summary in summaries)]
+    goal = target_count(int(layer_costs(layers, budget).sum()), target_sparsity)
+    costs = weight_costs(layers, budget)
+    parts = [static, target, *(_proxy_columns(summary, sizes, goal, costs) for summary in summaries)]
     matrix = np.nan_to_num(np.concatenate(parts, axis=1), nan=0.0, posinf=FEATURE_CLIP, neginf=-FEATURE_CLIP)
     return np.clip(matrix, -FEATURE_CLIP, FEATURE_CLIP).astype(np.float32)

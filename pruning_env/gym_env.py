@@ -17,7 +17,7 @@ terminates after its single step.
 
 ## Info
 ``requested_sparsity``, ``applied_sparsity`` and ``clipped`` as arrays of shape (L,); the shared keys of
-``PruningEnv`` (``global_sparsity``, ``target_sparsity``, ``accuracy``, ...) as floats. Zeros at reset. The wall
+``PruningEnv`` (``global_sparsity``, ``flops_reduction``, ``target_sparsity``, ``accuracy``, ...) as floats. Zeros at reset. The wall
 times (``reward_seconds``, ``step_seconds``, ``reset_seconds``) are left out of info, so that one seed and one
 action give equal infos (Gymnasium's determinism check); they are in ``env.unwrapped.last_timings``.
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from pruning_env.budget import Budget
 from pruning_env.data import Dataset, scoring_batch
 from pruning_env.features import ProxySummary, summarize_proxy
 from pruning_env.layers import PrunableLayer, prunable_layers
@@ -41,7 +42,7 @@ class Instance:
     """Layer name -> ``masking.importance_order`` of the within-layer scorer's scores of θ0 (None for a
     target-dependent scorer: ``InstanceCache.mask_orders`` scores it per target)."""
     summaries: tuple[ProxySummary, ...]
-    """``features.summarize_proxy`` of each observation proxy, in order."""
+    """``features.summarize_proxy`` of each observation proxy under the cache's budget, in order."""
 
 
 def materialize(source: ModelSource) -> nn.Module:
@@ -98,6 +99,7 @@ class InstanceCache:
             module's own weights are θ0 for every seed.
         per_class: scoring batch samples per class.
         capacity: how many instances to keep (least recently used dropped first).
+        budget: the budget the proxies' global rankings are for (``"weights"`` or ``"flops"``).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class InstanceCache:
         reinit_module: bool,
         per_class: int = 10,
         capacity: int = 8,
+        budget: Budget = "weights",
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
@@ -123,6 +126,7 @@ class InstanceCache:
         self.reinit_module = reinit_module
         self.per_class = per_class
         self.capacity = capacity
+        self.budget = budget
         self._instances: OrderedDict[int, Instance] = OrderedDict()
         self._module_state = copy.deepcopy(source.state_dict()) if isinstance(source, nn.Module) else None
         self._target_orders: OrderedDict[tuple[int, float], dict[str, torch.Tensor]] = OrderedDict()
@@ -130,13 +134,13 @@ class InstanceCache:
     @classmethod
     def of_network(
         cls, source: ModelSource, data: Dataset, proxies: Sequence[str], mask_scorer: str, reinit_module: bool,
-        capacity: int = 8,
+        capacity: int = 8, budget: Budget = "weights",
     ) -> InstanceCache:
         """A cache over its own copy of the network of ``source``, on ``data``'s device (layers discovered on it)."""
         model = materialize(source).to(data.device)
         layers = prunable_layers(model, data.x_train[:2])
         check_outputs(model, data)
-        return cls(source, model, layers, data, proxies, mask_scorer, reinit_module, capacity=capacity)
+        return cls(source, model, layers, data, proxies, mask_scorer, reinit_module, capacity=capacity, budget=budget)
 
     def __contains__(self, init_seed: int) -> bool:
         return init_seed in self._instances
@@ -198,6 +202,6 @@ class InstanceCache:
             name: self._scores(name, scratch)
             for name in dict.fromkeys((*self.proxies, *([scored_mask] if scored_mask else [])))
         }
-        summaries = tuple(summarize_proxy(self.layers, scores[name]) for name in self.proxies)
+        summaries = tuple(summarize_proxy(self.layers, scores[name], self.budget) for name in self.proxies)
         mask_orders = importance_orders(scores[scored_mask]) if scored_mask else None
         return Instance(init_seed, state, batch, mask_orders, summaries)

@@ -8,9 +8,10 @@ over its calls. Modules that hold a weight but are never called by the forward p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -152,6 +153,15 @@ def layer_weights(layers: list[PrunableLayer]) -> dict[str, torch.Tensor]:
 def total_weights(layers: list[PrunableLayer]) -> int:
     """Number of prunable weights in all layers."""
     return sum(layer.num_weights for layer in layers)
+
+
+def macs_per_weight(layers: Sequence[PrunableLayer]) -> np.ndarray:
+    """Multiply-accumulates per sample of one weight of each layer, ``(L,)`` int64: ``flops / num_weights``.
+
+    Exact: ``flops`` is the weight count times the output positions per sample. With unstructured masks a layer's
+    MACs are this times its kept weights. A layer the forward pass never calls has 0.
+    """
+    return np.array([layer.flops // layer.num_weights for layer in layers], dtype=np.int64)
 
 
 def layers_by_name(model: nn.Module, layers: list[PrunableLayer]) -> Mapping[str, nn.Module]:

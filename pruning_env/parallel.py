@@ -38,6 +38,11 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     exact budget, the initialization is pruned with the within-layer scorer's masks, and the team is rewarded with the
     pruned network's proxy accuracy.
 
+    The budget (``budget``) says what the target is a fraction of: ``"weights"`` (default), the prunable weights;
+    ``"flops"`` (AMC's constraint), the prunable layers' multiply-accumulates per sample, where a layer's MACs are its
+    MACs per weight (``layers.macs_per_weight``: output positions per sample) times its kept weights. The FLOPs
+    variants of the tasks (``"cnn-digits-flops"``, ``"CnnDigitsFlops-v1"``, ...) set it.
+
     ## Agents
     ``layer_0 … layer_{L-1}``, the prunable layers in forward order (``env.layers[i]`` describes ``layer_i``). All
     agents share one observation space and one action space.
@@ -54,7 +59,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
 
     Requests are relative: ``pruning_env.budget.project_to_budget`` shifts them monotonically (in logit space) so the
     number of pruned weights equals round(target x total) exactly, every layer keeps at least one weight, and a layer
-    that asked for more never gets less. A plan that already meets the budget is applied as it is.
+    that asked for more never gets less. A plan that already meets the budget is applied as it is. Under
+    ``budget="flops"`` the pruned MACs meet round(target x total MACs) to within half the MACs of one weight of the
+    layer whose weights cost the most (whole weights of unequal cost cannot reach every total); the rest is the same.
 
     ## Rewards
     The same team reward for every agent; the kind is chosen with ``reward`` (see ``pruning_env.rewards``): minus the
@@ -76,9 +83,12 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ## Infos
     The same numeric keys for every agent at reset and at step (zeros at reset): ``requested_sparsity``,
     ``applied_sparsity`` (this layer), ``clipped`` (0/1, this agent's request was clipped), ``target_sparsity``,
-    ``global_sparsity`` (achieved, = pruned / total), ``any_clipped``, ``diverged``, ``accuracy`` and ``loss`` (of the
+    ``global_sparsity`` (achieved weight sparsity, = pruned weights / total), ``flops_reduction`` (achieved, = pruned
+    MACs per sample / total, under either budget), ``any_clipped``, ``diverged``, ``accuracy`` and ``loss`` (of the
     reward's evaluation; NaN for the zero-cost reward), ``reward_seconds``, ``step_seconds``, ``reset_seconds``,
-    ``init_seed``.
+    ``init_seed``. ``target_sparsity`` is in the budget's unit: under ``budget="flops"`` it is the target FLOPs
+    reduction, which ``flops_reduction`` meets (within the bound above), and ``global_sparsity`` is what it costs in
+    weights.
 
     ## Arguments
     | argument        | default        | meaning                                                                   |
@@ -87,6 +97,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | model           | task's network | an nn.Module (its weights are θ0) or a factory ``seed -> nn.Module``      |
     | data            | task's dataset | a ``pruning_env.data.Dataset``                                            |
     | target_sparsity | task's target  | a float in [0, 1), or a (low, high) range sampled uniformly per episode   |
+    |                 |                | (a fraction of the weights, or of the MACs under budget="flops")          |
+    | budget          | task's budget  | "weights" (default tasks) or "flops" (the "-flops" tasks)                 |
     | scorer          | "snip"         | within-layer mask criterion, a name from ``pruning_env.scorers.SCORERS``  |
     | proxies         | 5 proxies      | scorers whose statistics feed the observation (magnitude, snip, grasp,    |
     |                 |                | synflow, lamp); ``feature_names`` are the observation's columns          |
@@ -119,7 +131,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ``init="fixed"``; with ``"per_episode"`` each init seed redraws them with the modules' ``reset_parameters``.
 
     ## Version History
-    - v1: the default reward is ``neg_loss`` (was ``accuracy``); ``proxies`` replaces ``features``.
+    - v1: the default reward is ``neg_loss`` (was ``accuracy``); ``proxies`` replaces ``features``; the ``budget``
+      option and the ``flops_reduction`` info were added later (the default, ``"weights"``, behaves as before).
     - v0: initial release.
     """
 
@@ -138,7 +151,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         self.data = (data if data is not None else load_dataset(self.task.dataset)).to(self.device)
         self._instances = InstanceCache.of_network(
             model if model is not None else task_model(self.task, self.data.num_classes), self.data, config.proxies,
-            config.scorer, reinit_module=config.init == "per_episode", capacity=config.cache_size,
+            config.scorer, reinit_module=config.init == "per_episode", capacity=config.cache_size, budget=config.budget,
         )
         self.layers: list[PrunableLayer] = self._instances.layers
         self.sizes = np.array([layer.num_weights for layer in self.layers], dtype=np.int64)
@@ -218,7 +231,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         low, high = self.config.target_range
         target = float(self._np_random.uniform(low, high)) if high > low else low
         instance = self._instances.get(init_seed)
-        observations = observation_matrix(self.layers, self._static, instance.summaries, target)
+        observations = observation_matrix(self.layers, self._static, instance.summaries, target, self.config.budget)
         # drawn last, only when asked for: the other draws of a seed stay what they were
         order = int(self._np_random.integers(2**31 - 1)) if self.config.reward_order == "episode" else init_seed
         self._episode = _Episode(self._base_seed, instance, target, observations, time.perf_counter() - start, order)
@@ -292,7 +305,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         episode = self._episode
         assert episode is not None
         orders = self._instances.mask_orders(episode.instance, episode.target)
-        return prune_plan(values, self.layers, episode.target, orders, names=self.possible_agents)
+        return prune_plan(values, self.layers, episode.target, orders, names=self.possible_agents, budget=self.config.budget)
 
     def _evaluate(self, prepared: Sequence[tuple[_Episode, PrunedPlan]]) -> list[EpisodeResult]:
         """The reward of every (episode, plan), the plans of one instance evaluated together; in input order."""
@@ -365,6 +378,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         shared = {
             "target_sparsity": episode.target,
             "global_sparsity": reward.global_sparsity if reward else 0.0,
+            "flops_reduction": reward.flops_reduction if reward else 0.0,
             "any_clipped": float(clipped.any()),
             "diverged": float(reward.diverged) if reward else 0.0,
             "accuracy": reward.accuracy if reward else 0.0,
@@ -443,7 +457,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             applied = f"{result.applied[i]:.4f}" if result else "-"
             lines.append(f"{'layer_' + str(i):>9} {layer.name:<28} {layer.num_weights:>10} {requested:>9} {applied:>8}")
         if self._episode is not None:
-            lines.append(f"target sparsity {self._episode.target:.4f}, init seed {self._episode.instance.init_seed}")
+            target = "target sparsity" if self.config.budget == "weights" else "target FLOPs reduction"
+            lines.append(f"{target} {self._episode.target:.4f}, init seed {self._episode.instance.init_seed}")
         return "\n".join(lines)
 
 

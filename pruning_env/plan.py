@@ -3,8 +3,9 @@
 One function serves every place that applies a plan (``PruningEnv.step``, ``PruningEnv.evaluate_plan``,
 ``benchmarks.final_accuracy.FinalEvaluator``, ``benchmarks.env_speed``):
 
-    requests ``(L,)`` --clip_requests--> sparsities in [0, 1] --prune_plan--> pruned counts (exact global target,
-    every layer keeps a weight, order kept) and within-layer top-k masks from the instance's importance orders.
+    requests ``(L,)`` --clip_requests--> sparsities in [0, 1] --prune_plan--> pruned counts (the global target of
+    the budget: exact in weights, or within half a weight's MACs of it under a FLOPs budget; every layer keeps a
+    weight, order kept) and within-layer top-k masks from the instance's importance orders.
 
 ``EpisodeResult`` is the one record of an evaluated plan: what was asked, what was applied, what it earned.
 """
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pruning_env.budget import project_to_budget
+from pruning_env.budget import Budget, project_to_budget, weight_costs
 from pruning_env.compute import TrainResult
-from pruning_env.layers import PrunableLayer
+from pruning_env.layers import PrunableLayer, macs_per_weight
 from pruning_env.masking import masks_from_orders
 
 
@@ -32,9 +33,12 @@ class PrunedPlan:
     clipped: np.ndarray
     """``(L,)`` float64: 1 where the request lay outside [0, 1] and was clipped, else 0."""
     pruned_counts: np.ndarray
-    """Weights pruned per layer ``(L,)`` int64; they sum to ``budget.target_count(total, target)``."""
+    """Weights pruned per layer ``(L,)`` int64; they meet the budget (``budget.project_to_budget``): under
+    ``"weights"`` they sum to ``budget.target_count(total, target)``."""
     sizes: np.ndarray
     """Weights per layer ``(L,)`` int64."""
+    macs_per_weight: np.ndarray
+    """Multiply-accumulates per sample of one weight per layer ``(L,)`` int64 (``layers.macs_per_weight``)."""
     masks: dict[str, torch.Tensor]
     """Layer name -> bool mask shaped like the weight, True = kept."""
 
@@ -45,8 +49,14 @@ class PrunedPlan:
 
     @property
     def global_sparsity(self) -> float:
-        """Pruned fraction of all prunable weights (the target, to the weight)."""
+        """Pruned fraction of all prunable weights (the target, to the weight, under the weight budget)."""
         return float(self.pruned_counts.sum() / self.sizes.sum())
+
+    @property
+    def flops_reduction(self) -> float:
+        """Pruned fraction of the prunable layers' multiply-accumulates per sample (0 if they have none)."""
+        total = int(self.macs_per_weight @ self.sizes)
+        return float(int(self.macs_per_weight @ self.pruned_counts) / total) if total else 0.0
 
 
 def clip_requests(values: Sequence[float] | np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -71,25 +81,33 @@ def prune_plan(
     target_sparsity: float,
     orders: Mapping[str, torch.Tensor],
     names: Sequence[str] | None = None,
+    *,
+    budget: Budget = "weights",
 ) -> PrunedPlan:
-    """Apply requests ``(L,)`` to a network at a target: clip, project onto the exact budget, cut the masks.
+    """Apply requests ``(L,)`` to a network at a target: clip, project onto the budget, cut the masks.
 
     Args:
         values: requested sparsity per layer, in layer order (finite; clipped into [0, 1]).
         layers: the network's prunable layers in forward order.
-        target_sparsity: the global target in [0, 1).
+        target_sparsity: the global target in [0, 1): the fraction of the budget's cost to prune.
         orders: layer name -> ``masking.importance_order`` of the within-layer scorer's scores on the instance.
         names: how errors name the layers (the env passes its agent names); layer names when None.
+        budget: ``"weights"`` (the target is a fraction of the weights) or ``"flops"`` (of the layers' MACs per
+            sample); see ``pruning_env.budget``.
+
+    Raises:
+        ValueError: for a non-finite request, a wrong shape, or a target the budget cannot meet while every layer
+            keeps a weight.
     """
     requested, clipped = clip_requests(values, [layer.name for layer in layers] if names is None else names)
     sizes = np.array([layer.num_weights for layer in layers], dtype=np.int64)
-    counts = project_to_budget(requested, sizes, target_sparsity, min_kept=1)
+    counts = project_to_budget(requested, sizes, target_sparsity, min_kept=1, costs=weight_costs(layers, budget))
     masks = masks_from_orders(
         orders,
         {layer.name: layer.weight_shape for layer in layers},
         {layer.name: int(count) for layer, count in zip(layers, counts, strict=True)},
     )
-    return PrunedPlan(requested, clipped, np.asarray(counts, dtype=np.int64), sizes, masks)
+    return PrunedPlan(requested, clipped, np.asarray(counts, dtype=np.int64), sizes, macs_per_weight(layers), masks)
 
 
 @dataclass(frozen=True)
@@ -101,7 +119,7 @@ class EpisodeResult:
     init_seed: int
     """Seed of the initialization θ0 the plan pruned."""
     target_sparsity: float
-    """The episode's global target."""
+    """The episode's global target (a fraction of the weights, or of the MACs under a FLOPs budget)."""
     requested: np.ndarray
     """Requested sparsity per layer ``(L,)``, clipped into [0, 1]."""
     applied: np.ndarray
@@ -110,6 +128,8 @@ class EpisodeResult:
     """Weights pruned per layer ``(L,)`` int64."""
     global_sparsity: float
     """Pruned fraction of all prunable weights."""
+    flops_reduction: float
+    """Pruned fraction of the prunable layers' multiply-accumulates per sample."""
     reward: float
     """The team reward (for ``FinalEvaluator``: the test accuracy in [0, 1])."""
     accuracy: float
@@ -131,6 +151,7 @@ class EpisodeResult:
         return cls(
             seed=seed, init_seed=init_seed, target_sparsity=target_sparsity, requested=pruned.requested,
             applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
+            flops_reduction=pruned.flops_reduction,
             reward=reward, accuracy=run.accuracy, loss=run.loss, diverged=run.diverged,
             seconds=run.train_seconds + run.eval_seconds,
         )

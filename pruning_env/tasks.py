@@ -9,6 +9,19 @@
 | resnet20-cifar10 | Resnet20Cifar10-v1    | ResNet-20      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
 | vgg19-cifar10    | Vgg19Cifar10-v1       | VGG-19-bn      | CIFAR-10 | 0.90   | 100 SGD        | 160 epochs SGD, cosine  |
 
+FLOPs variants (``FLOPS_TASKS``): the same tasks with ``budget="flops"``, where the target is the fraction of the
+prunable layers' multiply-accumulates per sample removed (``pruning_env.budget``); same target values.
+
+| task                   | id                      | of               | prunable MACs per sample (weights) |
+|------------------------|-------------------------|------------------|------------------------------------|
+| cnn-digits-flops       | CnnDigitsFlops-v1       | cnn-digits       | 0.93 M (0.10 M)                    |
+| lenet5-mnist-flops     | Lenet5MnistFlops-v1     | lenet5-mnist     | 2.29 M (0.43 M)                    |
+| resnet20-cifar10-flops | Resnet20Cifar10Flops-v1 | resnet20-cifar10 | 40.8 M (0.27 M)                    |
+| vgg19-cifar10-flops    | Vgg19Cifar10Flops-v1    | vgg19-cifar10    | 398 M (20.0 M)                     |
+
+The MLP tasks have none: in a network of Linear layers every weight costs one MAC, so a FLOPs budget is the weight
+budget.
+
 Every id lives in the ``pruning_env/`` namespace (``gymnasium.make("pruning_env/MlpDigits-v1")``). The version
 is bumped whenever a task's behaviour changes (v1: the default reward is ``neg_loss``; it was ``accuracy`` in v0). Look tasks up (and family members) with
 ``pruning_env.registry.get_task``.
@@ -17,10 +30,11 @@ is bumped whenever a task's behaviour changes (v1: the default reward is ``neg_l
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from torch import nn
 
+from pruning_env.budget import Budget
 from pruning_env.models import ArchSpec, build_model
 from pruning_env.training import TrainConfig
 
@@ -65,9 +79,18 @@ class Task:
     """Size of the fixed validation subset the reward evaluates on (the whole split when smaller)."""
     tags: tuple[str, ...] = field(default=())
     """``"embedded"`` when the data ships with the package (no download)."""
+    budget: Budget = "weights"
+    """What ``target_sparsity`` is a fraction of: the prunable weights, or (``"flops"``) the prunable layers'
+    multiply-accumulates per sample."""
 
 
-TASKS: dict[str, Task] = {
+def flops_variant(task: Task) -> Task:
+    """``task`` under a FLOPs budget: named ``<name>-flops``, id ``<Stem>Flops-v<N>`` (``"CnnDigitsFlops-v1"``)."""
+    stem, version = task.env_id.rsplit("-", 1)
+    return replace(task, name=f"{task.name}-flops", env_id=f"{stem}Flops-{version}", budget="flops")
+
+
+WEIGHT_TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task("mlp-digits", "MlpDigits-v1", "mlp_digits", "digits", 0.98, DIGITS_PROXY, DIGITS_FINAL, tags=("embedded",)),
@@ -78,6 +101,14 @@ TASKS: dict[str, Task] = {
         Task("vgg19-cifar10", "Vgg19Cifar10-v1", "vgg19", "cifar10", 0.90, CIFAR_PROXY, CIFAR_FINAL),
     )
 }
+"""The built-in tasks under the weight budget, by name."""
+FLOPS_TASKS: dict[str, Task] = {
+    f"{name}-flops": flops_variant(WEIGHT_TASKS[name])
+    for name in ("cnn-digits", "lenet5-mnist", "resnet20-cifar10", "vgg19-cifar10")
+}
+"""The FLOPs variants of the convolutional tasks, by name."""
+TASKS: dict[str, Task] = {**WEIGHT_TASKS, **FLOPS_TASKS}
+"""Every built-in task by name: the weight-budget tasks, then their FLOPs variants."""
 
 
 def task_model(task: Task, num_classes: int) -> Callable[[int], nn.Module]:
