@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.records import read_records
 from benchmarks.report import markdown_table
-from benchmarks.run import run_suite
+from benchmarks.run import run_suite, search_plan
 from benchmarks.suites import get_suite
 
 
@@ -79,3 +79,12 @@ def test_table_bolds_no_tie_and_shows_std_only_over_several_seeds() -> None:
     records[2]["test_accuracy"] = 0.96  # erk alone at the top
     rows = {line.split("|")[1].strip(): line for line in markdown_table(suite, records).splitlines() if "|" in line}
     assert rows["erk"] == "| erk | **96.0** |"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cma_es", "random_search"])
+def test_a_searcher_finds_the_same_plan_on_two_worker_processes_as_in_this_one(name) -> None:
+    suite = get_suite("tiny", rl_episodes=20, sparsities=(0.99,))
+    one = search_plan(suite, name, "mlp-digits", 0.99, 0, "cpu")
+    two = search_plan(replace(suite, workers=2), name, "mlp-digits", 0.99, 0, "cpu")
+    assert one.tolist() == two.tolist()

@@ -402,3 +402,26 @@ def test_cli_run_writes_the_run_folder(tmp_path):
     ])
     main(args)
     assert (Path(tmp_path) / "controller.pt").exists() and (Path(tmp_path) / PROGRESS).exists()
+
+
+def test_act_plan_best_returns_the_best_episode_on_its_instance_and_the_mean_elsewhere(tmp_path):
+    env = tiny_env(init=0)  # one instance: every episode of the run sees the same observation
+    controller = MappoController(env, TINY, act_plan="best")
+    report = controller.train(partial(tiny_env, init=0), episodes=6, seed=0)
+    observations, infos = env.reset(seed=0)
+    best = plan_of(controller, env, 0)
+    assert env.evaluate_plan(0, best).reward == pytest.approx(report.best_reward, abs=1e-6)
+    mean = plan_of(controller, env, 0, controller.mean_actions)
+    assert not np.allclose(best, mean)  # the best sample is not the mean
+    other = tiny_env(init=0, target_sparsity=0.8)  # another observation (the target is a feature): the mean
+    np.testing.assert_array_equal(plan_of(controller, other, 0), plan_of(controller, other, 0, controller.mean_actions))
+    controller.save(tmp_path / "c.pt")
+    np.testing.assert_array_equal(plan_of(MappoController.load(tmp_path / "c.pt"), env, 0), best)
+    default = MappoController(env, TINY)  # act_plan="mean": the policy's mean after the same training
+    default.train(partial(tiny_env, init=0), episodes=6, seed=0)
+    np.testing.assert_array_equal(plan_of(default, env, 0), mean)
+
+
+def test_act_plan_must_be_mean_or_best():
+    with pytest.raises(ValueError, match="act_plan"):
+        MappoConfig(act_plan="last")
