@@ -35,6 +35,8 @@ SEARCH_OPTIONS: dict[str, dict[str, Any]] = {
 """Every searcher starts at global SNIP's plan (random search draws around it with CMA-ES's initial step size)."""
 QUIET_MAPPO: dict[str, Any] = {"progress": False, "tensorboard": False, "workers": 2}
 """MAPPO in a benchmark: no bar or TensorBoard files of its own, its episodes on 2 worker processes."""
+PARALLEL_SB3: dict[str, Any] = {"num_vec_envs": 2, "workers": 2}
+"""SB3 PPO in a benchmark: two env copies stepped together in 2 worker processes (two episodes per vector step)."""
 BENCHMARL: tuple[str, ...] = ("benchmarl_mappo", "benchmarl_ippo", "benchmarl_iql")
 """BenchMARL's MAPPO, IPPO and IQL (``agents.benchmarl_marl``), trained with the suite's budget."""
 
@@ -60,7 +62,7 @@ class Suite:
     workers: int = 2
     """Processes for the final trainings."""
     options: Mapping[str, Mapping[str, Any]] = field(
-        default_factory=lambda: {"mappo": QUIET_MAPPO, "mappo_ar": QUIET_MAPPO, **SEARCH_OPTIONS}
+        default_factory=lambda: {"mappo": QUIET_MAPPO, "mappo_ar": QUIET_MAPPO, "sb3_ppo": PARALLEL_SB3, **SEARCH_OPTIONS}
     )
     """Constructor options per controller name (``agents.make_controller(name, env, seed=seed, **options)``)."""
 
