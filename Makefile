@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUITE ?= quick
 FRESH ?=
+CONTROLLER ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test test-fast bench lint clean
@@ -33,7 +34,7 @@ bench: $(STAMP)
 ifeq ($(SUITE),generalize)
 	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,)
 else
-	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,)
+	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),)
 endif
 
 lint: $(STAMP)

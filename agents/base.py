@@ -110,8 +110,8 @@ def register_controller(name: str, replace: bool = False) -> Callable[[Callable[
         known = CONTROLLERS.get(name)
         if known is not None and not replace and not _same_factory(known, factory):
             raise ValueError(
-                f"controller {name!r} is already registered ({_describe(known)}); pick another name or pass "
-                f"replace=True to register {_describe(factory)} instead"
+                f"controller {name!r} is already registered ({describe_factory(known)}); pick another name or pass "
+                f"replace=True to register {describe_factory(factory)} instead"
             )
         CONTROLLERS[name] = factory
         return factory
@@ -119,7 +119,8 @@ def register_controller(name: str, replace: bool = False) -> Callable[[Callable[
     return add
 
 
-def _describe(factory: Callable[..., Any]) -> str:
+def describe_factory(factory: Callable[..., Any]) -> str:
+    """``module.qualname`` of a registered factory (of the function inside a ``functools.partial``)."""
     inner = getattr(factory, "func", factory)
     return f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', repr(inner))}"
 

@@ -20,9 +20,10 @@ with ``search_episodes_per_cell``; any other controller acts on every cell; a co
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ import tyro
 from tqdm import tqdm
 
 import agents
-from agents.base import Controller, SearchController, TrainableController, fixed_target
+from agents.base import Controller, SearchController, TrainableController, describe_factory, fixed_target
 from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.outside import register_outside
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.report import caption, markdown_table, save_plot
 from benchmarks.suites import Suite, get_suite
@@ -62,6 +64,8 @@ class Args:
     """Show progress bars."""
     fresh: bool = False
     """Delete this suite's records in ``out`` first and start again (a resume under other settings refuses)."""
+    controller: tuple[str, ...] = ()
+    """Your own controllers, ``package.module:factory`` (``benchmarks.outside``), added to the suite's rows."""
 
 
 FRESH_HINT = ("start this suite again with --fresh (make bench FRESH=1), which deletes its records in the results "
@@ -77,7 +81,8 @@ def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict
                   "reward": suite.reward, "reward_steps": suite.reward_steps, "final_steps": suite.final_steps},
         "task": {"model": str(spec.model), "dataset": spec.dataset, "scorer": spec.scorer, "proxies": list(spec.proxies),
                  "reward_train": asdict(spec.reward_train), "final_train": asdict(spec.final_train)},
-        "controller": controller, "options": dict(suite.options.get(controller, {})), "device": device,
+        "controller": controller, "factory": describe_factory(agents.CONTROLLERS[controller]),
+        "options": dict(suite.options.get(controller, {})), "device": device,
         "commit": git_describe(), "versions": versions(),
     }
 
@@ -132,13 +137,19 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
 
 
 def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str) -> np.ndarray:
-    """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell, its generations
-    evaluated on ``suite.workers`` processes (the same rewards as in this process)."""
+    """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell; a searcher that takes a
+    ``pool`` (ours) evaluates on ``suite.workers`` processes (the same rewards as in this process), any other on
+    the cell's env."""
+    env = shared_cell_env(suite, task, target, seed, device)
+    if "pool" not in inspect.signature(agents.CONTROLLERS[name]).parameters:
+        searcher = controller_for(suite, name, env, seed)
+        searcher.search(suite.search_episodes_per_cell, seed)
+        return plan_of(searcher, env, seed)
     source = functools.partial(cell_env, suite, task, target, seed, device)
     with make_pool([source], suite.workers) as pool:
         searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
         searcher.search(suite.search_episodes_per_cell, seed)
-        return plan_of(searcher, shared_cell_env(suite, task, target, seed, device), seed)
+        return plan_of(searcher, env, seed)
 
 
 def record(controller: str, target: float, plan: Any, seconds: float) -> dict[str, Any]:
@@ -166,6 +177,8 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
     plans, cells = (RecordFile(path, CELL_KEY) for path in paths)
 
     def settings_of(record: dict[str, Any]) -> dict[str, Any]:
+        if record["controller"] not in suite.controllers:  # e.g. an outside controller of an earlier run: kept
+            return record.get("settings", {})
         return cell_settings(suite, record["task"], record["controller"], device)
 
     check_settings([plans, cells], settings_of, FRESH_HINT)
@@ -202,6 +215,10 @@ def main(args: Args) -> None:
         overrides["workers"] = args.workers
     suite = get_suite(args.suite, **overrides)
     device = str(resolve_device(args.device))
+    if args.controller:
+        env = shared_cell_env(suite, suite.tasks[0], suite.sparsities[0], suite.seeds[0], device)
+        names = [register_outside(path, env) for path in args.controller]
+        suite = replace(suite, controllers=(*suite.controllers, *(n for n in names if n not in suite.controllers)))
     start = time.perf_counter()
     print(run_suite(suite, args.out, device, args.progress, args.fresh))
     print(f"total time {time.perf_counter() - start:.0f} s; results in {args.out}/{suite.name}.{{jsonl,md,png}}")

@@ -1,0 +1,70 @@
+"""Bring your own controller: ``make bench CONTROLLER=package.module:factory`` (``python -m benchmarks.run
+--controller package.module:factory``) imports the factory and registers it, so the benchmark runs it in the same
+cells, the same report and the same statistics as ours.
+
+The factory is a controller class or a function ``(env, seed=0, **options) -> controller`` (as for
+``agents.register_controller``); the object it builds follows ``agents.base.Controller`` (``name`` and
+``act(observations, infos)``), and also ``TrainableController`` (``train``: a learner, trained once per task and
+seed over the suite's target range) or ``SearchController`` (``search``: searched on every cell) when it
+implements them. Its row is named by the factory's ``name`` attribute (else the object's name after ``:``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import agents
+from agents.base import Controller
+from pruning_env.parallel import PruningEnv
+
+
+def load_factory(path: str) -> tuple[str, Callable[..., Any]]:
+    """``"package.module:factory"`` -> (row name, factory), imported from the working directory or sys.path.
+
+    Raises:
+        ValueError: for a path without one ``:``, a module that does not import (with the import's error), a
+            missing attribute, or an object that is not callable.
+    """
+    module_name, colon, attribute = path.partition(":")
+    if not colon or not module_name or not attribute or ":" in attribute:
+        raise ValueError(f"a controller is given as package.module:factory (e.g. my_lab.pruners:Mine), got {path!r}")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any error while importing the user's module is reported as theirs
+        raise ValueError(f"cannot import {module_name!r} for the controller {path!r}: "
+                         f"{type(error).__name__}: {error}") from error
+    factory = getattr(module, attribute, None)
+    if factory is None:
+        raise ValueError(f"module {module_name!r} ({module.__file__}) has no {attribute!r} for the controller {path!r}")
+    if not callable(factory):
+        raise ValueError(f"{path!r} is a {type(factory).__name__}, not a controller class or factory "
+                         "(env, seed=0, **options) -> controller")
+    return str(getattr(factory, "name", attribute)), factory
+
+
+def register_outside(path: str, env: PruningEnv) -> str:
+    """Import and register the controller of ``path`` after checking, on ``env``, that what it builds follows the
+    controller protocol; its registered name.
+
+    Raises:
+        ValueError: see ``load_factory``; or the factory fails on ``env``, or builds an object without ``name`` and
+            ``act``, or its name is taken by another registered controller.
+    """
+    name, factory = load_factory(path)
+    try:
+        controller = factory(env, seed=0)
+    except Exception as error:
+        raise ValueError(f"the controller {path!r} could not be built as factory(env, seed=0): "
+                         f"{type(error).__name__}: {error}") from error
+    if not isinstance(controller, Controller):
+        missing = [attribute for attribute in ("name", "act") if not hasattr(controller, attribute)]
+        raise ValueError(f"{path!r} builds a {type(controller).__name__}, which lacks {', '.join(missing)}: a "
+                         "controller has a name and act(observations, infos) -> actions (agents.base.Controller)")
+    agents.register_controller(name)(factory)
+    return name

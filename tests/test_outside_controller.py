@@ -1,0 +1,98 @@
+"""Bring your own controller (``benchmarks.outside``, ``make bench CONTROLLER=package.module:factory``): a
+controller defined outside the package is imported, checked, registered and benchmarked in the same cells and
+table; a bad path or an object that is not a controller is a clear error."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents.base import CONTROLLERS
+from benchmarks import run
+from benchmarks.outside import load_factory, register_outside
+from benchmarks.records import read_records
+from pruning_env.parallel import PruningEnv
+
+MODULE = '''
+import numpy as np
+from agents.base import stacked, to_actions
+
+
+class HalfSnip:
+    """Global SNIP's sparsities pulled halfway towards the target: an outside heuristic."""
+
+    name = "half_snip"
+
+    def __init__(self, env, seed=0):
+        self.density = env.feature_names.index("snip_density")
+        self.target = env.feature_names.index("target_sparsity")
+
+    def act(self, observations, infos):
+        obs = stacked(observations)
+        return to_actions(0.5 * (1 - obs[:, self.density]) + 0.5 * obs[:, self.target])
+
+
+class NoAct:
+    def __init__(self, env, seed=0):
+        pass
+
+
+def broken(env, seed=0):
+    raise RuntimeError("no GPU here")
+
+
+NOT_CALLABLE = 3
+'''
+
+
+@pytest.fixture
+def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "my_pruners.py").write_text(textwrap.dedent(MODULE))
+    (tmp_path / "raises_on_import.py").write_text("raise ImportError('needs jax')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    CONTROLLERS.pop("half_snip", None)
+
+
+@pytest.fixture(scope="module")
+def env() -> PruningEnv:
+    return PruningEnv("mlp-digits", target_sparsity=0.99, reward="zero_cost", device="cpu")
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("my_pruners.HalfSnip", "package.module:factory"),
+    ("my_pruners:", "package.module:factory"),
+    ("no_such_module_here:Thing", "cannot import 'no_such_module_here'.*ModuleNotFoundError"),
+    ("raises_on_import:Thing", "cannot import 'raises_on_import'.*needs jax"),
+    ("my_pruners:Missing", "has no 'Missing'"),
+    ("my_pruners:NOT_CALLABLE", "is a int, not a controller class or factory"),
+])
+def test_bad_paths_are_clear_errors(outside, path: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_factory(path)
+
+
+def test_objects_that_are_not_controllers_are_refused(outside, env: PruningEnv) -> None:
+    with pytest.raises(ValueError, match="NoAct, which lacks name, act"):
+        register_outside("my_pruners:NoAct", env)
+    with pytest.raises(ValueError, match="could not be built.*no GPU here"):
+        register_outside("my_pruners:broken", env)
+    assert register_outside("my_pruners:HalfSnip", env) == "half_snip"
+    assert "half_snip" in CONTROLLERS
+
+
+@pytest.mark.slow
+def test_an_outside_controller_is_benchmarked_in_the_same_cells_and_table(outside, tmp_path: Path) -> None:
+    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False,
+                      controller=("my_pruners:HalfSnip",)))
+    cells = read_records(tmp_path / "results" / "tiny.jsonl")
+    mine = [cell for cell in cells if cell["controller"] == "half_snip"]
+    assert sorted(cell["target_sparsity"] for cell in mine) == [0.5, 0.999]
+    assert all(0.0 <= cell["test_accuracy"] <= 1.0 for cell in mine)
+    assert mine[0]["settings"]["factory"] == "my_pruners.HalfSnip"
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "| half_snip |" in table and "| global_snip |" in table
+    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False))  # without it: its rows are kept
+    assert len(read_records(tmp_path / "results" / "tiny.jsonl")) == len(cells)
