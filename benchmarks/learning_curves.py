@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 import tyro
-from scipy import stats
 from tqdm import tqdm
 
 import agents
 from agents.base import SearchController, TrainableController
 from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.suites import SEARCH_OPTIONS
 from pruning_env.plots import Panel, Series, save_lines
@@ -94,12 +94,13 @@ class Args:
 
 
 def settings_of(args: Args, controller: str) -> dict[str, Any]:
-    """Everything one curve's numbers depend on besides its key."""
+    """Everything one curve's numbers depend on besides its key (the code's commit is recorded beside them, not
+    compared: a later commit that changes no number may finish or re-report a run)."""
     return {
         "task": args.task, "episodes": args.episodes, "every": args.every, "reward": args.reward,
         "final_steps": args.final_steps,
         "reward_steps": args.reward_steps, "controller": controller, "options": OPTIONS.get(controller, {}),
-        "commit": git_describe(), "versions": versions(),
+        "versions": versions(),
     }
 
 
@@ -171,7 +172,7 @@ def run_curves(args: Args, curves: RecordFile, bar: tqdm) -> None:
         for future in as_completed(futures):
             record = future.result()
             settings = settings_of(args, record["controller"])
-            curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings)})
+            curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings), "commit": git_describe()})
             bar.update(1)
 
 
@@ -186,17 +187,9 @@ def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, in
                           if r["target_sparsity"] == target and r["seed"] == seed})
             plans += [{"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
                        "train_seed": train_seed, "requested": plan, "settings": settings_of(args, name),
-                       "fingerprint": fingerprint(settings_of(args, name))}
+                       "fingerprint": fingerprint(settings_of(args, name)), "commit": git_describe()}
                       for name, plan in named.items() for train_seed in args.final_seeds]
     return plans
-
-
-def paired(differences: Sequence[float]) -> tuple[float, float]:
-    """Mean of paired differences and the half-width of its 95% t-interval (nan for fewer than 2)."""
-    values = np.asarray(differences, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()) if len(values) else float("nan"), float("nan")
-    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
 def instance_accuracy(finals: Sequence[dict[str, Any]]) -> dict[tuple[str, float, int], float]:
@@ -205,10 +198,6 @@ def instance_accuracy(finals: Sequence[dict[str, Any]]) -> dict[tuple[str, float
     for record in finals:
         runs[(record["controller"], record["target_sparsity"], record["seed"])].append(100 * record["test_accuracy"])
     return {key: float(np.mean(values)) for key, values in runs.items()}
-
-
-def _interval(mean: float, half: float, digits: int = 1) -> str:
-    return f"{mean:+.{digits}f} ± {half:.{digits}f}" if np.isfinite(half) else f"{mean:+.{digits}f}"
 
 
 def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict[str, Any]],
@@ -238,12 +227,12 @@ def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict
                 proxy_cells = [f"{value:.3f}" for value in proxy]
             else:
                 proxy_cells = [f"{np.mean([references[(target, s)][name][1] for s in seeds]):.3f}", "–", "–"]
-            mean_acc, half_acc = paired(accs)
+            mean_acc, half_acc = t_interval(accs)
             cells = [f"{mean_acc:.1f} ± {half_acc:.1f}" if np.isfinite(half_acc) else f"{mean_acc:.1f}"]
             for other in REFERENCES:
                 differences = [accuracy[(name, target, s)] - accuracy[(other, target, s)] for s in seeds]
                 cells += ["–", "–"] if other == name else [
-                    _interval(*paired(differences)), f"{sum(d > 0 for d in differences)}/{len(differences)}"
+                    signed_interval(*t_interval(differences)), f"{sum(d > 0 for d in differences)}/{len(differences)}"
                 ]
             lines.append(f"| {name} | " + " | ".join(proxy_cells + cells) + " |")
         lines.append("")
@@ -271,7 +260,7 @@ def save_plot(args: Args, curves: Sequence[dict[str, Any]], references: dict[tup
                     continue
                 points = [row["episodes"] for row in mine[0]["curve"]]
                 columns = np.array([[row[key] for row in r["curve"]] for r in mine])
-                intervals = [paired(column) for column in columns.T]
+                intervals = [t_interval(column) for column in columns.T]
                 series.append(Series(name, points, [m for m, _ in intervals],
                                      yerr=[h if np.isfinite(h) else 0.0 for _, h in intervals]))
             lines = tuple(

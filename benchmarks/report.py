@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import fixed_target
-from benchmarks.suites import BENCHMARL, LEARNERS, PUBLISHED, Suite
+from benchmarks.intervals import signed_interval, t_interval
+from benchmarks.suites import BENCHMARL, HEURISTICS, LEARNERS, PUBLISHED, SEARCHERS, Suite
 from pruning_env.plots import Panel, Series, save_lines
 
 
@@ -64,6 +65,40 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
+    """Every searcher's and learner's accuracy minus the best heuristic's (the one with the highest mean in that
+    column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where it is ahead."""
+    runs: dict[tuple[str, str, float], dict[int, float]] = defaultdict(dict)
+    for record in records:
+        runs[(record["task"], record["controller"], record["target_sparsity"])][record["seed"]] = (
+            100 * record["test_accuracy"])
+    rows = [c for c in suite.controllers if c not in HEURISTICS and fixed_target(c) is None]
+    lines = []
+    for task in suite.tasks:
+        best = {s: max((h for h in HEURISTICS if (task, h, s) in runs),
+                       key=lambda h: np.mean(list(runs[(task, h, s)].values())), default=None)
+                for s in suite.sparsities}
+        if not rows or not any(best.values()):
+            continue
+        lines += [f"| {task}: Δ vs best heuristic (points) | "
+                  + " | ".join(f"{s:g} ({best[s]})" for s in suite.sparsities) + " |",
+                  "|---" * (len(suite.sparsities) + 1) + "|"]
+        for controller in rows:
+            cells = []
+            for sparsity in suite.sparsities:
+                mine, theirs = runs.get((task, controller, sparsity), {}), runs.get((task, best[sparsity], sparsity), {})
+                seeds = sorted(set(mine) & set(theirs))
+                if not seeds:
+                    cells.append("–")
+                    continue
+                differences = [mine[seed] - theirs[seed] for seed in seeds]
+                wins = sum(difference > 0 for difference in differences)
+                cells.append(f"{signed_interval(*t_interval(differences))} ({wins}/{len(seeds)} ahead)")
+            lines.append(f"| {controller} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def caption(suite: Suite, device: str, seconds: float) -> str:
     """What the table shows and the budgets behind it."""
     return (
@@ -72,8 +107,11 @@ def caption(suite: Suite, device: str, seconds: float) -> str:
         f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({', '.join(c for c in suite.controllers if c in (*LEARNERS, *BENCHMARL))}) "
         f"train once per seed on that seed's initialization over targets in [{min(suite.sparsities)}, "
         f"{max(suite.sparsities)}] with {suite.rl_episodes} reward evaluations (reward {suite.reward}, "
-        f"K={suite.reward_steps or 'task default'}); random search gets {suite.search_episodes_per_cell} per cell "
-        f"(the same total per seed). Device {device}; wall time {seconds / 60:.1f} min."
+        f"K={suite.reward_steps or 'task default'}); the searchers "
+        f"({', '.join(c for c in suite.controllers if c in SEARCHERS)}) get {suite.search_episodes_per_cell} per "
+        f"cell (the same total per seed). Device {device}; wall time {seconds / 60:.1f} min. Below: each "
+        "searcher's and learner's difference to the best heuristic of the column, paired over seeds (mean ± "
+        "half-width of a 95% t-interval over seeds)."
     )
 
 

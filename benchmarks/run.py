@@ -37,7 +37,7 @@ from agents.base import Controller, SearchController, TrainableController, descr
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.outside import register_outside
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
-from benchmarks.report import caption, markdown_table, save_plot
+from benchmarks.report import caption, markdown_table, paired_table, save_plot
 from benchmarks.suites import Suite, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
@@ -200,7 +200,8 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
     run_finals(todo, cells, suite.workers, suite.final_steps, device, bar, suite=suite.name)
     bar.close()
     seconds = time.perf_counter() - start
-    text = markdown_table(suite, cells.records) + "\n" + caption(suite, device, seconds) + "\n"
+    text = (markdown_table(suite, cells.records) + "\n" + caption(suite, device, seconds) + "\n\n"
+            + paired_table(suite, cells.records) + "\n")
     write_atomic(out / f"{suite.name}.md", text)
     save_plot(suite, cells.records, out / f"{suite.name}.png")
     return text

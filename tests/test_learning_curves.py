@@ -11,7 +11,8 @@ import pytest
 
 from agents import make_controller
 from benchmarks import learning_curves
-from benchmarks.learning_curves import Args, latest, marks, paired
+from benchmarks.intervals import t_interval
+from benchmarks.learning_curves import Args, latest, marks
 from pruning_env.parallel import PruningEnv
 
 
@@ -23,10 +24,10 @@ def test_marks_and_latest_pick_the_last_plan_at_or_before_each_mark() -> None:
 
 
 def test_paired_interval_is_a_t_interval() -> None:
-    mean, half = paired([1.0, 2.0, 3.0])
+    mean, half = t_interval([1.0, 2.0, 3.0])
     assert mean == pytest.approx(2.0)
     assert half == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)  # t(0.975, 2) x sem
-    assert np.isnan(paired([1.0])[1])
+    assert np.isnan(t_interval([1.0])[1])
 
 
 def test_cma_es_reports_its_mean_after_each_generation() -> None:

@@ -1,0 +1,30 @@
+"""The quick table's paired comparison (``benchmarks.report.paired_table``) on hand-made records."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.intervals import signed_interval, t_interval
+from benchmarks.report import paired_table
+from benchmarks.suites import get_suite
+
+
+def records(controller: str, accuracies: dict[float, list[float]]) -> list[dict]:
+    return [{"task": "mlp-digits", "controller": controller, "target_sparsity": target, "seed": seed,
+             "test_accuracy": accuracy}
+            for target, values in accuracies.items() for seed, accuracy in enumerate(values)]
+
+
+def test_each_learner_is_paired_with_the_best_heuristic_of_its_column() -> None:
+    suite = get_suite("quick", controllers=("dense", "erk", "global_snip", "cma_es", "mappo"))
+    rows = (records("erk", {0.98: [0.90, 0.91, 0.92], 0.99: [0.86, 0.87, 0.85]})
+            + records("global_snip", {0.98: [0.93, 0.94, 0.95], 0.99: [0.84, 0.85, 0.83]})
+            + records("cma_es", {0.98: [0.94, 0.93, 0.97], 0.99: [0.87, 0.88, 0.84]})
+            + records("dense", {0.0: [0.97, 0.97, 0.97]}))
+    text = paired_table(suite, rows)
+    assert "0.98 (global_snip) | 0.99 (erk)" in text  # the best mean per column
+    mean, half = t_interval([1.0, -1.0, 2.0])  # cma_es - global_snip at 0.98, in points
+    assert f"| cma_es | {signed_interval(mean, half)} (2/3 ahead) | " in text
+    assert mean == pytest.approx(2 / 3)
+    assert "| mappo | – | – |" in text  # no records: no cells
+    assert "| dense |" not in text and "| erk |" not in text  # heuristics and fixed-target rows are not paired
