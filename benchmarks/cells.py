@@ -29,12 +29,14 @@ from pruning_env.registry import get_task
 
 
 def instance_env(
-    task: str, target: float | tuple[float, float], seed: int, reward: str, reward_steps: int | None, device: str
+    task: str, target: float | tuple[float, float], seed: int, reward: str, reward_steps: int | None, device: str,
+    reward_orders: int = 1,
 ) -> PruningEnv:
     """A new env on seed ``seed``'s initialization of ``task`` (``init=seed``: reset seeds then only vary the
-    targets drawn from a range), with the given reward."""
+    targets drawn from a range), with the given reward (averaged over ``reward_orders`` minibatch orders)."""
     return PruningEnv(
-        task, target_sparsity=target, reward=reward, reward_steps=reward_steps, init=seed, seed=seed, device=device
+        task, target_sparsity=target, reward=reward, reward_steps=reward_steps, init=seed, seed=seed, device=device,
+        reward_orders=reward_orders,
     )
 
 

@@ -81,6 +81,8 @@ class Args:
     """The reward every controller optimizes."""
     reward_steps: int | None = None
     """K of that reward (the task's when None)."""
+    reward_orders: int = 1
+    """Minibatch orders the reward averages over (``PruningEnv(reward_orders=...)``; each costs one training)."""
     workers: int = 2
     """Processes: one (controller, target, seed) curve or one full training each."""
     final_steps: int | None = None
@@ -98,7 +100,7 @@ def settings_of(args: Args, controller: str) -> dict[str, Any]:
     compared: a later commit that changes no number may finish or re-report a run)."""
     return {
         "task": args.task, "episodes": args.episodes, "every": args.every, "reward": args.reward,
-        "final_steps": args.final_steps,
+        "reward_orders": args.reward_orders, "final_steps": args.final_steps,
         "reward_steps": args.reward_steps, "controller": controller, "options": OPTIONS.get(controller, {}),
         "versions": versions(),
     }
@@ -115,16 +117,16 @@ def latest(points: Sequence[tuple[int, Any]], mark: int) -> Any:
 
 
 def run_curve(task: str, target: float, seed: int, name: str, episodes: int, every: int, reward: str,
-              reward_steps: int | None) -> dict[str, Any]:
+              reward_steps: int | None, reward_orders: int = 1) -> dict[str, Any]:
     """One controller's curve on one instance: current-plan reward and best reward at every mark, the final
     plan and its reward (in a worker process, one thread)."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    env = instance_env(task, target, seed, reward, reward_steps, "cpu")
+    env = instance_env(task, target, seed, reward, reward_steps, "cpu", reward_orders)
     controller = agents.make_controller(name, env, seed=seed, **OPTIONS.get(name, {}))
     if isinstance(controller, TrainableController):
         current: list[tuple[int, np.ndarray]] = []
-        make_env = functools.partial(instance_env, task, target, seed, reward, reward_steps, "cpu")
+        make_env = functools.partial(instance_env, task, target, seed, reward, reward_steps, "cpu", reward_orders)
         policy = getattr(controller, "mean_actions", controller.act)  # MAPPO may act with its best episode
         report = controller.train(make_env, episodes, seed,
                                   on_update=lambda spent: current.append((spent, plan_of(controller, env, seed, policy))))
@@ -153,9 +155,10 @@ def run_curve(task: str, target: float, seed: int, name: str, episodes: int, eve
     }
 
 
-def reference_plans(task: str, target: float, seed: int, reward: str, reward_steps: int | None) -> dict[str, Any]:
+def reference_plans(task: str, target: float, seed: int, reward: str, reward_steps: int | None,
+                    reward_orders: int = 1) -> dict[str, Any]:
     """The reference heuristics' plans on one instance and their rewards."""
-    env = instance_env(task, target, seed, reward, reward_steps, "cpu")
+    env = instance_env(task, target, seed, reward, reward_steps, "cpu", reward_orders)
     plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed) for name in REFERENCES}
     results = env.evaluate_plans([(seed, plan) for plan in plans.values()])
     return {name: (plan.tolist(), result.reward) for (name, plan), result in zip(plans.items(), results, strict=True)}
@@ -168,7 +171,7 @@ def run_curves(args: Args, curves: RecordFile, bar: tqdm) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
         futures = [pool.submit(run_curve, args.task, target, seed, name, args.episodes, args.every, args.reward,
-                               args.reward_steps) for target, seed, name in jobs]
+                               args.reward_steps, args.reward_orders) for target, seed, name in jobs]
         for future in as_completed(futures):
             record = future.result()
             settings = settings_of(args, record["controller"])
@@ -237,7 +240,8 @@ def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict
             lines.append(f"| {name} | " + " | ".join(proxy_cells + cells) + " |")
         lines.append("")
     lines.append(
-        f"Proxy: the reward ({args.reward}, K={args.reward_steps or 'task default'}) on the instance, mean over "
+        f"Proxy: the reward ({args.reward}, K={args.reward_steps or 'task default'}, {args.reward_orders} "
+        f"minibatch order{'s' if args.reward_orders > 1 else ''}) on the instance, mean over "
         "instances; start = the controller's plan before any evaluation, current = its current plan after the "
         "budget (learners' mean action, CMA-ES's mean, the others' best), best = the best plan evaluated. Test "
         "accuracy: the final plan (learners' mean action, searchers' best plan) fully trained, mean over training "
@@ -288,7 +292,7 @@ def main(args: Args) -> str:
                disable=not args.progress)
     run_curves(args, curves, bar)
     bar.close()
-    references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps)
+    references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps, args.reward_orders)
                   for t in args.targets for s in args.seeds}
     plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
     bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
