@@ -69,6 +69,8 @@ class Args:
     """Global target sparsities."""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """Instance seeds (initialization and reward minibatch order)."""
+    seeds_per_target: tuple[int, ...] | None = None
+    """Instances per target, in the order of ``targets``: the first n of ``seeds`` (None: all of them)."""
     controllers: tuple[str, ...] = CONTROLLERS
     """Controllers to run (learners and per-instance searchers from ``agents.CONTROLLERS``)."""
     episodes: int = 300
@@ -104,6 +106,15 @@ def settings_of(args: Args, controller: str) -> dict[str, Any]:
         "reward_steps": args.reward_steps, "controller": controller, "options": OPTIONS.get(controller, {}),
         "versions": versions(),
     }
+
+
+def instances(args: Args) -> list[tuple[float, int]]:
+    """Every (target, seed) of the run (``seeds_per_target`` of them per target)."""
+    counts = args.seeds_per_target or (len(args.seeds),) * len(args.targets)
+    if len(counts) != len(args.targets) or not all(1 <= n <= len(args.seeds) for n in counts):
+        raise ValueError(f"seeds_per_target needs one count in [1, {len(args.seeds)}] per target "
+                         f"{list(args.targets)}, got {list(counts)}")
+    return [(target, seed) for target, count in zip(args.targets, counts, strict=True) for seed in args.seeds[:count]]
 
 
 def marks(episodes: int, every: int) -> list[int]:
@@ -166,7 +177,7 @@ def reference_plans(task: str, target: float, seed: int, reward: str, reward_ste
 
 def run_curves(args: Args, curves: RecordFile, bar: tqdm) -> None:
     """Every missing curve, one job per worker process."""
-    jobs = [(target, seed, name) for target in args.targets for seed in args.seeds for name in args.controllers
+    jobs = [(target, seed, name) for target, seed in instances(args) for name in args.controllers
             if (name, target, seed) not in curves]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
@@ -183,15 +194,14 @@ def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, in
                 ) -> list[dict[str, Any]]:
     """Plan records of every controller's final plan and of the references, once per training seed."""
     plans = []
-    for target in args.targets:
-        for seed in args.seeds:
-            named = {name: plan for name, (plan, _) in references[(target, seed)].items()}
-            named.update({r["controller"]: r["final_plan"] for r in curves.records
-                          if r["target_sparsity"] == target and r["seed"] == seed})
-            plans += [{"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
-                       "train_seed": train_seed, "requested": plan, "settings": settings_of(args, name),
-                       "fingerprint": fingerprint(settings_of(args, name)), "commit": git_describe()}
-                      for name, plan in named.items() for train_seed in args.final_seeds]
+    for target, seed in instances(args):
+        named = {name: plan for name, (plan, _) in references[(target, seed)].items()}
+        named.update({r["controller"]: r["final_plan"] for r in curves.records
+                      if r["target_sparsity"] == target and r["seed"] == seed})
+        plans += [{"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
+                   "train_seed": train_seed, "requested": plan, "settings": settings_of(args, name),
+                   "fingerprint": fingerprint(settings_of(args, name)), "commit": git_describe()}
+                  for name, plan in named.items() for train_seed in args.final_seeds]
     return plans
 
 
@@ -209,7 +219,7 @@ def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict
     accuracy = instance_accuracy(finals)
     lines = []
     for target in args.targets:
-        seeds = [seed for seed in args.seeds if (target, seed) in references]
+        seeds = [seed for t, seed in instances(args) if t == target]
         lines += [f"**{args.task} at {target:g}** ({len(seeds)} instances, {args.episodes} reward evaluations, "
                   f"final accuracy over training seeds {list(args.final_seeds)})", "",
                   "| controller | proxy start | proxy current | proxy best | test acc. (%) | "
@@ -287,13 +297,13 @@ def main(args: Args) -> str:
     curves, finals = RecordFile(paths[0], CURVE_KEY), RecordFile(paths[1], FINAL_KEY)
     check_settings([curves, finals], lambda record: settings_of(args, record["controller"]),
                    "start again with --fresh, or write to another folder with --out")
-    total = len(args.targets) * len(args.seeds) * len(args.controllers)
+    total = len(instances(args)) * len(args.controllers)
     bar = tqdm(total=total, initial=len(curves.records), desc="learning curves", unit="curve",
                disable=not args.progress)
     run_curves(args, curves, bar)
     bar.close()
     references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps, args.reward_orders)
-                  for t in args.targets for s in args.seeds}
+                  for t, s in instances(args)}
     plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
     bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
     run_finals(plans, finals, args.workers, args.final_steps, "cpu", bar)

@@ -12,7 +12,7 @@ import pytest
 from agents import make_controller
 from benchmarks import learning_curves
 from benchmarks.intervals import t_interval
-from benchmarks.learning_curves import Args, latest, marks
+from benchmarks.learning_curves import Args, instances, latest, marks
 from pruning_env.parallel import PruningEnv
 
 
@@ -21,6 +21,14 @@ def test_marks_and_latest_pick_the_last_plan_at_or_before_each_mark() -> None:
     assert marks(25, 10) == [0, 10, 20, 25]
     points = [(0, "a"), (10, "b"), (24, "c")]
     assert [latest(points, mark) for mark in marks(25, 10)] == ["a", "b", "b", "c"]
+
+
+def test_instances_take_the_first_seeds_per_target() -> None:
+    args = Args(targets=(0.98, 0.99), seeds=(0, 1, 2, 3, 4), seeds_per_target=(3, 5))
+    assert instances(args) == [(0.98, 0), (0.98, 1), (0.98, 2), *((0.99, seed) for seed in range(5))]
+    assert len(instances(Args())) == 10
+    with pytest.raises(ValueError, match="one count in \\[1, 5\\] per target"):
+        instances(replace(args, seeds_per_target=(3,)))
 
 
 def test_paired_interval_is_a_t_interval() -> None:
