@@ -46,6 +46,7 @@ class RandomSearch(PlanSearch):
         progress: show a tqdm progress bar.
         pool: an evaluation pool (``pruning_env.pools``) whose workers evaluate the plans on its source 0; None
             evaluates them in this process on ``env``.
+        batch: plans per evaluation call (the plans and their rewards do not depend on it).
     """
 
     name = "random_search"
@@ -60,9 +61,13 @@ class RandomSearch(PlanSearch):
         include_center: bool = False,
         progress: bool = True,
         pool: EvaluationPool | None = None,
+        batch: int = 10,
     ) -> None:
         if not (np.isfinite(scale) and scale >= 0):
             raise ValueError(f"scale must be a finite number >= 0, got {scale}")
+        if not (isinstance(batch, int) and batch >= 1):
+            raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+        self.batch = batch
         super().__init__(env, episodes, center, seed, progress, pool)
         self.center = center
         self.scale = float(scale)
@@ -70,17 +75,18 @@ class RandomSearch(PlanSearch):
 
     def search(self, episodes: int | None = None, seed: int | None = None,
                on_update: UpdateCallback | None = None) -> TrainingReport:
-        """Evaluate the plans on the seed's instance (one pool call) and keep the best; arguments left out default
-        to the constructor's. One history row per plan: ``episodes`` spent, ``reward_mean`` (that plan's reward)
-        and ``best_reward`` so far (the keys every controller's history uses); ``on_update(episodes)`` at the
-        end."""
+        """Evaluate the plans on the seed's instance, ``batch`` per pool call, and keep the best; arguments left
+        out default to the constructor's. One history row per plan: ``episodes`` spent, ``reward_mean`` (that
+        plan's reward) and ``best_reward`` so far (the keys every controller's history uses);
+        ``on_update(spent)`` after each call."""
         started = time.perf_counter()
         episodes, seed = self.start(episodes, seed)
         center = self.reference_plan(seed)
         plans = sample_plans(center, self.scale, episodes, np.random.default_rng(seed))
         if self.include_center:
             plans[0] = center.astype(np.float32)
-        self.evaluate(seed, plans)
-        if on_update is not None:
-            on_update(episodes)
+        for first in range(0, episodes, self.batch):
+            self.evaluate(seed, plans[first : first + self.batch])
+            if on_update is not None:
+                on_update(min(first + self.batch, episodes))
         return self.report(episodes, started)

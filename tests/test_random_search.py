@@ -85,3 +85,15 @@ def test_a_pool_replaces_the_env_and_gives_the_same_search() -> None:
         pooled.search()
     np.testing.assert_array_equal(pooled.best_plan, local.best_plan)
     assert pooled.best_reward == local.best_reward
+
+
+def test_the_batch_only_splits_the_calls_and_each_call_reports_its_best(env):
+    whole = RandomSearch(env, episodes=7, seed=2, progress=False, batch=7)
+    split = RandomSearch(env, episodes=7, seed=2, progress=False, batch=3)
+    seen: list[tuple[int, float]] = []
+    split.search(on_update=lambda spent: seen.append((spent, env.evaluate_plan(2, split.current_plan()).reward)))
+    assert whole.search().history == split.history
+    assert [spent for spent, _ in seen] == [3, 6, 7]
+    assert [reward for _, reward in seen] == [split.history[spent - 1]["best_reward"] for spent, _ in seen]
+    with pytest.raises(ValueError, match="batch"):
+        RandomSearch(env, batch=0)
