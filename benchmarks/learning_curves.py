@@ -254,8 +254,8 @@ def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict
         f"minibatch order{'s' if args.reward_orders > 1 else ''}) on the instance, mean over "
         "instances; start = the controller's plan before any evaluation, current = its current plan after the "
         "budget (learners' mean action, CMA-ES's mean, the others' best), best = the best plan evaluated. Test "
-        "accuracy: the final plan (learners' mean action, searchers' best plan) fully trained, mean over training "
-        "seeds per instance; ± is the half-width of a 95% t-interval over instances (of the mean, and of the "
+        "accuracy: the final plan (what act returns: the searchers' and MAPPO's best evaluated plan, SB3 PPO's mean "
+        "action) fully trained, mean over training seeds per instance; ± is the half-width of a 95% t-interval over instances (of the mean, and of the "
         "paired difference); ahead = instances where the controller's mean accuracy is higher."
     )
     return "\n".join(lines) + "\n"
@@ -263,28 +263,34 @@ def markdown(args: Args, curves: Sequence[dict[str, Any]], finals: Sequence[dict
 
 def save_plot(args: Args, curves: Sequence[dict[str, Any]], references: dict[tuple[float, int], dict[str, Any]],
               path: Path) -> None:
-    """Current-plan and best-so-far proxy against evaluations: mean over instances, 95% t-interval bars."""
+    """Current-plan and best-so-far proxy against evaluations, minus global SNIP's proxy on the same instance
+    (paired: instances differ in their reward level): mean over instances, 95% t-interval bars."""
+    base = REFERENCES[0]
     panels = []
     for target in args.targets:
+        seeds = [seed for t, seed in instances(args) if t == target]
         for key, title in (("current_reward", "current plan"), ("best_reward", "best plan so far")):
             series = []
             for name in args.controllers:
-                mine = [r for r in curves if r["controller"] == name and r["target_sparsity"] == target]
-                if not mine:
+                mine = {r["seed"]: r for r in curves if r["controller"] == name and r["target_sparsity"] == target}
+                if not all(seed in mine for seed in seeds):
                     continue
-                points = [row["episodes"] for row in mine[0]["curve"]]
-                columns = np.array([[row[key] for row in r["curve"]] for r in mine])
+                points = [row["episodes"] for row in mine[seeds[0]]["curve"]]
+                columns = np.array([[row[key] - references[(target, seed)][base][1] for row in mine[seed]["curve"]]
+                                    for seed in seeds])
                 intervals = [t_interval(column) for column in columns.T]
                 series.append(Series(name, points, [m for m, _ in intervals],
                                      yerr=[h if np.isfinite(h) else 0.0 for _, h in intervals]))
             lines = tuple(
-                (f"{name} (mean)", float(np.mean([v[name][1] for (t, _), v in references.items() if t == target])))
+                (f"{name} (mean)", float(np.mean([references[(target, s)][name][1] - references[(target, s)][base][1]
+                                                  for s in seeds])))
                 for name in REFERENCES
             )
             panels.append(Panel(f"{args.task} at {target:g}: {title}", "reward evaluations spent",
-                                f"proxy reward ({args.reward})", series, hlines=lines))
+                                f"proxy reward minus {base}'s (nats)", series, hlines=lines))
     save_lines(path, panels, legend_outside=True,
-               note="mean over instances; bars: 95% t-interval over instances; dashed: reference heuristics")
+               note=f"proxy ({args.reward}) minus {base}'s plan's on the same instance; mean over {len(seeds)} "
+                    "instances, bars: 95% t-interval over instances; dashed: the reference heuristics")
 
 
 def main(args: Args) -> str:
