@@ -289,8 +289,9 @@ def save_plot(args: Args, curves: Sequence[dict[str, Any]], references: dict[tup
             panels.append(Panel(f"{args.task} at {target:g}: {title}", "reward evaluations spent",
                                 f"proxy reward minus {base}'s (nats)", series, hlines=lines))
     save_lines(path, panels, legend_outside=True,
-               note=f"proxy ({args.reward}) minus {base}'s plan's on the same instance; mean over {len(seeds)} "
-                    "instances, bars: 95% t-interval over instances; dashed: the reference heuristics")
+               note=f"proxy ({args.reward}) minus {base}'s plan's on the same instance; mean over instances ("
+                    + ", ".join(f"{sum(t == target for t, _ in instances(args))} at {target:g}" for target in args.targets)
+                    + "), bars: 95% t-interval over instances; dashed: the reference heuristics")
 
 
 def main(args: Args) -> str:
