@@ -14,6 +14,7 @@ Writes ``mappo_diagnosis.jsonl`` (one record per measurement) and ``mappo_diagno
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import time
@@ -29,12 +30,10 @@ import tyro
 
 import agents
 from agents.mappo.controller import MappoController
-from agents.mappo.train import TrainState, fresh_seeds, run_update
 from agents.plan_search import offset_plans
 from benchmarks.cells import plan_of
 from benchmarks.records import write_atomic
 from pruning_env.parallel import PruningEnv
-from pruning_env.pools import LocalPool
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -91,19 +90,13 @@ def mappo_trace(args: Args, name: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     env = _env(args)
     controller = MappoController(env, seed=args.seed, progress=False, tensorboard=False, **VARIANTS[name])
-    config, pool = controller.config, LocalPool([env])
-    optimizer = torch.optim.Adam(controller.policy.parameters(), lr=config.learning_rate, eps=1e-5)
-    state, fresh = TrainState(), fresh_seeds(config, pool.infos)
-
-    def mean_reward() -> float:
-        return env.evaluate_plan(args.seed, plan_of(controller, env, args.seed)).reward
-
-    rows = [{"episodes": 0, "mean_plan": mean_reward(), "best": float("nan"), "update_mean": float("nan")}]
-    while state.episodes < args.episodes:
-        count = min(config.episodes_per_update, args.episodes - state.episodes)
-        row = run_update(controller.policy, optimizer, pool, state, count, args.seed, fresh, config)
-        rows.append({"episodes": state.episodes, "mean_plan": mean_reward(), "best": state.best_reward,
-                     "update_mean": row["reward_mean"], "std": row["std"]})
+    means: list[float] = []
+    report = controller.train(functools.partial(_env, args), args.episodes, args.seed, on_update=lambda _: means.append(
+        env.evaluate_plan(args.seed, plan_of(controller, env, args.seed)).reward))
+    rows = [{"episodes": 0, "mean_plan": means[0], "best": float("nan"), "update_mean": float("nan")}]
+    rows += [{"episodes": int(row["episodes"]), "mean_plan": mean, "best": row["best_reward"],
+              "update_mean": row["reward_mean"], "std": row["std"]}
+             for row, mean in zip(report.history, means[1:], strict=True)]
     return {"kind": "mappo", "variant": name, "overrides": VARIANTS[name], "rows": rows}
 
 

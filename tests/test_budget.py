@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from shared import assert_order
 
 from pruning_env.budget import (
     _continuous_counts,
@@ -132,16 +133,6 @@ def problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, float, np.ndarray
     return sizes, requested, target, min_kept, max_kept
 
 
-def _assert_order(
-    counts: np.ndarray, sizes: np.ndarray, requested: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> None:
-    """For r_i > r_j: c_i/n_i >= c_j/n_j exactly, unless i prunes its maximum or j its minimum."""
-    for i in range(len(sizes)):
-        for j in range(len(sizes)):
-            if requested[i] > requested[j] and counts[i] * sizes[j] < counts[j] * sizes[i]:
-                assert counts[i] == hi[i] or counts[j] == lo[j], (i, j, counts, sizes, requested)
-
-
 @settings(max_examples=300, deadline=None)
 @given(problems())
 def test_projection_properties(problem: tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]) -> None:
@@ -155,7 +146,7 @@ def test_projection_properties(problem: tuple[np.ndarray, np.ndarray, float, np.
     counts = project_to_budget(requested, sizes, target, min_kept=min_kept, max_kept=max_kept)
     assert counts.dtype == np.int64 and counts.sum() == k
     assert np.all((lo <= counts) & (counts <= hi))
-    _assert_order(counts, sizes, requested, lo, hi)
+    assert_order(counts, sizes, requested, lo, hi)
     # Closeness to the continuous logit shift; the largest deviation seen in 20,000 random trials was 1.71/min(n).
     continuous = _continuous_counts(requested, sizes, lo, hi, target * sizes.sum())
     assert np.all(np.abs(counts - continuous) / sizes <= 2.0 / sizes.min() + 1e-9)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from shared import three_layers
 from torch import nn
 
 from pruning_env.features import (
@@ -20,24 +21,6 @@ from pruning_env.features import (
 from pruning_env.layers import PrunableLayer, prunable_layers
 
 
-class ThreeLayerNet(nn.Module):
-    """Conv2d 1->2 3x3 stride 2 on 5x5 (2x2 output: 8 features), Linear 8->4, Linear 4->3."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 3, stride=2)
-        self.fc1 = nn.Linear(8, 4)
-        self.fc2 = nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
-
-
-def _three_layers() -> list[PrunableLayer]:
-    torch.manual_seed(0)
-    return prunable_layers(ThreeLayerNet(), torch.zeros(2, 1, 5, 5))
-
-
 def _two_linear_layers(width_in: int = 2) -> list[PrunableLayer]:
     """Linear(width_in -> 2) ("0", 2 * width_in weights) then Linear(2 -> 1) ("1", 2 weights)."""
     torch.manual_seed(0)
@@ -46,7 +29,7 @@ def _two_linear_layers(width_in: int = 2) -> list[PrunableLayer]:
 
 # --- static features ----------------------------------------------------------------------------------------------
 def test_static_features_of_a_hand_made_three_layer_net() -> None:
-    layers = _three_layers()
+    layers = three_layers()
     assert [layer.name for layer in layers] == ["conv", "fc1", "fc2"]
     # conv: weight (2, 1, 3, 3) = 18 weights, 2x2 output positions -> 72 MACs, fan_in 1*9, fan_out 2*9
     # fc1: (4, 8) = 32 weights, 32 MACs; fc2: (3, 4) = 12 weights, 12 MACs. Totals: 62 weights, 116 MACs.
@@ -96,7 +79,7 @@ def test_summarize_proxy_by_hand_with_exact_zeros_and_signs() -> None:
 
 
 def test_summarize_proxy_all_zero_scores_gives_uniform_shares_and_zero_statistics() -> None:
-    layers = _three_layers()
+    layers = three_layers()
     scores = {layer.name: torch.zeros(layer.weight_shape) for layer in layers}
     stats = summarize_proxy(layers, scores).stats
     expected = np.array([[1 / 3, 0.0, 0.0]] * 3)
@@ -143,7 +126,7 @@ def test_proxy_density_is_what_a_global_ranking_keeps(target: float, densities: 
 
 
 def test_proxy_density_on_a_random_ranking_of_the_three_layer_net() -> None:
-    layers = _three_layers()
+    layers = three_layers()
     sizes = np.array([18, 32, 12])
     values = np.random.default_rng(4).permutation(62) + 1.0  # distinct scores 1..62
     splits = np.split(values, np.cumsum(sizes)[:-1])
@@ -157,7 +140,7 @@ def test_proxy_density_on_a_random_ranking_of_the_three_layer_net() -> None:
 
 
 def test_er_and_erk_columns_by_hand() -> None:
-    layers = _three_layers()
+    layers = three_layers()
     sizes = np.array([18, 32, 12])
     target = 0.5  # 31 weights pruned, 31 kept
     # ERK raw = sum(shape) / prod(shape): conv (2+1+3+3)/18 = 1/2, fc1 12/32, fc2 7/12; eps = 31 / (9 + 12 + 7)
@@ -178,7 +161,7 @@ def test_er_and_erk_columns_by_hand() -> None:
 
 
 def test_observation_layout_dtype_and_copied_columns() -> None:
-    layers = _three_layers()
+    layers = three_layers()
     static = static_features(layers)
     generator = torch.Generator().manual_seed(0)
     summaries = [

@@ -13,7 +13,7 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from pettingzoo.test import api_test, parallel_api_test
 from pettingzoo.utils.conversions import parallel_to_aec
-from torch import nn
+from shared import assert_order, three_layers
 
 import pruning_env  # noqa: F401  (registers the ids)
 from agents import make_controller
@@ -39,7 +39,7 @@ from pruning_env.budget import (
 from pruning_env.config import EnvConfig
 from pruning_env.features import feature_names, observation_matrix, static_features, summarize_proxy
 from pruning_env.gym_env import PruningControllerEnv
-from pruning_env.layers import PrunableLayer, macs_per_weight, prunable_layers
+from pruning_env.layers import macs_per_weight
 from pruning_env.parallel import PruningEnv
 from pruning_env.registry import get_task
 from pruning_env.tasks import FLOPS_TASKS, TASKS
@@ -132,16 +132,6 @@ def flops_problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return sizes, costs, requested, target, min_kept, max_kept
 
 
-def _assert_order(
-    counts: np.ndarray, sizes: np.ndarray, requested: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> None:
-    """For r_i > r_j: c_i/n_i >= c_j/n_j exactly, unless i prunes its maximum or j its minimum."""
-    for i in range(len(sizes)):
-        for j in range(len(sizes)):
-            if requested[i] > requested[j] and counts[i] * sizes[j] < counts[j] * sizes[i]:
-                assert counts[i] == hi[i] or counts[j] == lo[j], (i, j, counts, sizes, requested)
-
-
 @settings(max_examples=500, deadline=None)  # about 45% draw an infeasible target: 250+ feasible cases
 @given(flops_problems())
 def test_flops_projection_properties(
@@ -160,7 +150,7 @@ def test_flops_projection_properties(
     assert counts.dtype == np.int64
     assert abs(int(costs @ counts) - k) <= costs.max() / 2  # the FLOPs bound: half of one weight's MACs
     assert np.all((lo <= counts) & (counts <= hi))
-    _assert_order(counts, sizes, requested, lo, hi)
+    assert_order(counts, sizes, requested, lo, hi)
     # a projected plan is a feasible one: it projects onto itself
     again = project_to_budget(
         counts_to_sparsities(counts, sizes), sizes, target, min_kept=min_kept, max_kept=max_kept, costs=costs
@@ -216,27 +206,8 @@ def test_cost_ranking_counts_meet_the_target_within_half_a_weight(
 # ------------------------------------------------------------------------ compute-aware allocations and features
 
 
-class ConvThenLinear(nn.Module):
-    """Conv2d 1->2 3x3 stride 2 on 5x5 (2x2 output: 18 weights x 4 positions = 72 MACs), Linear 8->4 (32 MACs),
-    Linear 4->3 (12 MACs)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 3, stride=2)
-        self.fc1 = nn.Linear(8, 4)
-        self.fc2 = nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
-
-
-def _conv_then_linear() -> list[PrunableLayer]:
-    torch.manual_seed(0)
-    return prunable_layers(ConvThenLinear(), torch.zeros(2, 1, 5, 5))
-
-
 def test_macs_per_weight() -> None:
-    np.testing.assert_array_equal(macs_per_weight(_conv_then_linear()), [4, 1, 1])
+    np.testing.assert_array_equal(macs_per_weight(three_layers()), [4, 1, 1])
 
 
 def test_erk_rescaled_to_the_compute_target_by_hand() -> None:
@@ -244,7 +215,7 @@ def test_erk_rescaled_to_the_compute_target_by_hand() -> None:
     # 12/32 * 32 + 7/12 * 12) = 58, eps = 58/79; no density exceeds 1.
     raw = np.array([15 / 18, 12 / 32, 7 / 12])
     np.testing.assert_allclose(erk_densities(raw, np.array([72, 32, 12]), 0.5), 58 / 79 * raw, rtol=1e-12)
-    layers = _conv_then_linear()
+    layers = three_layers()
     pruned = erdos_renyi_kernel(layers, 0.5, "flops") * [18, 32, 12]
     np.testing.assert_allclose(pruned, np.rint(pruned))
     assert abs(int(np.dot(np.rint(pruned), [4, 1, 1])) - 58) <= 2  # within half of the conv's 4 MACs
@@ -259,7 +230,7 @@ def test_global_ranking_per_mac_by_hand() -> None:
 
 
 def test_flops_observation_columns_are_the_flops_allocations() -> None:
-    layers = _conv_then_linear()
+    layers = three_layers()
     torch.manual_seed(1)
     scores = {layer.name: torch.rand(layer.weight_shape) for layer in layers}
     summary = summarize_proxy(layers, scores, "flops")
