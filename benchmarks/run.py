@@ -58,6 +58,10 @@ class Args:
     """"auto" (CUDA when present), "cpu" or "cuda"."""
     seeds: tuple[int, ...] | None = None
     """Override the suite's seeds."""
+    sparsities: tuple[float, ...] | None = None
+    """Override the suite's targets (e.g. a sweep for where the allocation matters)."""
+    only: tuple[str, ...] = ()
+    """Run only these of the suite's controllers (all when empty)."""
     workers: int | None = None
     """Processes for the final trainings (the suite's default when omitted)."""
     progress: bool = True
@@ -214,6 +218,13 @@ def main(args: Args) -> None:
         overrides["seeds"] = args.seeds
     if args.workers is not None:
         overrides["workers"] = args.workers
+    if args.sparsities is not None:
+        overrides["sparsities"] = args.sparsities
+    if args.only:
+        unknown = sorted(set(args.only) - set(get_suite(args.suite).controllers))
+        if unknown:
+            raise ValueError(f"--only names controllers the suite {args.suite!r} does not have: {', '.join(unknown)}")
+        overrides["controllers"] = tuple(c for c in get_suite(args.suite).controllers if c in args.only)
     suite = get_suite(args.suite, **overrides)
     device = str(resolve_device(args.device))
     if args.controller:
