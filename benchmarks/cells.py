@@ -68,6 +68,7 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
             "applied": result.applied.tolist(),
             "global_sparsity": result.global_sparsity,
             "flops_reduction": result.flops_reduction,
+            "num_classes": evaluator.data.num_classes,
             "test_accuracy": result.accuracy,
             "test_loss": result.loss,
             "diverged": result.diverged,

@@ -14,48 +14,57 @@ from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.suites import BENCHMARL, HEURISTICS, LEARNERS, PUBLISHED, SEARCHERS, Suite
 from pruning_env.plots import Panel, Series, save_lines
 
-
-def accuracies(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, float], list[float]]:
-    """(task, controller, target) -> test accuracies (in %) over seeds."""
-    table: dict[tuple[str, str, float], list[float]] = defaultdict(list)
-    for record in records:
-        table[(record["task"], record["controller"], record["target_sparsity"])].append(100 * record["test_accuracy"])
-    return table
-
-
 ZOOM_POINTS = 8.0
 """Height of the zoomed panel below the best plan at the hardest target, in accuracy points."""
 
 
+def seed_accuracies(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, float], dict[int, float]]:
+    """(task, controller, target) -> {seed: test accuracy in %}."""
+    runs: dict[tuple[str, str, float], dict[int, float]] = defaultdict(dict)
+    for record in records:
+        runs[(record["task"], record["controller"], record["target_sparsity"])][record["seed"]] = (
+            100 * record["test_accuracy"])
+    return runs
+
+
+def clearly_best(runs: dict[str, dict[int, float]]) -> str | None:
+    """The controller whose accuracy is ahead of every other's beyond the 95% t-interval of their paired
+    difference over seeds (None when no controller is)."""
+    if len(runs) < 2:
+        return None
+    top = max(runs, key=lambda name: np.mean(list(runs[name].values())))
+    for name, other in runs.items():
+        seeds = sorted(set(runs[top]) & set(other))
+        if name == top:
+            continue
+        mean, half = t_interval([runs[top][seed] - other[seed] for seed in seeds])
+        if not (np.isfinite(half) and mean - half > 0):
+            return None
+    return top
+
+
 def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
-    """Mean ± std of test accuracy (%) over seeds per controller and sparsity, best per column in bold."""
-    values = accuracies(records)
+    """Mean ± the half-width of a 95% t-interval of test accuracy (%) over seeds per controller and sparsity; in
+    bold the controller of a column that is ahead of every other beyond the interval of their paired difference."""
+    values = seed_accuracies(records)
     lines = []
     for task in suite.tasks:
         header = f"| {task} | " + " | ".join(f"{s:g}" for s in suite.sparsities) + " |"
         lines += [header, "|---" * (len(suite.sparsities) + 1) + "|"]
-        best = {
-            s: max((np.mean(v) for (t, c, sp), v in values.items() if t == task and sp == s and fixed_target(c) is None),
-                   default=None)
-            for s in suite.sparsities
-        }
-        ties = {  # how many controllers share the best mean, to the shown digit: a tie is bold for none
-            s: sum(1 for (t, c, sp), v in values.items() if t == task and sp == s and fixed_target(c) is None
-                   and best[s] is not None and round(float(np.mean(v)), 1) == round(float(best[s]), 1))
-            for s in suite.sparsities
-        }
+        bold = {s: clearly_best({c: v for (t, c, sp), v in values.items()
+                                 if t == task and sp == s and fixed_target(c) is None})
+                for s in suite.sparsities}
         for controller in suite.controllers:
             cells = []
             fixed = fixed_target(controller)
             for sparsity in suite.sparsities:
-                runs = values.get((task, controller, sparsity if fixed is None else fixed), [])
+                runs = list(values.get((task, controller, sparsity if fixed is None else fixed), {}).values())
                 if not runs:
                     cells.append("–")
                     continue
-                text = f"{np.mean(runs):.1f}" + (f" ± {np.std(runs):.1f}" if len(runs) > 1 else "")
-                is_best = fixed is None and best[sparsity] is not None and np.mean(runs) == best[sparsity]
-                is_best = is_best and ties[sparsity] == 1
-                cells.append(f"**{text}**" if is_best else text)
+                mean, half = t_interval(runs)
+                text = f"{mean:.1f}" + (f" ± {half:.1f}" if np.isfinite(half) else "")
+                cells.append(f"**{text}**" if fixed is None and bold[sparsity] == controller else text)
             lines.append(f"| {controller} | " + " | ".join(cells) + " |")
         published = [PUBLISHED.get((task, s)) for s in suite.sparsities]
         if any(published):
@@ -68,10 +77,7 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
 def paired_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     """Every searcher's and learner's accuracy minus the best heuristic's (the one with the highest mean in that
     column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where it is ahead."""
-    runs: dict[tuple[str, str, float], dict[int, float]] = defaultdict(dict)
-    for record in records:
-        runs[(record["task"], record["controller"], record["target_sparsity"])][record["seed"]] = (
-            100 * record["test_accuracy"])
+    runs = seed_accuracies(records)
     rows = [c for c in suite.controllers if c not in HEURISTICS and fixed_target(c) is None]
     lines = []
     for task in suite.tasks:
@@ -119,7 +125,7 @@ def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> No
     """Test accuracy vs target per task, one line per controller with ± std bars (logit x axis), and a second
     panel zoomed on the competitive band (within ``ZOOM_POINTS`` of the best plan at the hardest target); a
     controller with a fixed target (dense) as a dashed horizontal line."""
-    values = accuracies(records)
+    values = {key: list(runs.values()) for key, runs in seed_accuracies(records).items()}
     panels = []
     for task in suite.tasks:
         series, lines = [], []
@@ -149,3 +155,75 @@ def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> No
             "(no kernels: the same allocation). Right: the band within "
             f"{ZOOM_POINTS:g} points of the best plan at {max(suite.sparsities):g}; lines below it leave the panel.")
     save_lines(path, panels, legend_outside=True, note=note)
+
+
+def efficiency_table(suite: Suite, records: Sequence[dict[str, Any]], checkpoints: Sequence[dict[str, Any]]) -> str:
+    """Sample efficiency: test accuracy (%, mean ± 95% t-interval over seeds) of each learner's and searcher's
+    plan at every checkpoint fraction of its evaluation budget (the same run read at 25%, 50% and 100%)."""
+    curves = efficiency_curves(suite, records, checkpoints)
+    if not curves:
+        return ""
+    fractions = sorted({fraction for curve in curves.values() for fraction in curve})
+    lines = []
+    for task in suite.tasks:
+        rows = [(controller, target) for (t, controller, target) in curves if t == task]
+        if not rows:
+            continue
+        lines += [f"| {task}: sample efficiency | target | " + " | ".join(f"{f:.0%} of budget" for f in fractions)
+                  + " |", "|---" * (len(fractions) + 2) + "|"]
+        for controller, target in sorted(rows, key=lambda row: (row[1], row[0])):
+            curve = curves[(task, controller, target)]
+            cells = []
+            for fraction in fractions:
+                mean, half = t_interval(list(curve.get(fraction, {}).values()))
+                cells.append("–" if fraction not in curve else
+                             f"{mean:.1f}" + (f" ± {half:.1f}" if np.isfinite(half) else ""))
+            lines.append(f"| {controller} | {target:g} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def efficiency_curves(suite: Suite, records: Sequence[dict[str, Any]], checkpoints: Sequence[dict[str, Any]]
+                      ) -> dict[tuple[str, str, float], dict[float, dict[int, float]]]:
+    """(task, controller, target) -> {budget fraction: {seed: test accuracy in %}} for the controllers with
+    checkpoints; fraction 1.0 is the suite's own cell."""
+    curves: dict[tuple[str, str, float], dict[float, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for record in checkpoints:
+        key = (record["task"], record["controller"], record["target_sparsity"])
+        curves[key][record["budget_fraction"]][record["seed"]] = 100 * record["test_accuracy"]
+    for (task, controller, target), runs in seed_accuracies(records).items():
+        if (task, controller, target) in curves:
+            curves[(task, controller, target)][1.0] = runs
+    return curves
+
+
+def save_efficiency_plot(suite: Suite, records: Sequence[dict[str, Any]], checkpoints: Sequence[dict[str, Any]],
+                         path: Path) -> bool:
+    """Accuracy vs fraction of the evaluation budget per (task, target), one line per learner or searcher (mean ±
+    95% t-interval over seeds), the best heuristic's mean dashed; False (no file) when there are no checkpoints."""
+    curves = efficiency_curves(suite, records, checkpoints)
+    values = seed_accuracies(records)
+    panels = []
+    for task in suite.tasks:
+        for target in suite.sparsities:
+            series = []
+            for (t, controller, s), curve in curves.items():
+                if (t, s) != (task, target):
+                    continue
+                fractions = sorted(curve)
+                intervals = [t_interval(list(curve[f].values())) for f in fractions]
+                series.append(Series(controller, fractions, [m for m, _ in intervals],
+                                     yerr=[h if np.isfinite(h) else 0.0 for _, h in intervals]))
+            heuristics = {h: np.mean(list(values[(task, h, target)].values())) for h in HEURISTICS
+                          if (task, h, target) in values}
+            if series:
+                best = max(heuristics, key=heuristics.__getitem__, default=None)
+                lines = ((f"{best} (best heuristic)", float(heuristics[best])),) if best else ()
+                panels.append(Panel(f"{task} at {target:g}", "fraction of the evaluation budget spent",
+                                    "test accuracy after full training (%)", series, xticks=(0.25, 0.5, 1.0),
+                                    hlines=lines))
+    if not panels:
+        return False
+    save_lines(path, panels, legend_outside=True,
+               note=f"One run per seed read at each fraction (seeds {list(suite.seeds)}); bars: 95% t-interval.")
+    return True

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,25 @@ from tqdm import tqdm
 
 import agents
 from agents.base import Controller, SearchController, TrainableController, describe_factory, fixed_target
+from benchmarks.aggregate import (
+    aggregate_caption,
+    aggregate_table,
+    best_heuristic,
+    save_profile,
+    score_matrices,
+)
+from benchmarks.best_known import REFERENCE, BestKnown, schedule_of
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.outside import register_outside
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
-from benchmarks.report import caption, markdown_table, paired_table, save_plot
+from benchmarks.report import (
+    caption,
+    efficiency_table,
+    markdown_table,
+    paired_table,
+    save_efficiency_plot,
+    save_plot,
+)
 from benchmarks.suites import Suite, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
@@ -46,6 +61,11 @@ from pruning_env.provenance import git_describe, versions
 from pruning_env.registry import get_task
 
 CELL_KEY = ("task", "controller", "target_sparsity", "seed")
+CHECKPOINT_KEY = (*CELL_KEY, "budget_fraction")
+CHECKPOINTS: tuple[float, ...] = (0.25, 0.5)
+"""Fractions of its evaluation budget at which a learner's and a searcher's plans are also trained fully (the
+same run read early: sample efficiency)."""
+CANDIDATE_KEY = ("task", "target_sparsity", "seed", "plan", "train_seed")
 
 
 @dataclass
@@ -68,6 +88,8 @@ class Args:
     """Show progress bars."""
     fresh: bool = False
     """Delete this suite's records in ``out`` first and start again (a resume under other settings refuses)."""
+    best_known: Path = REFERENCE
+    """The best known plans (``benchmarks.best_known``): read for the regrets, updated when the run finds better."""
     controller: tuple[str, ...] = ()
     """Your own controllers, ``package.module:factory`` (``benchmarks.outside``), added to the suite's rows."""
 
@@ -113,8 +135,29 @@ def controller_for(suite: Suite, name: str, env: PruningEnv, seed: int) -> Contr
     return agents.make_controller(name, env, seed=seed, **suite.options.get(name, {}))
 
 
+class Checkpoints:
+    """An ``on_update`` probe: reads a learner's or searcher's plans (``read()``) when its spent evaluations first
+    reach each fraction of ``budget`` in ``CHECKPOINTS``; ``plans``: fraction -> (evaluations spent, plans)."""
+
+    def __init__(self, budget: int, read: Callable[[], Any]) -> None:
+        self.marks = {fraction: max(1, round(fraction * budget)) for fraction in CHECKPOINTS}
+        self.read = read
+        self.plans: dict[float, tuple[int, Any]] = {}
+
+    def __call__(self, spent: int) -> None:
+        reached = [f for f, mark in self.marks.items() if f not in self.plans and spent >= mark]
+        if reached:
+            plans = self.read()
+            self.plans.update({fraction: (spent, plans) for fraction in reached})
+
+    def probe(self, method: Callable[..., Any]) -> dict[str, Any]:
+        """``{"on_update": self}`` when ``method`` takes it (ours do; an outside controller may not)."""
+        return {"on_update": self} if "on_update" in inspect.signature(method).parameters else {}
+
+
 def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], device: str) -> Iterator[dict[str, Any]]:
-    """Plan records of ``controllers`` for every target of one (task, seed)."""
+    """Plan records of ``controllers`` for every target of one (task, seed), and of each learner's and searcher's
+    checkpoints (records with ``budget_fraction`` and ``spent``)."""
     target_range = (min(suite.sparsities), max(suite.sparsities))
     for name in controllers:
         start = time.perf_counter()
@@ -126,7 +169,13 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
             continue
         if isinstance(controller, TrainableController):
             make_env = functools.partial(cell_env, suite, task, target_range, seed, device)
-            controller.train(make_env, suite.rl_episodes, seed)
+            checkpoints = Checkpoints(suite.rl_episodes, lambda c=controller: {
+                target: plan_of(c, shared_cell_env(suite, task, target, seed, device), seed)
+                for target in suite.sparsities})
+            controller.train(make_env, suite.rl_episodes, seed, **checkpoints.probe(controller.train))
+            for fraction, (spent, plans) in checkpoints.plans.items():
+                for target, plan in plans.items():
+                    yield {**record(name, target, plan, 0.0), "budget_fraction": fraction, "spent": spent}
         train_seconds = time.perf_counter() - start
         for target in suite.sparsities:
             start = time.perf_counter()
@@ -134,26 +183,32 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
             if isinstance(controller, TrainableController):
                 plan = plan_of(controller, env, seed)
             elif isinstance(controller, SearchController):
-                plan = search_plan(suite, name, task, target, seed, device)
+                plan, checkpoint_plans = search_plan(suite, name, task, target, seed, device)
+                for fraction, (spent, early) in checkpoint_plans.items():
+                    yield {**record(name, target, early, 0.0), "budget_fraction": fraction, "spent": spent}
             else:
                 plan = plan_of(controller_for(suite, name, env, seed), env, seed)
             yield record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities))
 
 
-def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str) -> np.ndarray:
-    """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell; a searcher that takes a
-    ``pool`` (ours) evaluates on ``suite.workers`` processes (the same rewards as in this process), any other on
-    the cell's env."""
+def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str
+                ) -> tuple[np.ndarray, dict[float, tuple[int, np.ndarray]]]:
+    """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell, and its best plans at
+    the ``CHECKPOINTS`` (fraction -> (spent, plan)); a searcher that takes a ``pool`` (ours) evaluates on
+    ``suite.workers`` processes (the same rewards as in this process), any other on the cell's env."""
     env = shared_cell_env(suite, task, target, seed, device)
+    budget = suite.search_episodes_per_cell
     if "pool" not in inspect.signature(agents.CONTROLLERS[name]).parameters:
         searcher = controller_for(suite, name, env, seed)
-        searcher.search(suite.search_episodes_per_cell, seed)
-        return plan_of(searcher, env, seed)
+        checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
+        searcher.search(budget, seed, **checkpoints.probe(searcher.search))
+        return plan_of(searcher, env, seed), checkpoints.plans
     source = functools.partial(cell_env, suite, task, target, seed, device)
     with make_pool([source], suite.workers) as pool:
         searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
-        searcher.search(suite.search_episodes_per_cell, seed)
-        return plan_of(searcher, env, seed)
+        checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
+        searcher.search(budget, seed, **checkpoints.probe(searcher.search))
+        return plan_of(searcher, env, seed), checkpoints.plans
 
 
 def record(controller: str, target: float, plan: Any, seconds: float) -> dict[str, Any]:
@@ -166,26 +221,37 @@ def cell_targets(suite: Suite, name: str) -> list[float]:
     return [own] if own is not None else list(suite.sparsities)
 
 
-def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh: bool = False) -> str:
-    """Run (or resume) a suite; returns the Markdown table with its caption.
+def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh: bool = False,
+              best_known: Path | None = None) -> str:
+    """Run (or resume) a suite; returns the Markdown report: the table with its caption, the paired differences,
+    the rliable aggregate with regrets (``benchmarks.aggregate``) and the sample-efficiency table.
+
+    Besides the cells (``<suite>_plans.jsonl``, ``<suite>.jsonl``) it writes the checkpoint plans and their full
+    trainings (``<suite>_checkpoint_plans.jsonl``, ``<suite>_checkpoints.jsonl``), the trainings of new best-plan
+    candidates (``<suite>_candidates.jsonl``), updates the best known plans (``best_known``; default
+    ``out/best_known.jsonl``) and draws ``<suite>.png``, ``<suite>_profile.png`` and ``<suite>_efficiency.png``.
 
     Raises:
         ValueError: when ``out`` holds records of this suite made under other settings (``cell_settings``) and
             ``fresh`` is False; nothing is changed then.
     """
     start = time.perf_counter()
-    paths = [out / f"{suite.name}_plans.jsonl", out / f"{suite.name}.jsonl"]
+    names = ("plans", "", "checkpoint_plans", "checkpoints", "candidates")
+    paths = {name: out / f"{suite.name}{'_' if name else ''}{name}.jsonl" for name in names}
     if fresh:
-        for path in paths:
+        for path in paths.values():
             path.unlink(missing_ok=True)
-    plans, cells = (RecordFile(path, CELL_KEY) for path in paths)
+    plans, cells = RecordFile(paths["plans"], CELL_KEY), RecordFile(paths[""], CELL_KEY)
+    early_plans, early = RecordFile(paths["checkpoint_plans"], CHECKPOINT_KEY), RecordFile(paths["checkpoints"],
+                                                                                            CHECKPOINT_KEY)
+    candidates = RecordFile(paths["candidates"], CANDIDATE_KEY)
 
     def settings_of(record: dict[str, Any]) -> dict[str, Any]:
         if record["controller"] not in suite.controllers:  # e.g. an outside controller of an earlier run: kept
             return record.get("settings", {})
         return cell_settings(suite, record["task"], record["controller"], device)
 
-    check_settings([plans, cells], settings_of, FRESH_HINT)
+    check_settings([plans, cells, early_plans, early], settings_of, FRESH_HINT)
     total = sum(len(suite.tasks) * len(suite.seeds) * len(cell_targets(suite, c)) for c in suite.controllers)
     bar = tqdm(total=2 * total, desc=f"bench {suite.name} (plans, then full trainings)", unit="step", disable=not progress)
     bar.update(len(plans.records) + len(cells.records))
@@ -197,17 +263,36 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
             for plan in group_plans(suite, task, seed, missing, device):
                 settings = cell_settings(suite, task, plan["controller"], device)
                 plan.update(task=task, seed=seed, settings=settings, fingerprint=fingerprint(settings))
-                if plans.key(plan) not in plans:
-                    plans.add(plan)
-                    bar.update(1)
-    todo = [p for p in plans.records if plans.key(p) not in cells]
-    run_finals(todo, cells, suite.workers, suite.final_steps, device, bar, suite=suite.name)
+                target = early_plans if "budget_fraction" in plan else plans
+                if target.key(plan) not in target:
+                    target.add(plan)
+                    bar.update(target is plans)
+    run_finals([p for p in plans.records if plans.key(p) not in cells], cells, suite.workers, suite.final_steps,
+               device, bar, suite=suite.name)
     bar.close()
+    todo = [p for p in early_plans.records if early_plans.key(p) not in early]
+    with tqdm(total=len(todo), desc="checkpoint plans (full trainings)", disable=not progress or not todo) as more:
+        run_finals(todo, early, suite.workers, suite.final_steps, device, more, suite=suite.name)
+    best = BestKnown(best_known or out / "best_known.jsonl")
+    schedules = {task: schedule_of(task, suite.final_steps) for task in suite.tasks}
+    todo = [{**c, "plan": fingerprint({"requested": c["requested"]})}
+            for c in best.candidates([*cells.records, *early.records], schedules)]
+    todo = [c for c in todo if candidates.key(c) not in candidates]
+    with tqdm(total=len(todo), desc="best-plan candidates (3 training seeds)", disable=not progress or not todo) as more:
+        run_finals(todo, candidates, suite.workers, suite.final_steps, device, more)
+    best.update(candidates.records, schedules)
     seconds = time.perf_counter() - start
+    scores, regrets = score_matrices(suite, cells.records, best)
+    report = aggregate_table(scores, regrets, best_heuristic(scores))
+    cell_count = len(next(iter(scores.values()))[0]) if scores else 0
     text = (markdown_table(suite, cells.records) + "\n" + caption(suite, device, seconds) + "\n\n"
-            + paired_table(suite, cells.records) + "\n")
+            + paired_table(suite, cells.records) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
+            + efficiency_table(suite, cells.records, early.records))
     write_atomic(out / f"{suite.name}.md", text)
     save_plot(suite, cells.records, out / f"{suite.name}.png")
+    if scores:
+        save_profile(scores, out / f"{suite.name}_profile.png", f"{suite.name}: performance profile")
+    save_efficiency_plot(suite, cells.records, early.records, out / f"{suite.name}_efficiency.png")
     return text
 
 
@@ -232,7 +317,7 @@ def main(args: Args) -> None:
         names = [register_outside(path, env) for path in args.controller]
         suite = replace(suite, controllers=(*suite.controllers, *(n for n in names if n not in suite.controllers)))
     start = time.perf_counter()
-    print(run_suite(suite, args.out, device, args.progress, args.fresh))
+    print(run_suite(suite, args.out, device, args.progress, args.fresh, args.best_known))
     print(f"total time {time.perf_counter() - start:.0f} s; results in {args.out}/{suite.name}.{{jsonl,md,png}}")
 
 

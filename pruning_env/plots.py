@@ -36,6 +36,9 @@ class Series:
     """Optional symmetric error bar of each point (lines only)."""
     linestyle: str = "-"
     """Matplotlib line style (lines only), e.g. "--" for a second quantity of the same series."""
+    band: tuple[Sequence[float], Sequence[float]] | None = None
+    """Optional (lower, upper) bounds of each point, shaded in the series' colour (lines only): an interval that
+    need not be symmetric, e.g. a bootstrap confidence band."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
             (artist,) = axes.plot(series.x, series.y, marker=marker, linestyle=series.linestyle, label=series.label)
         else:
             artist = axes.scatter(series.x, series.y, s=18, alpha=0.75, label=series.label)
+        if lines and series.band is not None:
+            axes.fill_between(series.x, *series.band, color=artist.get_color(), alpha=0.15, linewidth=0)
         if series.point_labels is not None:
             colour = artist.get_color() if lines else artist.get_facecolor()[0]
             for x, y, text in zip(series.x, series.y, series.point_labels, strict=True):

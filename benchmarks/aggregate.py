@@ -1,0 +1,128 @@
+"""Aggregate scores of a suite with rliable (Agarwal et al. 2021): interval estimates over (task, target, seed) runs.
+
+Normalised score of a run (one controller on one cell = task, target, init seed):
+
+    score = (test accuracy - chance) / (best known accuracy of the cell - chance)
+
+with chance = 1 / classes and the best known accuracy the mean over training seeds of the cell's best known plan
+(``benchmarks.best_known``): 0 is a network at chance, 1 the best plan known for that cell. rliable's tasks are the
+(task, target) pairs, its runs the init seeds; intervals are 95% stratified-bootstrap intervals (runs resampled
+within each task), reproducible (``BOOTSTRAP_SEED``).
+
+    scores, regrets = score_matrices(suite, records, best_known)      # controller -> (seeds, cells) arrays
+    print(aggregate_table(scores, regrets, best_heuristic(scores)))
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rliable import library as rly
+from rliable import metrics
+
+from agents.base import fixed_target
+from benchmarks.best_known import BestKnown, schedule_of
+from benchmarks.suites import HEURISTICS, Suite
+from pruning_env.plots import Panel, Series, save_lines
+
+BOOTSTRAP_SEED = 0
+"""Seed of the bootstrap's resampling (the same records give the same intervals)."""
+REPS = 5000
+"""Bootstrap replications."""
+PROFILE_TAUS = np.linspace(0.0, 1.1, 56)
+"""Score thresholds of the performance profile."""
+
+
+def score_matrices(suite: Suite, records: Sequence[dict[str, Any]], best: BestKnown
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per controller the normalised scores and the regrets (best known accuracy minus the run's, in points),
+    both ``(seeds, cells)`` with cells the suite's (task, target) pairs in order. Only controllers with a run in
+    every cell and seed, and only cells with a best known plan, take part."""
+    cells = [(task, target) for task in suite.tasks for target in suite.sparsities
+             if all(best.get(task, target, seed, schedule_of(task, suite.final_steps)) for seed in suite.seeds)]
+    runs = {(r["task"], r["controller"], r["target_sparsity"], r["seed"]): r for r in records}
+    scores, regrets = {}, {}
+    for controller in suite.controllers:
+        if fixed_target(controller) is not None or not cells:
+            continue
+        keys = [[(task, controller, target, seed) for task, target in cells] for seed in suite.seeds]
+        if not all(key in runs for row in keys for key in row):
+            continue
+        score, regret = np.zeros((len(suite.seeds), len(cells))), np.zeros((len(suite.seeds), len(cells)))
+        for i, row in enumerate(keys):
+            for j, (task, _, target, seed) in enumerate(row):
+                run = runs[(task, controller, target, seed)]
+                known = best.get(task, target, seed, schedule_of(task, suite.final_steps))["mean"]  # type: ignore[index]
+                chance = 1.0 / run["num_classes"]
+                score[i, j] = (run["test_accuracy"] - chance) / (known - chance)
+                regret[i, j] = 100 * (known - run["test_accuracy"])
+        scores[controller], regrets[controller] = score, regret
+    return scores, regrets
+
+
+def best_heuristic(scores: Mapping[str, np.ndarray]) -> str | None:
+    """The heuristic with the highest mean normalised score (the comparison every other row is paired with)."""
+    heuristics = [name for name in scores if name in HEURISTICS]
+    return max(heuristics, key=lambda name: float(scores[name].mean()), default=None)
+
+
+def _estimates(matrices: Mapping[str, Any], function: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    with warnings.catch_warnings():  # rliable 1.2 hands arch the RandomState that arch 7 deprecates
+        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
+        return rly.get_interval_estimates(matrices, function, reps=REPS,
+                                          random_state=np.random.RandomState(BOOTSTRAP_SEED))
+
+
+def aggregate_table(scores: Mapping[str, np.ndarray], regrets: Mapping[str, np.ndarray], baseline: str | None) -> str:
+    """Markdown: per controller IQM and mean normalised score, mean regret (points) and the probability of
+    improvement over ``baseline``, each with its 95% stratified-bootstrap interval; rows by IQM."""
+    if not scores:
+        return "(no controller has a run in every cell with a best known plan: no aggregate)\n"
+
+    def both(matrix: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(matrix), metrics.aggregate_mean(matrix)])
+
+    points, intervals = _estimates(scores, both)
+    regret_points, regret_intervals = _estimates(regrets, lambda m: np.array([metrics.aggregate_mean(m)]))
+    others = [name for name in scores if name != baseline]
+    improvement, improvement_intervals = ({}, {}) if baseline is None else _estimates(
+        {name: (scores[name], scores[baseline]) for name in others}, metrics.probability_of_improvement)
+    lines = ["| controller | IQM score | mean score | mean regret (points) | "
+             f"P(improvement over {baseline}) |", "|---|---|---|---|---|"]
+    for name in sorted(scores, key=lambda n: -points[n][0]):
+        low, high = intervals[name][0], intervals[name][1]
+        chance = "–" if name not in improvement else (
+            f"{float(improvement[name]):.2f} [{improvement_intervals[name][0][0]:.2f}, "
+            f"{improvement_intervals[name][1][0]:.2f}]")
+        lines.append(
+            f"| {name} | {points[name][0]:.3f} [{low[0]:.3f}, {high[0]:.3f}] | {points[name][1]:.3f} [{low[1]:.3f}, "
+            f"{high[1]:.3f}] | {regret_points[name][0]:.2f} [{regret_intervals[name][0][0]:.2f}, "
+            f"{regret_intervals[name][1][0]:.2f}] | {chance} |")
+    return "\n".join(lines) + "\n"
+
+
+def aggregate_caption(suite: Suite, cells: int) -> str:
+    return (
+        f"Aggregate over {cells} (task, target) cells x {len(suite.seeds)} seeds with rliable: normalised score = "
+        "(test accuracy - chance) / (best known accuracy of the cell - chance), 1 = the best plan known for that "
+        "cell (re-trained with 3 training seeds, `best_known.jsonl`); IQM = interquartile mean over all runs; "
+        "regret = best known accuracy minus the run's; P(improvement) = probability that a run of the row scores "
+        "above a run of the best heuristic on the same cell. Brackets: 95% stratified-bootstrap intervals "
+        f"({REPS} replications); a row is ahead only where its interval clears the other's.\n"
+    )
+
+
+def save_profile(scores: Mapping[str, np.ndarray], path: Path, title: str) -> None:
+    """Performance profile: the fraction of runs with a normalised score above tau, with its 95% band."""
+    np.random.seed(BOOTSTRAP_SEED)  # rliable's profile bootstrap draws from numpy's global generator
+    profiles, bands = rly.create_performance_profile(dict(scores), PROFILE_TAUS)
+    order = sorted(scores, key=lambda n: -float(np.mean(profiles[n])))
+    series = [Series(name, list(PROFILE_TAUS), list(profiles[name]), band=(list(bands[name][0]), list(bands[name][1])))
+              for name in order]
+    save_lines(path, [Panel(title, "normalised score tau (1 = best known plan of the cell)",
+                            "fraction of runs with score > tau", series, ylim=(0.0, 1.02))],
+               legend_outside=True, note="Shaded: 95% stratified-bootstrap band. Higher and further right is better.")
