@@ -108,8 +108,9 @@ def paired_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
 def caption(suite: Suite, device: str, seconds: float) -> str:
     """What the table shows and the budgets behind it."""
     return (
-        f"Test accuracy (%) after full training of the pruned initialization, mean ± std over seeds "
-        f"{list(suite.seeds)}; the best of a column in bold (none where the best is tied); dense = unpruned; er and "
+        f"Test accuracy (%) after full training of the pruned initialization, mean ± half-width of a 95% t-interval "
+        f"over seeds {list(suite.seeds)}; in bold a controller ahead of every other of its column beyond the 95% "
+        f"interval of their difference paired over seeds (none where no lead is that clear); dense = unpruned; er and "
         f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({', '.join(c for c in suite.controllers if c in (*LEARNERS, *BENCHMARL))}) "
         f"train once per seed on that seed's initialization over targets in [{min(suite.sparsities)}, "
         f"{max(suite.sparsities)}] with {suite.rl_episodes} reward evaluations (reward {suite.reward}, "
@@ -122,7 +123,7 @@ def caption(suite: Suite, device: str, seconds: float) -> str:
 
 
 def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> None:
-    """Test accuracy vs target per task, one line per controller with ± std bars (logit x axis), and a second
+    """Test accuracy vs target per task, one line per controller with 95% t-interval bars over seeds (logit x axis), and a second
     panel zoomed on the competitive band (within ``ZOOM_POINTS`` of the best plan at the hardest target); a
     controller with a fixed target (dense) as a dashed horizontal line."""
     values = {key: list(runs.values()) for key, runs in seed_accuracies(records).items()}
@@ -138,7 +139,7 @@ def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> No
             points = [(s, values[(task, controller, s)]) for s in suite.sparsities if (task, controller, s) in values]
             if points:
                 series.append(Series(controller, [s for s, _ in points], [float(np.mean(v)) for _, v in points],
-                                     yerr=[float(np.std(v)) for _, v in points]))
+                                     yerr=[np.nan_to_num(t_interval(v)[1]) for _, v in points]))
         if not series:
             continue
         hardest = max(suite.sparsities)
@@ -151,7 +152,7 @@ def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> No
                             "test accuracy after full training (%)", series, **common))
         panels.append(Panel(f"{task}: zoom on the competitive band", label, "test accuracy (%)", series,
                             ylim=(top - ZOOM_POINTS, ceiling + 0.5), **common))
-    note = (f"Error bars: ± one standard deviation over seeds {list(suite.seeds)}. er and erk coincide on MLPs "
+    note = (f"Error bars: 95% t-interval of the mean over seeds {list(suite.seeds)}. er and erk coincide on MLPs "
             "(no kernels: the same allocation). Right: the band within "
             f"{ZOOM_POINTS:g} points of the best plan at {max(suite.sparsities):g}; lines below it leave the panel.")
     save_lines(path, panels, legend_outside=True, note=note)

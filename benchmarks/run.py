@@ -44,7 +44,7 @@ from benchmarks.aggregate import (
 from benchmarks.best_known import REFERENCE, BestKnown, schedule_of
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.outside import register_outside
-from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
+from benchmarks.records import RecordFile, check_settings, fingerprint, read_records, write_atomic
 from benchmarks.report import (
     caption,
     efficiency_table,
@@ -78,6 +78,8 @@ class Args:
     """"auto" (CUDA when present), "cpu" or "cuda"."""
     seeds: tuple[int, ...] | None = None
     """Override the suite's seeds."""
+    tasks: tuple[str, ...] | None = None
+    """Override the suite's tasks (e.g. ``--tasks lenet300-mnist`` of the mnist suite)."""
     sparsities: tuple[float, ...] | None = None
     """Override the suite's targets (e.g. a sweep for where the allocation matters)."""
     only: tuple[str, ...] = ()
@@ -281,18 +283,25 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
     with tqdm(total=len(todo), desc="best-plan candidates (3 training seeds)", disable=not progress or not todo) as more:
         run_finals(todo, candidates, suite.workers, suite.final_steps, device, more)
     best.update(candidates.records, schedules)
-    seconds = time.perf_counter() - start
-    scores, regrets = score_matrices(suite, cells.records, best)
+    return write_report(suite, out, device, time.perf_counter() - start, best.path)
+
+
+def write_report(suite: Suite, out: Path, device: str, seconds: float, best_known: Path) -> str:
+    """Rebuild the suite's report from its records in ``out`` and the best known plans: ``<suite>.md`` (the
+    table, the paired differences, the rliable aggregate, the sample efficiency) and the plots; returns the text."""
+    cells = read_records(out / f"{suite.name}.jsonl")
+    early = read_records(out / f"{suite.name}_checkpoints.jsonl")
+    scores, regrets = score_matrices(suite, cells, BestKnown(best_known))
     report = aggregate_table(scores, regrets, best_heuristic(scores))
-    cell_count = len(next(iter(scores.values()))[0]) if scores else 0
-    text = (markdown_table(suite, cells.records) + "\n" + caption(suite, device, seconds) + "\n\n"
-            + paired_table(suite, cells.records) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
-            + efficiency_table(suite, cells.records, early.records))
+    cell_count = next(iter(scores.values())).shape[1] if scores else 0
+    text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds) + "\n\n"
+            + paired_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
+            + efficiency_table(suite, cells, early))
     write_atomic(out / f"{suite.name}.md", text)
-    save_plot(suite, cells.records, out / f"{suite.name}.png")
+    save_plot(suite, cells, out / f"{suite.name}.png")
     if scores:
         save_profile(scores, out / f"{suite.name}_profile.png", f"{suite.name}: performance profile")
-    save_efficiency_plot(suite, cells.records, early.records, out / f"{suite.name}_efficiency.png")
+    save_efficiency_plot(suite, cells, early, out / f"{suite.name}_efficiency.png")
     return text
 
 
@@ -303,6 +312,8 @@ def main(args: Args) -> None:
         overrides["seeds"] = args.seeds
     if args.workers is not None:
         overrides["workers"] = args.workers
+    if args.tasks is not None:
+        overrides["tasks"] = args.tasks
     if args.sparsities is not None:
         overrides["sparsities"] = args.sparsities
     if args.only:

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.records import read_records
 from benchmarks.report import markdown_table
-from benchmarks.run import run_suite, search_plan
+from benchmarks.run import Checkpoints, run_suite, search_plan
 from benchmarks.suites import get_suite
 
 
@@ -92,3 +92,19 @@ def test_a_searcher_finds_the_same_plan_on_two_worker_processes_as_in_this_one(n
     assert one.tolist() == two.tolist()
     assert sorted(early_one) == [0.25, 0.5] and all(early_one[f][1].tolist() == early_two[f][1].tolist()
                                                      for f in early_one)
+
+
+def test_checkpoints_read_the_plans_once_when_the_spent_evaluations_first_reach_each_fraction() -> None:
+    reads = []
+    checkpoints = Checkpoints(100, lambda: reads.append(len(reads)) or f"plans {len(reads)}")
+    for spent in (10, 30, 40, 60, 100):
+        checkpoints(spent)
+    assert checkpoints.plans == {0.25: (30, "plans 1"), 0.5: (60, "plans 2")} and len(reads) == 2
+    jump = Checkpoints(100, lambda: "plans")
+    jump(70)  # one update past both marks: one read serves both
+    assert jump.plans == {0.25: (70, "plans"), 0.5: (70, "plans")}
+
+    def train(make_env, episodes, seed):  # an outside learner without the probe
+        return None
+
+    assert jump.probe(train) == {} and jump.probe(lambda *a, on_update=None: None) == {"on_update": jump}

@@ -243,11 +243,29 @@ def test_finite_training_is_not_diverged() -> None:
         ("lr", 0.0),
         ("lr", -1e-3),
         ("lr", math.nan),
+        ("decay_every", -1),
     ],
 )
 def test_train_config_rejects_bad_values_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    (TrainConfig(steps=60, lr=0.1, optimizer="sgd", cosine=False, decay_every=25), [0.1] * 25 + [0.01] * 25 + [0.001] * 10),
+    (TrainConfig(steps=4, lr=0.1, optimizer="sgd", cosine=False), [0.1] * 4),
+    (TrainConfig(steps=4, lr=0.1, optimizer="sgd"), [0.1 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]),
+])
+def test_learning_rate_schedules(config: TrainConfig, expected: list[float]) -> None:
+    optimizer = training.make_optimizer([torch.zeros(1, requires_grad=True)], config)
+    scheduler = training.make_scheduler(optimizer, config)
+    rates = []
+    for _ in range(config.steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    assert rates == pytest.approx(expected)
 
 
 # --- one optimizer step by hand -----------------------------------------------------------------------------------
