@@ -80,8 +80,9 @@ class BestKnown:
         ]
 
     def update(self, trainings: Iterable[dict[str, Any]], schedule: dict[str, str]) -> list[CellKey]:
-        """Add the candidates of ``trainings`` (final records of ``candidates``' plans, every training seed) and
-        rewrite the file; returns the cells whose best known plan changed."""
+        """Add the candidates of ``trainings`` (final records of ``candidates``' plans, or any plan's full
+        trainings with every seed of ``TRAIN_SEEDS``, e.g. the learning curves' finals) and rewrite the file;
+        returns the cells whose best known plan changed."""
         groups: dict[tuple[CellKey, str], list[dict[str, Any]]] = defaultdict(list)
         for record in trainings:
             key = (record["task"], record["target_sparsity"], record["seed"], schedule[record["task"]])
@@ -95,11 +96,11 @@ class BestKnown:
             candidate = {"controller": records[0]["controller"], "suite": records[0].get("suite"),
                          "requested": records[0]["requested"], "train_seeds": [r["train_seed"] for r in records],
                          "accuracies": accuracies, "mean": float(np.mean(accuracies)),
-                         "single_accuracy": records[0]["single_accuracy"]}
+                         "single_accuracy": records[0].get("single_accuracy")}
             entry = self.entries.get(key)
             tried = [*(entry["candidates"] if entry else []), candidate]
             top = max(tried, key=lambda c: c["mean"])
-            if entry is None or top is candidate:
+            if (entry is None or top is candidate) and key not in changed:
                 changed.append(key)
             task, target, seed, fingerprint_ = key
             self.entries[key] = {"task": task, "target_sparsity": target, "seed": seed, "schedule": fingerprint_,

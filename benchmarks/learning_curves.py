@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 import agents
 from agents.base import SearchController, TrainableController
+from benchmarks.best_known import REFERENCE, TRAIN_SEEDS, BestKnown, schedule_of
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
@@ -95,6 +96,9 @@ class Args:
     """Delete the records in ``out`` first (a resume under other settings refuses)."""
     progress: bool = True
     """Show progress bars."""
+    best_known: Path = REFERENCE
+    """The best known plans (``benchmarks.best_known``): every final plan is a candidate for its cell when
+    ``final_seeds`` are the best known plans' training seeds."""
 
 
 def settings_of(args: Args, controller: str) -> dict[str, Any]:
@@ -316,6 +320,9 @@ def main(args: Args) -> str:
     run_finals(plans, finals, args.workers, args.final_steps, "cpu", bar)
     bar.close()
     text = markdown(args, curves.records, finals.records, references)
+    if tuple(args.final_seeds) == TRAIN_SEEDS:
+        changed = BestKnown(args.best_known).update(finals.records, {args.task: schedule_of(args.task, args.final_steps)})
+        text += f"\nBest known plans ({args.best_known}): {len(changed)} cells improved by these final plans.\n"
     text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n"
     write_atomic(args.out / "learning_curves.md", text)
     save_plot(args, curves.records, references, args.out / "learning_curves.png")

@@ -65,7 +65,8 @@ def test_mappo_on_update_sees_the_policy_of_that_moment() -> None:
 @pytest.mark.slow
 def test_the_benchmark_writes_curves_finals_table_and_plot_and_resumes(tmp_path: Path) -> None:
     args = Args(targets=(0.99,), seeds=(0,), controllers=("cma_es", "mappo", "sb3_ppo"), episodes=16, every=8,
-                final_seeds=(0, 1), reward_steps=5, final_steps=30, workers=1, out=tmp_path, progress=False)
+                final_seeds=(0, 1), reward_steps=5, final_steps=30, workers=1, out=tmp_path, progress=False,
+                best_known=tmp_path / "best_known.jsonl")
     text = learning_curves.main(args)
     curves = learning_curves.RecordFile(tmp_path / "learning_curves.jsonl", learning_curves.CURVE_KEY).records
     finals = learning_curves.RecordFile(tmp_path / "learning_curves_finals.jsonl", learning_curves.FINAL_KEY).records
