@@ -34,8 +34,10 @@ BOOTSTRAP_SEED = 0
 """Seed of the bootstrap's resampling (the same records give the same intervals)."""
 REPS = 2000
 """Bootstrap replications (rliable's probability of improvement costs about 1 ms per replication and cell)."""
-PROFILE_TAUS = np.linspace(0.0, 1.1, 56)
+PROFILE_TAUS = np.linspace(0.0, 1.1, 111)
 """Score thresholds of the performance profile."""
+ZOOM_TAU = 0.85
+"""Left edge of the profile's zoomed panel, where the competitive controllers part."""
 
 
 def score_matrices(suite: Suite, records: Sequence[dict[str, Any]], best: BestKnown
@@ -137,8 +139,10 @@ def save_profile(scores: Mapping[str, np.ndarray], path: Path, title: str, reps:
     with seeded_bootstrap():
         profiles, bands = rly.create_performance_profile(dict(scores), PROFILE_TAUS, reps=reps)
     order = sorted(scores, key=lambda n: -float(np.mean(profiles[n])))
-    series = [Series(name, list(PROFILE_TAUS), list(profiles[name]), band=(list(bands[name][0]), list(bands[name][1])))
-              for name in order]
-    save_lines(path, [Panel(title, "normalised score tau (1 = best known plan of the cell)",
-                            "fraction of runs with score > tau", series, ylim=(0.0, 1.02))],
+    series = [Series(name, list(PROFILE_TAUS), list(profiles[name]), markers=False,
+                     band=(list(bands[name][0]), list(bands[name][1]))) for name in order]
+    label, ylabel = "normalised score tau (1 = best known plan of the cell)", "fraction of runs with score > tau"
+    save_lines(path, [Panel(title, label, ylabel, series, ylim=(0.0, 1.02)),
+                      Panel(f"{title}: zoom on tau >= {ZOOM_TAU:g}", label, ylabel, series, ylim=(0.0, 1.02),
+                            xlim=(ZOOM_TAU, float(PROFILE_TAUS[-1])))],
                legend_outside=True, note="Shaded: 95% stratified-bootstrap band. Higher and further right is better.")

@@ -321,7 +321,8 @@ def main(args: Args) -> str:
     bar.close()
     text = markdown(args, curves.records, finals.records, references)
     if tuple(args.final_seeds) == TRAIN_SEEDS:
-        changed = BestKnown(args.best_known).update(finals.records, {args.task: schedule_of(args.task, args.final_steps)})
+        changed = BestKnown(args.best_known).update([{**r, "suite": "learning_curves"} for r in finals.records],
+                                                   {args.task: schedule_of(args.task, args.final_steps)})
         text += f"\nBest known plans ({args.best_known}): {len(changed)} cells improved by these final plans.\n"
     text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n"
     write_atomic(args.out / "learning_curves.md", text)

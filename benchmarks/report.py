@@ -13,6 +13,7 @@ from agents.base import fixed_target
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.suites import BENCHMARL, HEURISTICS, LEARNERS, PUBLISHED, SEARCHERS, Suite
 from pruning_env.plots import Panel, Series, save_lines
+from pruning_env.registry import get_task
 
 ZOOM_POINTS = 8.0
 """Height of the zoomed panel below the best plan at the hardest target, in accuracy points."""
@@ -228,3 +229,25 @@ def save_efficiency_plot(suite: Suite, records: Sequence[dict[str, Any]], checkp
     save_lines(path, panels, legend_outside=True,
                note=f"One run per seed read at each fraction (seeds {list(suite.seeds)}); bars: 95% t-interval.")
     return True
+
+
+def weight_sparsity_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
+    """Under a FLOPs budget: the weight sparsity (%) each controller's plans reached, mean over seeds, per task
+    and target (the MACs removed are the target itself)."""
+    lines = []
+    for task in suite.tasks:
+        if get_task(task).budget != "flops":
+            continue
+        reached: dict[tuple[str, float], list[float]] = defaultdict(list)
+        for record in records:
+            if record["task"] == task and "global_sparsity" in record:
+                reached[(record["controller"], record["target_sparsity"])].append(100 * record["global_sparsity"])
+        lines += [f"| {task}: weight sparsity reached (%) | " + " | ".join(f"{s:g} of the MACs" for s in suite.sparsities)
+                  + " |", "|---" * (len(suite.sparsities) + 1) + "|"]
+        for controller in suite.controllers:
+            if fixed_target(controller) is None and any((controller, s) in reached for s in suite.sparsities):
+                lines.append(f"| {controller} | " + " | ".join(
+                    f"{np.mean(reached[(controller, s)]):.1f}" if (controller, s) in reached else "–"
+                    for s in suite.sparsities) + " |")
+        lines.append("")
+    return "\n".join(lines)

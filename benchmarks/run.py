@@ -2,13 +2,17 @@
 
     python -m benchmarks.run                    # the quick suite (embedded digits data, no network)
     python -m benchmarks.run --suite mnist      # see benchmarks/suites.py for the suites and the protocol
+    python -m benchmarks.run --suite mnist --tasks lenet300-mnist --sparsities 0.95 0.98   # a part of one
 
 Stage 1 gets every cell's plan; stage 2 trains each pruned initialization with the task's full schedule in worker
 processes. Both stages write JSONL records atomically (``<suite>_plans.jsonl``, ``<suite>.jsonl``): an
 interrupted run resumes and skips finished work; every record carries the settings its numbers depend on
 (``cell_settings``: budgets, schedules, controller options, device, commit, versions) and their fingerprint, and a
-resume under other settings refuses with what changed (``--fresh`` starts the suite again). At the end the Markdown table (``<suite>.md``) and the plot
-(``<suite>.png``) are rebuilt from the records.
+resume under other settings refuses with what changed (``--fresh`` starts the suite again). Learners' and searchers'
+plans read at ``CHECKPOINTS`` of their budget are trained too (sample efficiency), and each cell's best new plan
+is a candidate for the best known plans (``benchmarks.best_known``). At the end the report (``<suite>.md``: the
+table with intervals, the paired differences, the rliable aggregate of ``benchmarks.aggregate``, the sample
+efficiency) and the plots are rebuilt from the records (``write_report``).
 
 The protocol is a product of the controller registry's protocols (``agents.base``), not of names:
 a ``TrainableController`` (learner) trains once per (task, seed) over the suite's target range with
@@ -52,6 +56,7 @@ from benchmarks.report import (
     paired_table,
     save_efficiency_plot,
     save_plot,
+    weight_sparsity_table,
 )
 from benchmarks.suites import Suite, get_suite
 from pruning_env.device import resolve_device
@@ -295,7 +300,7 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best_know
     report = aggregate_table(scores, regrets, best_heuristic(scores))
     cell_count = next(iter(scores.values())).shape[1] if scores else 0
     text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds) + "\n\n"
-            + paired_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
+            + paired_table(suite, cells) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
             + efficiency_table(suite, cells, early))
     write_atomic(out / f"{suite.name}.md", text)
     save_plot(suite, cells, out / f"{suite.name}.png")

@@ -36,6 +36,8 @@ class Series:
     """Optional symmetric error bar of each point (lines only)."""
     linestyle: str = "-"
     """Matplotlib line style (lines only), e.g. "--" for a second quantity of the same series."""
+    markers: bool = True
+    """Draw a marker at every point (lines only; off for dense curves such as a performance profile)."""
     band: tuple[Sequence[float], Sequence[float]] | None = None
     """Optional (lower, upper) bounds of each point, shaded in the series' colour (lines only): an interval that
     need not be symmetric, e.g. a bootstrap confidence band."""
@@ -57,6 +59,8 @@ class Panel:
     """(label, y) reference lines drawn dashed across the panel."""
     ylim: tuple[float, float] | None = None
     """Limits of the y axis (a zoom); None: automatic."""
+    xlim: tuple[float, float] | None = None
+    """Limits of the x axis (a zoom); None: automatic."""
 
 
 def save_scatter(path: str | Path, panels: Sequence[Panel], title: str | None = None) -> Path:
@@ -99,7 +103,7 @@ def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
     if len(panel.series) > 10:  # beyond the default cycle's 10 colours: 18 strong ones (tab20 pairs pastel shades)
         axes.set_prop_cycle(color=[*colormaps["tab10"].colors, *colormaps["Dark2"].colors])
     for index, series in enumerate(panel.series):
-        marker = MARKERS[index % len(MARKERS)]
+        marker = MARKERS[index % len(MARKERS)] if series.markers else None
         if lines and series.yerr is not None:
             artist = axes.errorbar(series.x, series.y, yerr=series.yerr, marker=marker, markersize=4, capsize=2,
                                    linewidth=1.2, linestyle=series.linestyle, label=series.label).lines[0]
@@ -127,6 +131,8 @@ def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
         axes.xaxis.set_major_locator(MaxNLocator(6))
     if panel.ylim is not None:
         axes.set_ylim(*panel.ylim)
+    if panel.xlim is not None:
+        axes.set_xlim(*panel.xlim)
     if panel.xticks is not None:
         axes.set_xticks(panel.xticks, [f"{tick:g}" for tick in panel.xticks])
     axes.set_title(panel.title, fontsize=10)
