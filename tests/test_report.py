@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.intervals import signed_interval, t_interval
-from benchmarks.report import paired_table
+from benchmarks.report import paired_table, weight_sparsity_table
 from benchmarks.suites import get_suite
 
 
@@ -28,3 +28,14 @@ def test_each_learner_is_paired_with_the_best_heuristic_of_its_column() -> None:
     assert mean == pytest.approx(2 / 3)
     assert "| mappo | – | – |" in text  # no records: no cells
     assert "| dense |" not in text and "| erk |" not in text  # heuristics and fixed-target rows are not paired
+
+
+def test_a_flops_task_reports_the_weight_sparsity_each_controller_reached() -> None:
+    suite = get_suite("flops", controllers=("dense", "erk", "global_snip"))
+    rows = [{"task": "cnn-digits-flops", "controller": c, "target_sparsity": t, "seed": seed, "test_accuracy": 0.9,
+             "global_sparsity": g}
+            for c, t, seed, g in [("erk", 0.95, 0, 0.95), ("erk", 0.95, 1, 0.96), ("global_snip", 0.98, 0, 0.9),
+                                  ("dense", 0.0, 0, 0.0)]]
+    text = weight_sparsity_table(suite, rows)
+    assert "| erk | 95.5 | – |" in text and "| global_snip | – | 90.0 |" in text and "dense" not in text
+    assert weight_sparsity_table(get_suite("quick"), rows) == ""  # a weight budget: the target is the sparsity
