@@ -99,6 +99,9 @@ class Args:
     """The best known plans (``benchmarks.best_known``): read for the regrets, updated when the run finds better."""
     controller: tuple[str, ...] = ()
     """Your own controllers, ``package.module:factory`` (``benchmarks.outside``), added to the suite's rows."""
+    train_checkpoints: bool = True
+    """Fully train the plans at 25% and 50% of the budget (the sample-efficiency table); ``--no-train-checkpoints``
+    records them untrained, to save two full trainings per learner and searcher cell where trainings are costly."""
 
 
 FRESH_HINT = ("start this suite again with --fresh (make bench FRESH=1), which deletes its records in the results "
@@ -229,12 +232,13 @@ def cell_targets(suite: Suite, name: str) -> list[float]:
 
 
 def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh: bool = False,
-              best_known: Path | None = None) -> str:
+              best_known: Path | None = None, train_checkpoints: bool = True) -> str:
     """Run (or resume) a suite; returns the Markdown report: the table with its caption, the paired differences,
     the rliable aggregate with regrets (``benchmarks.aggregate``) and the sample-efficiency table.
 
     Besides the cells (``<suite>_plans.jsonl``, ``<suite>.jsonl``) it writes the checkpoint plans and their full
-    trainings (``<suite>_checkpoint_plans.jsonl``, ``<suite>_checkpoints.jsonl``), the trainings of new best-plan
+    trainings (``<suite>_checkpoint_plans.jsonl``, ``<suite>_checkpoints.jsonl``; the trainings only with
+    ``train_checkpoints``), the trainings of new best-plan
     candidates (``<suite>_candidates.jsonl``), updates the best known plans (``best_known``; default
     ``out/best_known.jsonl``) and draws ``<suite>.png``, ``<suite>_profile.png`` and ``<suite>_efficiency.png``.
 
@@ -277,7 +281,7 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
     run_finals([p for p in plans.records if plans.key(p) not in cells], cells, suite.workers, suite.final_steps,
                device, bar, suite=suite.name)
     bar.close()
-    todo = [p for p in early_plans.records if early_plans.key(p) not in early]
+    todo = [p for p in early_plans.records if early_plans.key(p) not in early] if train_checkpoints else []
     with tqdm(total=len(todo), desc="checkpoint plans (full trainings)", disable=not progress or not todo) as more:
         run_finals(todo, early, suite.workers, suite.final_steps, device, more, suite=suite.name)
     best = BestKnown(best_known or out / "best_known.jsonl")
@@ -333,7 +337,7 @@ def main(args: Args) -> None:
         names = [register_outside(path, env) for path in args.controller]
         suite = replace(suite, controllers=(*suite.controllers, *(n for n in names if n not in suite.controllers)))
     start = time.perf_counter()
-    print(run_suite(suite, args.out, device, args.progress, args.fresh, args.best_known))
+    print(run_suite(suite, args.out, device, args.progress, args.fresh, args.best_known, args.train_checkpoints))
     print(f"total time {time.perf_counter() - start:.0f} s; results in {args.out}/{suite.name}.{{jsonl,md,png}}")
 
 
