@@ -63,6 +63,22 @@ def test_a_resume_under_other_settings_refuses_and_says_what_changed(tmp_path) -
     assert run_suite(replace(suite, final_steps=30), tmp_path, "cpu", progress=False)  # the same settings resume
 
 
+@pytest.mark.slow
+def test_checkpoint_plans_are_recorded_untrained_on_request_and_trained_on_resume(tmp_path) -> None:
+    suite = replace(get_suite("tiny"), controllers=("dense", "random_search"), sparsities=(0.5,), final_steps=20)
+    run_suite(suite, tmp_path, "cpu", progress=False, train_checkpoints=False)
+    early_plans = read_records(tmp_path / "tiny_checkpoint_plans.jsonl")
+    assert sorted(r["budget_fraction"] for r in early_plans) == [0.25, 0.5]
+    assert read_records(tmp_path / "tiny_checkpoints.jsonl") == []
+    assert "sample efficiency" not in (tmp_path / "tiny.md").read_text()
+
+    text = run_suite(suite, tmp_path, "cpu", progress=False)  # the same settings: resumes, trains the two plans
+    trained = read_records(tmp_path / "tiny_checkpoints.jsonl")
+    assert sorted(r["budget_fraction"] for r in trained) == [0.25, 0.5]
+    assert all(0.0 < r["test_accuracy"] <= 1.0 for r in trained)
+    assert "sample efficiency" in text
+
+
 def test_table_bolds_only_a_controller_ahead_of_every_other_beyond_the_paired_interval() -> None:
     suite = replace(get_suite("tiny"), controllers=("dense", "uniform", "erk", "lamp"), sparsities=(0.9,))
     accuracy = {"uniform": [0.90, 0.91, 0.89], "erk": [0.95, 0.96, 0.94], "lamp": [0.93, 0.94, 0.93]}
