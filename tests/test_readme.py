@@ -29,8 +29,11 @@ SLOW_BLOCKS = {
     "clip_ppo_loss(": "TorchRL rollout and one PPO loss, 47-119 s",
     "PPOConfig()": "RLlib PPO, 5 iterations, 209-289 s",
 }
-TIMEOUT_S = 150  # per block that is not slow
-SLOW_TIMEOUT_S = 900  # per slow block
+# The limits catch a block whose process never exits (a pool left open), not a slow one: they sit far above the
+# times measured, since blocks take several times as long on a machine running benchmarks beside the tests (the
+# BenchMARL block, under 24 s in the runs above, ran past 150 s there).
+TIMEOUT_S = 600  # per block that is not slow
+SLOW_TIMEOUT_S = 1800  # per slow block
 
 
 @dataclass(frozen=True)
