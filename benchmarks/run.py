@@ -238,9 +238,9 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
 
     Besides the cells (``<suite>_plans.jsonl``, ``<suite>.jsonl``) it writes the checkpoint plans and their full
     trainings (``<suite>_checkpoint_plans.jsonl``, ``<suite>_checkpoints.jsonl``; the trainings only with
-    ``train_checkpoints``), the trainings of new best-plan
-    candidates (``<suite>_candidates.jsonl``), updates the best known plans (``best_known``; default
-    ``out/best_known.jsonl``) and draws ``<suite>.png``, ``<suite>_profile.png`` and ``<suite>_efficiency.png``.
+    ``train_checkpoints``), the trainings of new best-plan candidates (``<suite>_candidates.jsonl``), updates the
+    best known plans (``best_known``; default ``out/best_known.jsonl``) and draws ``<suite>.png``,
+    ``<suite>_profile.png`` and ``<suite>_efficiency.png``.
 
     Raises:
         ValueError: when ``out`` holds records of this suite made under other settings (``cell_settings``) and
