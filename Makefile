@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 SUITE ?= quick
 FRESH ?=
 CONTROLLER ?=
+SEEDS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install test test-fast bench lint clean
@@ -34,7 +35,8 @@ bench: $(STAMP)
 ifeq ($(SUITE),generalize)
 	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,)
 else
-	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),)
+	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),) \
+		$(if $(SEEDS),--seeds $(SEEDS),)
 endif
 
 lint: $(STAMP)
