@@ -63,6 +63,19 @@ def test_a_resume_under_other_settings_refuses_and_says_what_changed(tmp_path) -
     assert run_suite(replace(suite, final_steps=30), tmp_path, "cpu", progress=False)  # the same settings resume
 
 
+def test_more_seeds_add_cells_and_reuse_those_already_run(tmp_path) -> None:
+    suite = replace(get_suite("tiny"), controllers=("dense", "uniform"), sparsities=(0.5,), final_steps=20)
+    run_suite(suite, tmp_path, "cpu", progress=False)
+    first = read_records(tmp_path / "tiny.jsonl")
+    assert sorted(r["seed"] for r in first) == [0, 0]
+
+    table = run_suite(replace(suite, seeds=(0, 1)), tmp_path, "cpu", progress=False)  # make bench SEEDS="0 1"
+    both = read_records(tmp_path / "tiny.jsonl")
+    assert both[:2] == first  # seed 0's cells kept as they were, not trained again
+    assert sorted((r["controller"], r["seed"]) for r in both[2:]) == [("dense", 1), ("uniform", 1)]
+    assert "±" in table.split("Test accuracy")[0]  # two seeds: the cells get intervals
+
+
 @pytest.mark.slow
 def test_checkpoint_plans_are_recorded_untrained_on_request_and_trained_on_resume(tmp_path) -> None:
     suite = replace(get_suite("tiny"), controllers=("dense", "random_search"), sparsities=(0.5,), final_steps=20)
