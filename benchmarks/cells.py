@@ -22,7 +22,9 @@ from tqdm import tqdm
 from agents.base import Controller, stacked
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.records import RecordFile
+from pruning_env.data import Dataset
 from pruning_env.device import default_reward_batch, resolve_device
+from pruning_env.instances import ModelSource
 from pruning_env.parallel import PruningEnv
 from pruning_env.provenance import versions
 from pruning_env.registry import get_task
@@ -30,13 +32,14 @@ from pruning_env.registry import get_task
 
 def instance_env(
     task: str, target: float | tuple[float, float], seed: int, reward: str, reward_steps: int | None, device: str,
-    reward_orders: int = 1,
+    reward_orders: int = 1, model: ModelSource | None = None, data: Dataset | None = None,
 ) -> PruningEnv:
     """A new env on seed ``seed``'s initialization of ``task`` (``init=seed``: reset seeds then only vary the
-    targets drawn from a range), with the given reward (averaged over ``reward_orders`` minibatch orders)."""
+    targets drawn from a range), with the given reward (averaged over ``reward_orders`` minibatch orders); on
+    ``model`` and ``data`` instead of the task's network and dataset when given (see ``PruningEnv``)."""
     return PruningEnv(
-        task, target_sparsity=target, reward=reward, reward_steps=reward_steps, init=seed, seed=seed, device=device,
-        reward_orders=reward_orders,
+        task, model=model, data=data, target_sparsity=target, reward=reward, reward_steps=reward_steps, init=seed,
+        seed=seed, device=device, reward_orders=reward_orders,
     )
 
 

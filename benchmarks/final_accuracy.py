@@ -22,7 +22,7 @@ import numpy as np
 from pruning_env.config import EnvConfig
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.device import default_reward_batch
-from pruning_env.instances import InstanceCache
+from pruning_env.instances import InstanceCache, ModelSource
 from pruning_env.layers import prunable_layers
 from pruning_env.plan import EpisodeResult, prune_plan
 from pruning_env.tasks import Task, task_model
@@ -46,6 +46,8 @@ class FinalEvaluator:
         final_train: the full training schedule; ``task.final_train`` when None (shorten it only for tests).
         train_batch: most plans trained side by side by ``evaluate_many``, or ``"auto"`` (the device's
             ``pruning_env.device.default_reward_batch``: 1, one at a time, on CPU).
+        model: the network as the env takes it (a factory ``seed -> nn.Module``, or a module whose weights are θ0
+            for every seed); the task's network when None. Give the env's, so that both prune the same θ0.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class FinalEvaluator:
         device: str = "auto",
         final_train: TrainConfig | None = None,
         train_batch: int | str = "auto",
+        model: ModelSource | None = None,
     ) -> None:
         config = EnvConfig.build(task, target_sparsity=target_sparsity, scorer=scorer, proxies=(), device=device)
         self.task = config.task
@@ -66,8 +69,8 @@ class FinalEvaluator:
         self.data = (data if data is not None else load_dataset(self.task.dataset)).to(config.device)
         self.budget = config.budget
         self.instances = InstanceCache.of_network(
-            task_model(self.task, self.data.num_classes), self.data, (), config.scorer, reinit_module=False,
-            budget=config.budget,
+            model if model is not None else task_model(self.task, self.data.num_classes), self.data, (), config.scorer,
+            reinit_module=False, budget=config.budget,
         )
         self.layers = self.instances.layers
         model = copy.deepcopy(self.instances.model)

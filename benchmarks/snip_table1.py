@@ -1,5 +1,5 @@
 """SNIP's Table 1 (Lee et al. 2019) on real MNIST: global SNIP's plan, trained with the schedule we ship and with
-the paper's, against the paper's test errors.
+the paper's, from our initialization and from the paper's, against the paper's test errors.
 
     python -m benchmarks.snip_table1                            # LeNet-300-100 at 95% and 98%, seeds 0-2
     python -m benchmarks.snip_table1 --tasks lenet5-mnist --seeds 0
@@ -7,15 +7,19 @@ the paper's, against the paper's test errors.
 The paper's set-up (section 5): SNIP scores on one batch of 100 and prunes globally; SGD, momentum 0.9, batch 100,
 weight decay 5e-4, lr 0.1 decayed by 0.1 every 25k iterations (the total is not stated: ``paper`` trains 50k, two
 decays), 10% of the training set held out; 20 runs per sparsity. Ours (``shipped``): the task's ``final_train``,
-the same optimizer for 10k iterations with a cosine decay. Both prune the same seeded initialization with the same
-plan through the env's pipeline (``FinalEvaluator``); records go to ``<out>/snip_table1.jsonl`` (resumable), the
-table to ``<out>/snip_table1.md``.
+the same optimizer for 10k iterations with a cosine decay. Initializations: ``torch``, the task's network as
+PyTorch initializes it (weights and biases uniform in ±1/sqrt(fan_in): weight std 1/sqrt(3 fan_in)); ``paper``,
+the initialization of SNIP's code (``tf.variance_scaling_initializer``: weights from a normal truncated at two
+standard deviations with std 1/sqrt(fan_in) after truncation, biases zero), 1.7x the weight scale. Every
+combination prunes the seeded initialization with its global SNIP plan through the env's pipeline
+(``FinalEvaluator``); records go to ``<out>/snip_table1.jsonl`` (resumable), the table to ``<out>/snip_table1.md``.
 """
-
 from __future__ import annotations
 
 import functools
+import math
 import multiprocessing
+from collections.abc import Callable
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
@@ -24,6 +28,7 @@ from typing import Any
 
 import torch
 import tyro
+from torch import nn
 from tqdm import tqdm
 
 import agents
@@ -32,6 +37,8 @@ from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.records import RecordFile, write_atomic
 from benchmarks.suites import PUBLISHED
+from pruning_env.data import Dataset, load_dataset
+from pruning_env.models import build_model
 from pruning_env.provenance import git_describe, versions
 from pruning_env.registry import get_task
 from pruning_env.training import TrainConfig
@@ -48,6 +55,35 @@ def schedules(task: str) -> dict[str, TrainConfig]:
     return {"shipped": shipped, "paper": replace(shipped, steps=50_000, cosine=False, decay_every=25_000)}
 
 
+TRUNCATED_STD = 0.87962566103423978
+"""Standard deviation of a unit normal truncated at ±2 (TF divides by it so that the truncated draw has the
+intended std)."""
+
+
+def paper_init(model: nn.Module, seed: int) -> nn.Module:
+    """Re-initialize every Linear and Conv2d of ``model`` in place as SNIP's code does, from ``seed`` alone:
+    weights truncated-normal at ±2 std with std 1/sqrt(fan_in) after truncation, biases zero."""
+    generator = torch.Generator().manual_seed(seed)
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d):
+            std = math.sqrt(1 / layer.weight[0].numel()) / TRUNCATED_STD
+            with torch.no_grad():
+                nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std, generator=generator)
+                if layer.bias is not None:
+                    layer.bias.zero_()
+    return model
+
+
+def networks(task: str, data: Dataset) -> dict[str, Callable[[int], nn.Module] | None]:
+    """The initializations by name, as ``seed -> network`` factories (None: the task's own)."""
+    spec = get_task(task)
+    return {"torch": None,
+            "paper": lambda seed: paper_init(build_model(spec.model, num_classes=data.num_classes, seed=seed), seed)}
+
+
+INITS = ("torch", "paper")
+
+
 @dataclass
 class Args:
     tasks: tuple[str, ...] = ("lenet300-mnist",)
@@ -56,50 +92,65 @@ class Args:
     """Init seeds (each also the minibatch order)."""
     schedules: tuple[str, ...] = ("shipped", "paper")
     """Which training schedules to run."""
+    inits: tuple[str, ...] = INITS
+    """Which initializations to run (``torch``, ``paper``)."""
     workers: int = 2
     """Processes for the trainings."""
     out: Path = Path("benchmarks/results")
     """Folder of the records and the table."""
 
 
+@functools.lru_cache(maxsize=1)
+def _data(task: str) -> Dataset:
+    return load_dataset(get_task(task).dataset)
+
+
 @functools.lru_cache(maxsize=8)
-def _evaluator(task: str, target: float, schedule: str) -> FinalEvaluator:
+def _evaluator(task: str, target: float, schedule: str, init: str) -> FinalEvaluator:
     torch.set_num_threads(1)
-    return FinalEvaluator(task, target, device="cpu", final_train=schedules(task)[schedule])
+    data = _data(task)
+    return FinalEvaluator(task, target, device="cpu", final_train=schedules(task)[schedule], data=data,
+                          model=networks(task, data)[init])
 
 
-def train(task: str, target: float, seed: int, schedule: str) -> dict[str, Any]:
-    """Global SNIP's plan on seed ``seed``'s instance, trained with ``schedule``: one record."""
-    env = instance_env(task, target, seed, "neg_loss", None, "cpu")
+def train(task: str, target: float, seed: int, schedule: str, init: str) -> dict[str, Any]:
+    """Global SNIP's plan on seed ``seed``'s instance under ``init``, trained with ``schedule``: one record."""
+    data = _data(task)
+    env = instance_env(task, target, seed, "neg_loss", None, "cpu", model=networks(task, data)[init], data=data)
     plan = plan_of(agents.make_controller("global_snip", env), env, seed)
-    result = _evaluator(task, target, schedule)(plan, seed)
-    return {"task": task, "target_sparsity": target, "seed": seed, "schedule": schedule,
+    env.close()
+    result = _evaluator(task, target, schedule, init)(plan, seed)
+    return {"task": task, "target_sparsity": target, "seed": seed, "schedule": schedule, "init": init,
             "train": asdict(schedules(task)[schedule]), "test_accuracy": result.accuracy,
-            "global_sparsity": result.global_sparsity, "train_seconds": result.seconds,
-            "commit": git_describe(), "versions": versions()}
+            "global_sparsity": result.global_sparsity, "requested": plan.tolist(), "applied": result.applied.tolist(),
+            "train_seconds": result.seconds, "commit": git_describe(), "versions": versions()}
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    """Test error (%) per (task, sparsity) and schedule: mean ± 95% t-interval over seeds, and its difference to
-    the paper's figure."""
-    lines = ["| task | sparsity | SNIP paper error (%) | schedule | our error (%) | minus paper (points) | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    """Test error (%) per (task, sparsity), initialization and schedule: mean ± 95% t-interval over seeds, and its
+    difference to the paper's figure."""
+    lines = ["| task | sparsity | SNIP paper error (%) | init | schedule | our error (%) | minus paper (points) | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
     for (task, target), paper in PAPER_ERRORS.items():
-        for schedule in ("shipped", "paper"):
-            errors = [100 * (1 - r["test_accuracy"]) for r in records
-                      if (r["task"], r["target_sparsity"], r["schedule"]) == (task, target, schedule)]
-            if errors:
-                mean, half = t_interval(errors)
-                lines.append(f"| {task} | {target:g} | {paper:g} | {schedule} | {mean:.2f} ± {half:.2f} | "
-                             f"{signed_interval(mean - paper, half)} | {len(errors)} |")
+        for init in INITS:
+            for schedule in ("shipped", "paper"):
+                errors = [100 * (1 - r["test_accuracy"]) for r in records
+                          if (r["task"], r["target_sparsity"], r["init"], r["schedule"]) == (task, target, init, schedule)]
+                if errors:
+                    mean, half = t_interval(errors)
+                    lines.append(f"| {task} | {target:g} | {paper:g} | {init} | {schedule} | {mean:.2f} ± {half:.2f} | "
+                                 f"{signed_interval(mean - paper, half)} | {len(errors)} |")
     return "\n".join(lines) + "\n"
 
 
 def main(args: Args) -> None:
-    records = RecordFile(args.out / "snip_table1.jsonl", ("task", "target_sparsity", "seed", "schedule"))
-    jobs = [(task, target, seed, schedule) for (task, target) in PAPER_ERRORS if task in args.tasks
-            for schedule in args.schedules for seed in args.seeds
-            if (task, target, seed, schedule) not in records]
+    unknown = sorted(set(args.inits) - set(INITS)) + sorted(set(args.schedules) - {"shipped", "paper"})
+    if unknown:
+        raise SystemExit(f"unknown initializations or schedules {unknown}; inits: {list(INITS)}, schedules: shipped, paper")
+    records = RecordFile(args.out / "snip_table1.jsonl", ("task", "target_sparsity", "seed", "schedule", "init"))
+    jobs = [(task, target, seed, schedule, init) for (task, target) in PAPER_ERRORS if task in args.tasks
+            for init in args.inits for schedule in args.schedules for seed in args.seeds
+            if (task, target, seed, schedule, init) not in records]
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool, tqdm(total=len(jobs), desc="SNIP Table 1") as bar:
