@@ -24,7 +24,7 @@ from pruning_env.data import Dataset, load_dataset
 from pruning_env.device import default_reward_batch
 from pruning_env.instances import InstanceCache, ModelSource
 from pruning_env.layers import prunable_layers
-from pruning_env.plan import EpisodeResult, prune_plan
+from pruning_env.plan import EpisodeResult, PrunedPlan, prune_plan
 from pruning_env.tasks import Task, task_model
 from pruning_env.training import MaskedTrainer, TrainConfig
 
@@ -94,15 +94,7 @@ class FinalEvaluator:
         (``train_batch`` side by side). Raises ValueError for no plans or a bad plan, naming it."""
         if len(plans) == 0:
             raise ValueError("evaluate_many needs at least one (sparsities, seed) plan, got none")
-        pruned = []
-        for index, (sparsities, seed) in enumerate(plans):
-            instance = self.instances.get(seed)
-            try:
-                pruned.append(prune_plan(sparsities, self.layers, self.target_sparsity,
-                                         self.instances.mask_orders(instance, self.target_sparsity),
-                                         budget=self.budget))
-            except ValueError as error:
-                raise ValueError(f"plan {index} (seed {seed}): {error}") from None
+        pruned = [self._prune(sparsities, seed, f"plan {index}") for index, (sparsities, seed) in enumerate(plans)]
         groups: dict[int, list[int]] = {}
         for index, (_, seed) in enumerate(plans):
             groups.setdefault(seed, []).append(index)
@@ -115,6 +107,26 @@ class FinalEvaluator:
             for index, run in zip(indices, runs, strict=True):
                 results[index] = EpisodeResult.of(pruned[index], run, run.accuracy, seed, seed, self.target_sparsity)
         return results  # type: ignore[return-value]
+
+    def accuracy_at(
+        self, sparsities: np.ndarray, seed: int, steps: Sequence[int], train_seed: int | None = None
+    ) -> tuple[EpisodeResult, tuple[float, ...]]:
+        """``__call__`` that also reads the test accuracy (in [0, 1]) after each of ``steps`` of the full training
+        (one training, on the sequential path): the result and those accuracies, in the order of ``steps``."""
+        pruned = self._prune(sparsities, seed, "the plan")
+        run = self.trainer.run(self.instances.get(seed).state, pruned.masks, self.final_train,
+                               seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
+                               eval_at=steps)
+        return EpisodeResult.of(pruned, run, run.accuracy, seed, seed, self.target_sparsity), run.accuracy_at
+
+    def _prune(self, sparsities: np.ndarray, seed: int, label: str) -> PrunedPlan:
+        """The plan applied to the instance of ``seed`` as the env applies it; a ValueError names ``label``."""
+        instance = self.instances.get(seed)
+        try:
+            return prune_plan(sparsities, self.layers, self.target_sparsity,
+                              self.instances.mask_orders(instance, self.target_sparsity), budget=self.budget)
+        except ValueError as error:
+            raise ValueError(f"{label} (seed {seed}): {error}") from None
 
 
 def final_test_accuracy(

@@ -40,3 +40,5 @@ class TrainResult:
     """Wall time of the optimizer steps (device synchronized); a batched run's time divided by its copies."""
     eval_seconds: float
     """Wall time of the evaluation (a batched run: divided by its copies)."""
+    accuracy_at: tuple[float, ...] = ()
+    """Top-1 accuracy on the evaluation tensors after each step of the run's ``eval_at`` (empty without)."""

@@ -156,11 +156,16 @@ class MaskedTrainer:
         seed: int,
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
+        eval_at: Sequence[int] = (),
     ) -> TrainResult:
         """Restore ``init_state``, prune with ``masks``, train with ``config``, evaluate on ``(x_eval, y_eval)``.
 
-        ``seed`` fixes the minibatch order; the same arguments give the same result on the same device.
+        ``seed`` fixes the minibatch order; the same arguments give the same result on the same kind of machine.
+        ``eval_at``: steps (1..``config.steps``) after which the accuracy on ``(x_eval, y_eval)`` is also taken
+        (``TrainResult.accuracy_at``, in order); those evaluations change nothing in the training.
         """
+        if any(not 1 <= step <= config.steps for step in eval_at):
+            raise ValueError(f"eval_at steps must be in [1, {config.steps}], got {list(eval_at)}")
         self.model.load_state_dict(init_state)
         masked = MaskedWeights.from_layers(self.layers, masks)
         masked.reapply()
@@ -171,8 +176,9 @@ class MaskedTrainer:
         synchronize(self.device)
         start = time.perf_counter()
         loss = torch.zeros((), device=self.device)
+        checkpoints, accuracy_at = set(eval_at), {}
         with torch.enable_grad():  # callers may step the env under no_grad (TorchRL's collectors do)
-            for indices in batches:
+            for step, indices in enumerate(batches, start=1):
                 with autocast(self.device, self.precision):
                     logits = self.model(self.x_train[indices])
                 loss = F.cross_entropy(logits.float(), self.y_train[indices])
@@ -182,6 +188,9 @@ class MaskedTrainer:
                 masked.reapply()
                 if scheduler is not None:
                     scheduler.step()
+                if step in checkpoints:
+                    with autocast(self.device, self.precision):
+                        accuracy_at[step] = evaluate(self.model, x_eval, y_eval)[0]
         train_diverged = not math.isfinite(loss.item())  # .item() synchronizes the device
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
@@ -191,7 +200,8 @@ class MaskedTrainer:
         diverged = train_diverged or not math.isfinite(eval_loss)
         if diverged:
             accuracy, eval_loss = 0.0, math.inf
-        return TrainResult(accuracy, eval_loss, diverged, train_seconds, eval_seconds)
+        return TrainResult(accuracy, eval_loss, diverged, train_seconds, eval_seconds,
+                           tuple(accuracy_at[step] for step in eval_at))
 
     def run_many(
         self,

@@ -150,6 +150,24 @@ def test_run_is_deterministic_and_restores_the_initialization() -> None:
     assert any(not torch.equal(after_first[name], model.state_dict()[name]) for name in init)
 
 
+def test_eval_at_reads_the_accuracy_of_shorter_runs_without_changing_the_training() -> None:
+    model = _tiny_net()
+    x, y = _tiny_data()
+    masks = _hand_masks()
+    init = _state(model)
+    trainer = _trainer(model, x, y)
+    config = TrainConfig(steps=6, batch_size=5, optimizer="sgd", lr=0.5, cosine=False)  # constant lr: a prefix
+    probed = trainer.run(init, masks, config, seed=0, x_eval=x, y_eval=y, eval_at=(2, 6, 4))
+    plain = trainer.run(init, masks, config, seed=0, x_eval=x, y_eval=y)
+    assert (probed.accuracy, probed.loss) == (plain.accuracy, plain.loss) and plain.accuracy_at == ()
+    # with a constant rate, the run read after step k is the k-step run with the same minibatch order
+    shorter = [trainer.run(init, masks, TrainConfig(steps=k, batch_size=5, optimizer="sgd", lr=0.5, cosine=False),
+                           seed=0, x_eval=x, y_eval=y).accuracy for k in (2, 6, 4)]
+    assert list(probed.accuracy_at) == shorter and probed.accuracy_at[1] == probed.accuracy
+    with pytest.raises(ValueError, match=r"eval_at steps must be in \[1, 6\]"):
+        trainer.run(init, masks, config, seed=0, x_eval=x, y_eval=y, eval_at=(7,))
+
+
 # --- evaluate by hand ---------------------------------------------------------------------------------------------
 W_EVAL = np.array([[1.0, -2.0], [0.5, 0.5], [-1.0, 1.5]])
 B_EVAL = np.array([0.1, 0.0, -0.2])
