@@ -83,7 +83,7 @@ QUICK_CONTROLLERS = ("dense", *(name for name in HEURISTICS if name != "er"), *S
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in (
-        Suite("quick", ("mlp-digits",), (0.98, 0.99), (0, 1, 2), QUICK_CONTROLLERS, rl_episodes=200),
+        Suite("quick", ("mlp-digits",), (0.98, 0.99), (0, 1, 2, 3, 4), QUICK_CONTROLLERS, rl_episodes=200),
         Suite("mnist", ("lenet300-mnist", "lenet5-mnist"), (0.95, 0.98, 0.99, 0.995), (0, 1, 2), ALL_CONTROLLERS),
         Suite("flops", ("cnn-digits-flops",), (0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS, rl_episodes=200),
         Suite("cifar", ("resnet20-cifar10", "vgg19-cifar10"), (0.9, 0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS),
