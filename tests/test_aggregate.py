@@ -10,7 +10,8 @@ from benchmarks.aggregate import aggregate_table, best_heuristic, save_profile, 
 from benchmarks.best_known import TRAIN_SEEDS, BestKnown, schedule_of
 from benchmarks.suites import get_suite
 
-SUITE = get_suite("quick", controllers=("dense", "uniform", "global_snip", "cma_es"), sparsities=(0.98, 0.99))
+SUITE = get_suite("quick", controllers=("dense", "uniform", "global_snip", "cma_es"), sparsities=(0.98, 0.99),
+                  seeds=(0, 1, 2))
 SCHEDULES = {"mlp-digits": schedule_of("mlp-digits", None)}
 
 

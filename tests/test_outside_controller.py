@@ -85,7 +85,8 @@ def test_objects_that_are_not_controllers_are_refused(outside, env: PruningEnv) 
 
 @pytest.mark.slow
 def test_an_outside_controller_is_benchmarked_in_the_same_cells_and_table(outside, tmp_path: Path) -> None:
-    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False,
+    heuristics = ("dense", "global_snip")  # the suite's learner and searcher are tested in test_bench.py
+    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False, only=heuristics,
                       controller=("my_pruners:HalfSnip",)))
     cells = read_records(tmp_path / "results" / "tiny.jsonl")
     mine = [cell for cell in cells if cell["controller"] == "half_snip"]
@@ -94,5 +95,5 @@ def test_an_outside_controller_is_benchmarked_in_the_same_cells_and_table(outsid
     assert mine[0]["settings"]["factory"] == "my_pruners.HalfSnip"
     table = (tmp_path / "results" / "tiny.md").read_text()
     assert "| half_snip |" in table and "| global_snip |" in table
-    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False))  # without it: its rows are kept
+    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False, only=heuristics))  # its rows are kept
     assert len(read_records(tmp_path / "results" / "tiny.jsonl")) == len(cells)
