@@ -92,6 +92,8 @@ def run_finals(
     The plans of one (task, target, seed, train seed) go to a worker in chunks of the device's reward batch (one
     plan per job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
     """
+    if not plans:
+        return  # a resumed run with nothing left to train starts no worker processes
     chunk = default_reward_batch(resolve_device(device))
     groups: dict[tuple[str, float, int, int | None], list[dict[str, Any]]] = {}
     for plan in plans:
@@ -100,7 +102,7 @@ def run_finals(
     jobs = [(key, members[start : start + chunk]) for key, members in groups.items()
             for start in range(0, len(members), chunk)]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
         futures: dict[Future, list[dict[str, Any]]] = {
             pool.submit(final_cells, task, target, seed, [p["requested"] for p in members], final_steps, device,
                         train_seed): members
