@@ -7,7 +7,8 @@ looked up by name in ``env.feature_names`` (e.g. ``"target_sparsity"``, ``"snip_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -150,6 +151,42 @@ def fixed_target(controller: Controller | str) -> float | None:
     if isinstance(controller, str):
         return getattr(CONTROLLERS.get(controller), "target_sparsity", None)
     return getattr(controller, "target_sparsity", None)
+
+
+KINDS: tuple[str, ...] = ("reference", "heuristic", "searcher", "learner")
+"""What the benchmark does with a controller: a reference (a fixed target: evaluated once per task and seed), a
+heuristic (acts on every cell without reward evaluations), a searcher (``search`` on every cell), a learner
+(``train`` once per task and seed over the target range, then acts on every cell)."""
+
+
+def controller_kind(controller: Controller | Callable[..., Any]) -> str:
+    """The ``KINDS`` entry of a controller, from the protocols it implements: read on the object, or on the class
+    of a factory (a class, or a ``functools.partial`` of one); a function factory is read as a heuristic until the
+    controller it builds is read."""
+    if fixed_target(controller) is not None:
+        return "reference"
+    inner = getattr(controller, "func", controller)
+    if callable(getattr(inner, "train", None)):
+        return "learner"
+    if callable(getattr(inner, "search", None)):
+        return "searcher"
+    return "heuristic"
+
+
+def kind_of(name: str, recorded: Mapping[str, str] | None = None) -> str:
+    """The kind of the controller named ``name``: as ``recorded`` (e.g. with a benchmark's plans), else read from
+    its registered factory (``controller_kind``)."""
+    if recorded and name in recorded:
+        return recorded[name]
+    return controller_kind(CONTROLLERS.get(name))
+
+
+def has_update_probe(controller: Controller | Callable[..., Any]) -> bool:
+    """Whether a learner's ``train`` or a searcher's ``search`` takes ``on_update(spent)``: the benchmark reads its
+    plans at 25% and 50% of the budget through it (the sample-efficiency table)."""
+    inner = getattr(controller, "func", controller)
+    method = getattr(inner, "train", None) or getattr(inner, "search", None)
+    return method is not None and "on_update" in inspect.signature(method).parameters
 
 
 @register_controller("dense")

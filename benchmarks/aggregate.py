@@ -25,9 +25,9 @@ import numpy as np
 from rliable import library as rly
 from rliable import metrics
 
-from agents.base import fixed_target
+from agents.base import fixed_target, kind_of
 from benchmarks.best_known import BestKnown, schedule_of
-from benchmarks.suites import HEURISTICS, Suite
+from benchmarks.suites import Suite
 from pruning_env.plots import Panel, Series, save_lines
 
 BOOTSTRAP_SEED = 0
@@ -67,9 +67,10 @@ def score_matrices(suite: Suite, records: Sequence[dict[str, Any]], best: BestKn
     return scores, regrets
 
 
-def best_heuristic(scores: Mapping[str, np.ndarray]) -> str | None:
-    """The heuristic with the highest mean normalised score (the comparison every other row is paired with)."""
-    heuristics = [name for name in scores if name in HEURISTICS]
+def best_heuristic(scores: Mapping[str, np.ndarray], kinds: Mapping[str, str] | None = None) -> str | None:
+    """The heuristic (``agents.base.kind_of``, with the ``kinds`` recorded by the run) with the highest mean
+    normalised score (the comparison every other row is paired with)."""
+    heuristics = [name for name in scores if kind_of(name, kinds) == "heuristic"]
     return max(heuristics, key=lambda name: float(scores[name].mean()), default=None)
 
 
@@ -94,7 +95,7 @@ def _estimates(matrices: Mapping[str, Any], function: Any, reps: int
 
 
 def aggregate_table(scores: Mapping[str, np.ndarray], regrets: Mapping[str, np.ndarray], baseline: str | None,
-                    reps: int = REPS) -> str:
+                    reps: int = REPS, kinds: Mapping[str, str] | None = None) -> str:
     """Markdown: per controller IQM and mean normalised score, mean regret (points) and, for every controller
     that is not a heuristic, the probability of improvement over ``baseline``, each with its 95%
     stratified-bootstrap interval (``reps`` replications); rows by IQM."""
@@ -106,7 +107,7 @@ def aggregate_table(scores: Mapping[str, np.ndarray], regrets: Mapping[str, np.n
 
     points, intervals = _estimates(scores, both, reps)
     regret_points, regret_intervals = _estimates(regrets, lambda m: np.array([metrics.aggregate_mean(m)]), reps)
-    others = [name for name in scores if name != baseline and name not in HEURISTICS]
+    others = [name for name in scores if name != baseline and kind_of(name, kinds) in ("searcher", "learner")]
     improvement, improvement_intervals = ({}, {}) if baseline is None or not others else _estimates(
         {name: (scores[name], scores[baseline]) for name in others}, metrics.probability_of_improvement, reps)
     lines = ["| controller | IQM score | mean score | mean regret (points) | "

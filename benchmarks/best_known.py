@@ -9,9 +9,11 @@ A cell's best known plan is the best plan any controller ever produced for it, r
 
 After a suite's full trainings, ``candidates`` names each cell's best plan of that run when it was never tried;
 the benchmark trains those with every training seed and ``update`` keeps, per cell, the candidate with the best
-mean (every tried candidate stays in the entry's ``candidates``). The file lives with the committed reference
-results and grows when a run finds a better plan. Entries are keyed by the full training's schedule too
-(``schedule_of``): a plan trained with a shortened test schedule is never compared with the real one.
+mean (every tried candidate stays in the entry's ``candidates``). A run reads the committed reference
+(``REFERENCE``) beneath its own file and writes only its own (``<out>/best_known.jsonl``): a run never changes a
+tracked file, and ``python -m benchmarks.promote`` makes a run's plans part of the reference. Entries are keyed by
+the full training's schedule too (``schedule_of``): a plan trained with a shortened test schedule is never
+compared with the real one.
 """
 
 from __future__ import annotations
@@ -43,13 +45,18 @@ def schedule_of(task: str, final_steps: int | None) -> str:
     return fingerprint(asdict(train if final_steps is None else replace(train, steps=final_steps)))
 
 
-class BestKnown:
-    """The best known plans of one JSONL file (absent: none known yet)."""
+def entry_key(entry: dict[str, Any]) -> CellKey:
+    return entry["task"], entry["target_sparsity"], entry["seed"], entry["schedule"]
 
-    def __init__(self, path: Path) -> None:
+
+class BestKnown:
+    """The best known plans of one JSONL file (absent: none known yet) over those of ``base`` (read, never
+    written; a cell in both takes the file's entry, which started from the base's)."""
+
+    def __init__(self, path: Path, base: Path | None = None) -> None:
         self.path = path
         self.entries: dict[CellKey, dict[str, Any]] = {
-            (e["task"], e["target_sparsity"], e["seed"], e["schedule"]): e for e in read_records(path)
+            entry_key(e): e for source in (base, path) if source is not None for e in read_records(source)
         }
 
     def get(self, task: str, target: float, seed: int, schedule: str) -> dict[str, Any] | None:
@@ -107,6 +114,9 @@ class BestKnown:
                                  **{k: top[k] for k in ("controller", "suite", "requested", "accuracies", "mean")},
                                  "candidates": tried}
         if groups:
-            write_atomic(self.path, "".join(json.dumps(self.entries[k], sort_keys=True) + "\n"
-                                            for k in sorted(self.entries)))
+            self.write()
         return changed
+
+    def write(self) -> None:
+        """Rewrite ``path`` with every entry."""
+        write_atomic(self.path, "".join(json.dumps(self.entries[k], sort_keys=True) + "\n" for k in sorted(self.entries)))

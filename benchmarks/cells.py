@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from agents.base import Controller, stacked
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.records import RecordFile
 from pruning_env.data import Dataset
@@ -28,6 +26,10 @@ from pruning_env.instances import ModelSource
 from pruning_env.parallel import PruningEnv
 from pruning_env.provenance import versions
 from pruning_env.registry import get_task
+from pruning_env.spaces import stack_observations
+
+if TYPE_CHECKING:  # the full trainings' worker processes import this module: they need no controller package
+    from agents.base import Controller
 
 
 def instance_env(
@@ -48,7 +50,7 @@ def plan_of(controller: Controller, env: PruningEnv, seed: int, act: Callable[..
     controller's signature, instead of ``controller.act`` when given)."""
     observations, infos = env.reset(seed=seed)
     actions = (controller.act if act is None else act)(observations, infos)
-    return stacked({agent: np.asarray(a, dtype=np.float64).reshape(1) for agent, a in actions.items()})[:, 0]
+    return stack_observations({agent: np.asarray(a, dtype=np.float64).reshape(1) for agent, a in actions.items()})[:, 0]
 
 
 @functools.lru_cache(maxsize=4)
@@ -82,12 +84,12 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
 
 
 def run_finals(
-    plans: list[dict[str, Any]], cells: RecordFile, workers: int, final_steps: int | None, device: str, bar: tqdm,
-    **fields: Any,
+    plans: list[dict[str, Any]], cells: RecordFile, workers: int, final_steps: int | None, device: str,
+    done: Callable[[dict[str, Any]], None], **fields: Any,
 ) -> None:
     """Train every plan record (``task``, ``target_sparsity``, ``seed``, ``requested``, optionally
     ``train_seed``: the minibatch order, the init seed when absent) fully in ``workers`` processes and add each
-    result to ``cells`` with the plan, ``fields``, the device and the versions.
+    result to ``cells`` with the plan, ``fields``, the device and the versions; ``done(plan)`` after each.
 
     The plans of one (task, target, seed, train seed) go to a worker in chunks of the device's reward batch (one
     plan per job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
@@ -114,4 +116,4 @@ def run_finals(
                     **plan, **result, **fields, "device": device, "versions": versions(),
                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 })
-                bar.update(1)
+                done(plan)

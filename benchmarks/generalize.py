@@ -47,7 +47,7 @@ from benchmarks.suites import HEURISTICS
 from pruning_env.device import resolve_device
 from pruning_env.families import family_tasks
 from pruning_env.plots import Panel, Series, save_lines
-from pruning_env.provenance import git_describe, versions
+from pruning_env.provenance import code_fingerprint, versions
 
 PRETRAINED = "pretrained"
 DENSE = "dense"
@@ -93,10 +93,10 @@ class Args:
 
     def settings(self, controller: str, device: str) -> dict[str, Any]:
         """What a record's numbers depend on: the options below (not where or how fast it runs), the controller,
-        the device, the code's commit and the versions."""
+        the device, the hash of the code (``pruning_env.provenance.code_fingerprint``) and the versions."""
         options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()
                    if k not in ("out", "progress", "workers", "fresh", "device")}
-        return {**options, "controller": controller, "device": device, "commit": git_describe(), "versions": versions()}
+        return {**options, "controller": controller, "device": device, "code": code_fingerprint(), "versions": versions()}
 
     def recipe(self, learner: str) -> Recipe:
         base = Recipe()
@@ -211,7 +211,7 @@ def run(args: Args) -> str:
             plans.add({**record, "settings": settings, "fingerprint": fingerprint(settings)})
             bar.update(1)
     todo = [p for p in plans.records if plans.key(p) not in results]
-    run_finals(todo, results, args.workers, args.final_steps, device, bar, suite="generalize")
+    run_finals(todo, results, args.workers, args.final_steps, device, lambda _: bar.update(1), suite="generalize")
     bar.close()
     text = report(args, results.records, time.perf_counter() - start, device)
     write_atomic(args.out / "generalize.md", text)

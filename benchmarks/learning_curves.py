@@ -45,7 +45,7 @@ from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.suites import SEARCH_OPTIONS
 from pruning_env.plots import Panel, Series, save_lines
-from pruning_env.provenance import git_describe, versions
+from pruning_env.provenance import code_fingerprint, versions
 
 CONTROLLERS: tuple[str, ...] = ("mappo", "mappo_ar", "sb3_ppo", "cma_es", "tpe", "random_search")
 REFERENCES: tuple[str, ...] = ("global_snip", "lamp")
@@ -96,14 +96,15 @@ class Args:
     """Delete the records in ``out`` first (a resume under other settings refuses)."""
     progress: bool = True
     """Show progress bars."""
-    best_known: Path = REFERENCE
-    """The best known plans (``benchmarks.best_known``): every final plan is a candidate for its cell when
-    ``final_seeds`` are the best known plans' training seeds."""
+    best_known: Path | None = None
+    """The run's best known plans (``benchmarks.best_known``; default ``<out>/best_known.jsonl``, read over the
+    committed reference): every final plan is a candidate for its cell when ``final_seeds`` are the best known
+    plans' training seeds; ``python -m benchmarks.promote`` makes them the reference."""
 
 
 def settings_of(args: Args, controller: str) -> dict[str, Any]:
-    """Everything one curve's numbers depend on besides its key (the code's commit is recorded beside them, not
-    compared: a later commit that changes no number may finish or re-report a run)."""
+    """Everything one curve's numbers depend on besides its key (the hash of the code is recorded beside them,
+    not compared: a later change that moves no number may finish or re-report a run)."""
     return {
         "task": args.task, "episodes": args.episodes, "every": args.every, "reward": args.reward,
         "reward_orders": args.reward_orders, "final_steps": args.final_steps,
@@ -190,7 +191,7 @@ def run_curves(args: Args, curves: RecordFile, bar: tqdm) -> None:
         for future in as_completed(futures):
             record = future.result()
             settings = settings_of(args, record["controller"])
-            curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings), "commit": git_describe()})
+            curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings), "code": code_fingerprint()})
             bar.update(1)
 
 
@@ -204,7 +205,7 @@ def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, in
                       if r["target_sparsity"] == target and r["seed"] == seed})
         plans += [{"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
                    "train_seed": train_seed, "requested": plan, "settings": settings_of(args, name),
-                   "fingerprint": fingerprint(settings_of(args, name)), "commit": git_describe()}
+                   "fingerprint": fingerprint(settings_of(args, name)), "code": code_fingerprint()}
                   for name, plan in named.items() for train_seed in args.final_seeds]
     return plans
 
@@ -317,13 +318,14 @@ def main(args: Args) -> str:
                   for t, s in instances(args)}
     plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
     bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
-    run_finals(plans, finals, args.workers, args.final_steps, "cpu", bar)
+    run_finals(plans, finals, args.workers, args.final_steps, "cpu", lambda _: bar.update(1))
     bar.close()
     text = markdown(args, curves.records, finals.records, references)
     if tuple(args.final_seeds) == TRAIN_SEEDS:
-        changed = BestKnown(args.best_known).update([{**r, "suite": "learning_curves"} for r in finals.records],
-                                                   {args.task: schedule_of(args.task, args.final_steps)})
-        text += f"\nBest known plans ({args.best_known}): {len(changed)} cells improved by these final plans.\n"
+        best = BestKnown(args.best_known or args.out / "best_known.jsonl", base=REFERENCE)
+        changed = best.update([{**r, "suite": "learning_curves"} for r in finals.records],
+                              {args.task: schedule_of(args.task, args.final_steps)})
+        text += f"\nBest known plans ({best.path}): {len(changed)} cells improved by these final plans.\n"
     text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n"
     write_atomic(args.out / "learning_curves.md", text)
     save_plot(args, curves.records, references, args.out / "learning_curves.png")

@@ -7,11 +7,16 @@ The factory is a controller class or a function ``(env, seed=0, **options) -> co
 ``act(observations, infos)``), and also ``TrainableController`` (``train``: a learner, trained once per task and
 seed over the suite's target range) or ``SearchController`` (``search``: searched on every cell) when it
 implements them. Its row is named by the factory's ``name`` attribute (else the object's name after ``:``).
+
+A cell's fingerprint covers the factory's module file (``controller_source``): edit it and rerun, and that
+controller's cells are computed again while the others are reused. Code it imports from other files of yours is
+not covered: keep a controller in one module, or start its cells again with ``--fresh``.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +25,7 @@ from typing import Any
 import agents
 from agents.base import Controller
 from pruning_env.parallel import PruningEnv
+from pruning_env.provenance import CODE_PACKAGES, ROOT, source_hash
 
 
 def load_factory(path: str) -> tuple[str, Callable[..., Any]]:
@@ -68,3 +74,17 @@ def register_outside(path: str, env: PruningEnv) -> str:
                          "controller has a name and act(observations, infos) -> actions (agents.base.Controller)")
     agents.register_controller(name)(factory)
     return name
+
+
+def controller_source(name: str) -> str | None:
+    """The hash of the module file that defines the registered controller ``name`` when it lives outside this
+    project's packages (an outside controller), None for ours (covered by ``code_fingerprint``)."""
+    factory = agents.CONTROLLERS[name]
+    try:
+        source = Path(inspect.getsourcefile(getattr(factory, "func", factory)) or "")
+    except TypeError:  # a builtin or C-level callable: no file to follow
+        return None
+    ours = [ROOT / package for package in CODE_PACKAGES]
+    if not source.is_file() or any(source.resolve().is_relative_to(package) for package in ours):
+        return None
+    return source_hash([source])

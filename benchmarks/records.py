@@ -1,7 +1,8 @@
 """Append-safe JSONL records: a finished cell is written atomically and never lost; a rerun skips it.
 
 Every record carries the ``settings`` that determine its numbers and their ``fingerprint``; resuming with other
-settings refuses (``check_settings``) instead of mixing results made under different settings.
+settings refuses (``check_settings``) instead of mixing results made under different settings, except where only
+the code that computed a record changed: such a record is dropped and computed again, never reported stale.
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ class RecordFile:
             raise ValueError(f"record {key} is already in {self.path}")
         self.records.append(record)
         self._keys.add(key)
+        self._write()
+
+    def discard(self, drop: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Remove the records for which ``drop`` is true (rewriting the file when there are any); returns them."""
+        dropped = [record for record in self.records if drop(record)]
+        if dropped:
+            self.records = [record for record in self.records if not drop(record)]
+            self._keys = {self.key(record) for record in self.records}
+            self._write()
+        return dropped
+
+    def _write(self) -> None:
         write_atomic(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records))
 
 
@@ -81,18 +94,36 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any], prefix: str
 
 
 def check_settings(files: Iterable[RecordFile], settings_of: Callable[[dict[str, Any]], dict[str, Any]],
-                   fresh_hint: str) -> None:
-    """Refuse to resume when a stored record was made under other settings than ``settings_of(record)`` now.
+                   fresh_hint: str, recompute: str = "code") -> dict[str, list[str]]:
+    """Refuse to resume when a stored record was made under other settings than ``settings_of(record)`` now;
+    records whose settings differ only under the key ``recompute`` (the code that computed them) are dropped
+    from their files instead, to be computed again.
+
+    Returns:
+        What was dropped: ``"file: cell"`` -> the changed settings.
 
     Raises:
-        ValueError: naming the file, the cell, what changed, and how to start fresh (``fresh_hint``).
+        ValueError: naming the file, the cell, what changed, and how to start fresh (``fresh_hint``); checked
+            before anything is dropped, so a refusal changes no file.
     """
-    for records in files:
+    files = list(files)
+    stale: dict[int, dict[tuple, list[str]]] = {}
+    for index, records in enumerate(files):
         for record in records.records:
             current = settings_of(record)
-            if record.get("fingerprint") != fingerprint(current):
-                changes = changed_settings(record.get("settings", {}), current) or ["(records made before fingerprints)"]
-                raise ValueError(
-                    f"{records.path} holds results made under other settings (cell {records.key(record)}): "
-                    + "; ".join(changes[:8]) + f". Nothing was mixed or overwritten; {fresh_hint}"
-                )
+            if record.get("fingerprint") == fingerprint(current):
+                continue
+            changes = changed_settings(record.get("settings", {}), current) or ["(records made before fingerprints)"]
+            if all(change.startswith(f"{recompute}.") or change.startswith(f"{recompute}:") for change in changes):
+                stale.setdefault(index, {})[records.key(record)] = changes
+                continue
+            raise ValueError(
+                f"{records.path} holds results made under other settings (cell {records.key(record)}): "
+                + "; ".join(changes[:8]) + f". Nothing was mixed or overwritten; {fresh_hint}"
+            )
+    dropped: dict[str, list[str]] = {}
+    for index, keys in stale.items():
+        file = files[index]
+        for record in file.discard(lambda r, file=file, keys=keys: file.key(r) in keys):
+            dropped[f"{file.path.name}: {file.key(record)}"] = keys[file.key(record)]
+    return dropped

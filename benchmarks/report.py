@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.base import fixed_target
+from agents.base import fixed_target, kind_of
 from benchmarks.intervals import signed_interval, t_interval
-from benchmarks.suites import BENCHMARL, HEURISTICS, LEARNERS, PUBLISHED, SEARCHERS, Suite
+from benchmarks.suites import CHECKPOINTS, PUBLISHED, Suite
 from pruning_env.plots import Panel, Series, save_lines
 from pruning_env.registry import get_task
 
 ZOOM_POINTS = 8.0
 """Height of the zoomed panel below the best plan at the hardest target, in accuracy points."""
+
+
+def recorded_kinds(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """controller -> its kind (``agents.base.KINDS``) as recorded with its plans (records made before kinds were
+    recorded are left to ``agents.base.kind_of``'s registry lookup)."""
+    return {record["controller"]: record["kind"] for record in records if "kind" in record}
+
+
+def rows_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
+    """Every row's kind, reward evaluations and whether its plans were read early (``on_update``), from the
+    records: what each controller was given."""
+    kinds = recorded_kinds(records)
+    lines = ["| row | kind | reward evaluations | plans read at 25% / 50% of the budget |", "|---|---|---|---|"]
+    for controller in suite.controllers:
+        mine = [r for r in records if r["controller"] == controller]
+        kind = kind_of(controller, kinds)
+        budget = {"learner": f"{suite.rl_episodes} per seed, shared by the targets (training), then none",
+                  "searcher": f"{suite.search_episodes_per_cell} per cell"}.get(kind, "none")
+        probes = {r.get("probe") for r in mine}
+        early = ("–" if kind not in ("learner", "searcher") else "yes (on_update)" if probes == {True}
+                 else "no: its train/search takes no on_update, read at 100% only" if probes == {False} else "–")
+        lines.append(f"| {controller} | {kind} | {budget} | {early} |")
+    return "\n".join(lines) + "\n"
 
 
 def seed_accuracies(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, float], dict[int, float]]:
@@ -75,14 +98,16 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def paired_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
+def paired_table(suite: Suite, records: Sequence[dict[str, Any]], kinds: Mapping[str, str] | None = None) -> str:
     """Every searcher's and learner's accuracy minus the best heuristic's (the one with the highest mean in that
-    column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where it is ahead."""
+    column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where it is ahead. Kinds
+    as recorded (``recorded_kinds``), else from the registry."""
     runs = seed_accuracies(records)
-    rows = [c for c in suite.controllers if c not in HEURISTICS and fixed_target(c) is None]
+    rows = [c for c in suite.controllers if kind_of(c, kinds) in ("searcher", "learner")]
+    heuristics = [c for c in suite.controllers if kind_of(c, kinds) == "heuristic"]
     lines = []
     for task in suite.tasks:
-        best = {s: max((h for h in HEURISTICS if (task, h, s) in runs),
+        best = {s: max((h for h in heuristics if (task, h, s) in runs),
                        key=lambda h: np.mean(list(runs[(task, h, s)].values())), default=None)
                 for s in suite.sparsities}
         if not rows or not any(best.values()):
@@ -106,17 +131,19 @@ def paired_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def caption(suite: Suite, device: str, seconds: float) -> str:
-    """What the table shows and the budgets behind it."""
+def caption(suite: Suite, device: str, seconds: float, kinds: Mapping[str, str] | None = None) -> str:
+    """What the table shows and the budgets behind it (learners and searchers by their kind)."""
+    learners = ", ".join(c for c in suite.controllers if kind_of(c, kinds) == "learner")
+    searchers = ", ".join(c for c in suite.controllers if kind_of(c, kinds) == "searcher")
     return (
         f"Test accuracy (%) after full training of the pruned initialization, mean ± half-width of a 95% t-interval "
         f"over seeds {list(suite.seeds)}; in bold a controller ahead of every other of its column beyond the 95% "
         f"interval of their difference paired over seeds (none where no lead is that clear); dense = unpruned; er and "
-        f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({', '.join(c for c in suite.controllers if c in (*LEARNERS, *BENCHMARL))}) "
+        f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({learners}) "
         f"train once per seed on that seed's initialization over targets in [{min(suite.sparsities)}, "
         f"{max(suite.sparsities)}] with {suite.rl_episodes} reward evaluations (reward {suite.reward}, "
         f"K={suite.reward_steps or 'task default'}); the searchers "
-        f"({', '.join(c for c in suite.controllers if c in SEARCHERS)}) get {suite.search_episodes_per_cell} per "
+        f"({searchers}) get {suite.search_episodes_per_cell} per "
         f"cell (the same total per seed). Device {device}; wall time {seconds / 60:.1f} min. Below: each "
         "searcher's and learner's difference to the best heuristic of the column, paired over seeds (mean ± "
         "half-width of a 95% t-interval over seeds)."
@@ -163,13 +190,16 @@ def efficiency_table(suite: Suite, records: Sequence[dict[str, Any]], checkpoint
     """Sample efficiency: test accuracy (%, mean ± 95% t-interval over seeds) of each learner's and searcher's
     plan at every checkpoint fraction of its evaluation budget (the same run read at 25%, 50% and 100%)."""
     curves = efficiency_curves(suite, records, checkpoints)
-    if not curves:
+    kinds = recorded_kinds(records)
+    unprobed = sorted({r["controller"] for r in records if r.get("probe") is False
+                       and kind_of(r["controller"], kinds) in ("searcher", "learner")})
+    if not curves and not unprobed:
         return ""
-    fractions = sorted({fraction for curve in curves.values() for fraction in curve})
+    fractions = sorted({fraction for curve in curves.values() for fraction in curve} or {*CHECKPOINTS, 1.0})
     lines = []
     for task in suite.tasks:
         rows = [(controller, target) for (t, controller, target) in curves if t == task]
-        if not rows:
+        if not rows and not unprobed:
             continue
         lines += [f"| {task}: sample efficiency | target | " + " | ".join(f"{f:.0%} of budget" for f in fractions)
                   + " |", "|---" * (len(fractions) + 2) + "|"]
@@ -181,6 +211,9 @@ def efficiency_table(suite: Suite, records: Sequence[dict[str, Any]], checkpoint
                 cells.append("–" if fraction not in curve else
                              f"{mean:.1f}" + (f" ± {half:.1f}" if np.isfinite(half) else ""))
             lines.append(f"| {controller} | {target:g} | " + " | ".join(cells) + " |")
+        for controller in unprobed:
+            lines.append(f"| {controller} (no on_update: read at 100% only) | | " + " | ".join("–" for _ in fractions)
+                         + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -216,8 +249,9 @@ def save_efficiency_plot(suite: Suite, records: Sequence[dict[str, Any]], checkp
                 intervals = [t_interval(list(curve[f].values())) for f in fractions]
                 series.append(Series(controller, fractions, [m for m, _ in intervals],
                                      yerr=[h if np.isfinite(h) else 0.0 for _, h in intervals]))
-            heuristics = {h: np.mean(list(values[(task, h, target)].values())) for h in HEURISTICS
-                          if (task, h, target) in values}
+            kinds = recorded_kinds(records)
+            heuristics = {h: np.mean(list(values[(task, h, target)].values())) for h in suite.controllers
+                          if kind_of(h, kinds) == "heuristic" and (task, h, target) in values}
             if series:
                 best = max(heuristics, key=heuristics.__getitem__, default=None)
                 lines = ((f"{best} (best heuristic)", float(heuristics[best])),) if best else ()

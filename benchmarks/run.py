@@ -1,16 +1,20 @@
 """make bench: controllers x tasks x targets x seeds -> test accuracy after full training of the pruned init.
 
-    python -m benchmarks.run                    # the quick suite (embedded digits data, no network)
+    python -m benchmarks.run                    # the default suite (embedded digits data, no network)
+    python -m benchmarks.run --suite tiny --controller my_lab.pruners:Mine   # does my controller plug in?
     python -m benchmarks.run --suite mnist      # see benchmarks/suites.py for the suites and the protocol
     python -m benchmarks.run --suite mnist --tasks lenet300-mnist --sparsities 0.95 0.98   # a part of one
 
 Stage 1 gets every cell's plan; stage 2 trains each pruned initialization with the task's full schedule in worker
 processes. Both stages write JSONL records atomically (``<suite>_plans.jsonl``, ``<suite>.jsonl``): an
 interrupted run resumes and skips finished work; every record carries the settings its numbers depend on
-(``cell_settings``: budgets, schedules, controller options, device, commit, versions) and their fingerprint, and a
-resume under other settings refuses with what changed (``--fresh`` starts the suite again). Learners' and searchers'
+(``cell_settings``: budgets, schedules, controller options, device, versions, and the hash of the code that computes
+them: this project's packages and an outside controller's module) and their fingerprint. A resume under other
+settings refuses with what changed (``--fresh`` starts the suite again); where only the code changed (an edited
+controller), the cells it computed are computed again and the others reused. Learners' and searchers'
 plans read at ``CHECKPOINTS`` of their budget are trained too (sample efficiency), and each cell's best new plan
-is a candidate for the best known plans (``benchmarks.best_known``). At the end the report (``<suite>.md``: the
+is a candidate for the best known plans (``benchmarks.best_known``: the run's own ``best_known.jsonl`` over the
+committed reference, which only ``python -m benchmarks.promote`` changes). At the end the report (``<suite>.md``: the
 table with intervals, the paired differences, the rliable aggregate of ``benchmarks.aggregate``, the sample
 efficiency) and the plots are rebuilt from the records (``write_report``).
 
@@ -34,10 +38,17 @@ from typing import Any
 import numpy as np
 import torch
 import tyro
-from tqdm import tqdm
 
 import agents
-from agents.base import Controller, SearchController, TrainableController, describe_factory, fixed_target
+from agents.base import (
+    Controller,
+    SearchController,
+    TrainableController,
+    controller_kind,
+    describe_factory,
+    fixed_target,
+    has_update_probe,
+)
 from benchmarks.aggregate import (
     aggregate_caption,
     aggregate_table,
@@ -47,36 +58,42 @@ from benchmarks.aggregate import (
 )
 from benchmarks.best_known import REFERENCE, BestKnown, schedule_of
 from benchmarks.cells import instance_env, plan_of, run_finals
-from benchmarks.outside import register_outside
+from benchmarks.outside import controller_source, register_outside
+from benchmarks.progress import Progress
 from benchmarks.records import RecordFile, check_settings, fingerprint, read_records, write_atomic
 from benchmarks.report import (
     caption,
     efficiency_table,
     markdown_table,
     paired_table,
+    recorded_kinds,
+    rows_table,
     save_efficiency_plot,
     save_plot,
     weight_sparsity_table,
 )
-from benchmarks.suites import Suite, get_suite
+from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import make_pool
-from pruning_env.provenance import git_describe, versions
+from pruning_env.provenance import code_fingerprint, versions
 from pruning_env.registry import get_task
 
 CELL_KEY = ("task", "controller", "target_sparsity", "seed")
 CHECKPOINT_KEY = (*CELL_KEY, "budget_fraction")
-CHECKPOINTS: tuple[float, ...] = (0.25, 0.5)
-"""Fractions of its evaluation budget at which a learner's and a searcher's plans are also trained fully (the
-same run read early: sample efficiency)."""
 CANDIDATE_KEY = ("task", "target_sparsity", "seed", "plan", "train_seed")
+BENCH_CODE: tuple[str, ...] = ("benchmarks/run.py", "benchmarks/cells.py", "benchmarks/final_accuracy.py")
+"""The benchmark modules that make a cell's plan and train it (hashed with the packages into every cell's settings)."""
 
 
 @dataclass
 class Args:
-    suite: str = "quick"
-    """Suite name (quick, mnist, cifar, benchmarl, tiny); the generalization benchmark is ``python -m benchmarks.generalize``."""
+    suite: str = DEFAULT_SUITE
+    """Suite (``benchmarks.suites``): short (the default: mlp-digits, 3 seeds, about 12 min on 2 cores), quick
+    (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
+    ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
+    cifar (ResNet-20, VGG-19; a GPU's work), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours); the
+    generalization benchmark is ``python -m benchmarks.generalize``."""
     out: Path = Path("benchmarks/results")
     """Folder of the records, table and plot."""
     device: str = "auto"
@@ -90,13 +107,16 @@ class Args:
     only: tuple[str, ...] = ()
     """Run only these of the suite's controllers (all when empty)."""
     workers: int | None = None
-    """Processes for the final trainings (the suite's default when omitted)."""
+    """Processes for the final trainings and the searchers' rewards (default: the CPU cores this process may use);
+    the numbers are the same for any count."""
     progress: bool = True
     """Show progress bars."""
     fresh: bool = False
     """Delete this suite's records in ``out`` first and start again (a resume under other settings refuses)."""
-    best_known: Path = REFERENCE
-    """The best known plans (``benchmarks.best_known``): read for the regrets, updated when the run finds better."""
+    best_known: Path | None = None
+    """The run's best known plans (``benchmarks.best_known``; default ``<out>/best_known.jsonl``), read over the
+    committed reference for the regrets and updated when the run finds better; the reference itself changes only
+    with ``python -m benchmarks.promote``."""
     controller: tuple[str, ...] = ()
     """Your own controllers, ``package.module:factory`` (``benchmarks.outside``), added to the suite's rows."""
     train_checkpoints: bool = True
@@ -110,7 +130,8 @@ FRESH_HINT = ("start this suite again with --fresh (make bench FRESH=1), which d
 
 def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict[str, Any]:
     """Everything a cell's numbers depend on besides its key: the suite's budgets and schedules, the task, the
-    controller and its options, the device, the code's commit and the versions."""
+    controller and its options, the device, the versions, and the code (``code.package``: this project's packages
+    and ``BENCH_CODE``; ``code.controller``: an outside controller's module, None for ours)."""
     spec = get_task(task)
     return {
         "suite": {"name": suite.name, "sparsities": list(suite.sparsities), "rl_episodes": suite.rl_episodes,
@@ -119,7 +140,8 @@ def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict
                  "reward_train": asdict(spec.reward_train), "final_train": asdict(spec.final_train)},
         "controller": controller, "factory": describe_factory(agents.CONTROLLERS[controller]),
         "options": dict(suite.options.get(controller, {})), "device": device,
-        "commit": git_describe(), "versions": versions(),
+        "versions": versions(),
+        "code": {"package": code_fingerprint(*BENCH_CODE), "controller": controller_source(controller)},
     }
 
 
@@ -160,45 +182,52 @@ class Checkpoints:
             plans = self.read()
             self.plans.update({fraction: (spent, plans) for fraction in reached})
 
-    def probe(self, method: Callable[..., Any]) -> dict[str, Any]:
-        """``{"on_update": self}`` when ``method`` takes it (ours do; an outside controller may not)."""
-        return {"on_update": self} if "on_update" in inspect.signature(method).parameters else {}
+    def probe(self, controller: Controller) -> dict[str, Any]:
+        """``{"on_update": self}`` when the controller's ``train`` or ``search`` takes it (ours do; an outside
+        controller may not: its plans are then read at the end of its budget only)."""
+        return {"on_update": self} if has_update_probe(controller) else {}
 
 
 def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], device: str) -> Iterator[dict[str, Any]]:
     """Plan records of ``controllers`` for every target of one (task, seed), and of each learner's and searcher's
-    checkpoints (records with ``budget_fraction`` and ``spent``)."""
+    checkpoints (records with ``budget_fraction`` and ``spent``). Every record names the controller's ``kind``
+    (``agents.base.KINDS``), its reward ``evaluations`` for the cell and whether it has the ``on_update`` probe."""
     target_range = (min(suite.sparsities), max(suite.sparsities))
     for name in controllers:
         start = time.perf_counter()
         controller = controller_for(suite, name, shared_cell_env(suite, task, target_range, seed, device), seed)
+        kind = {"kind": controller_kind(controller), "probe": has_update_probe(controller)}
         own_target = fixed_target(controller)
         if own_target is not None:
             env = shared_cell_env(suite, task, own_target, seed, device)
-            yield record(name, own_target, plan_of(controller, env, seed), time.perf_counter() - start)
+            yield {**record(name, own_target, plan_of(controller, env, seed), time.perf_counter() - start), **kind,
+                   "evaluations": 0}
             continue
         if isinstance(controller, TrainableController):
             make_env = functools.partial(cell_env, suite, task, target_range, seed, device)
             checkpoints = Checkpoints(suite.rl_episodes, lambda c=controller: {
                 target: plan_of(c, shared_cell_env(suite, task, target, seed, device), seed)
                 for target in suite.sparsities})
-            controller.train(make_env, suite.rl_episodes, seed, **checkpoints.probe(controller.train))
+            controller.train(make_env, suite.rl_episodes, seed, **checkpoints.probe(controller))
             for fraction, (spent, plans) in checkpoints.plans.items():
                 for target, plan in plans.items():
-                    yield {**record(name, target, plan, 0.0), "budget_fraction": fraction, "spent": spent}
+                    yield {**record(name, target, plan, 0.0), **kind, "budget_fraction": fraction, "spent": spent}
         train_seconds = time.perf_counter() - start
         for target in suite.sparsities:
             start = time.perf_counter()
             env = shared_cell_env(suite, task, target, seed, device)
+            evaluations = 0
             if isinstance(controller, TrainableController):
-                plan = plan_of(controller, env, seed)
+                plan, evaluations = plan_of(controller, env, seed), suite.rl_episodes
             elif isinstance(controller, SearchController):
                 plan, checkpoint_plans = search_plan(suite, name, task, target, seed, device)
+                evaluations = suite.search_episodes_per_cell
                 for fraction, (spent, early) in checkpoint_plans.items():
-                    yield {**record(name, target, early, 0.0), "budget_fraction": fraction, "spent": spent}
+                    yield {**record(name, target, early, 0.0), **kind, "budget_fraction": fraction, "spent": spent}
             else:
                 plan = plan_of(controller_for(suite, name, env, seed), env, seed)
-            yield record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities))
+            yield {**record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities)),
+                   **kind, "evaluations": evaluations}
 
 
 def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str
@@ -211,13 +240,13 @@ def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, de
     if "pool" not in inspect.signature(agents.CONTROLLERS[name]).parameters:
         searcher = controller_for(suite, name, env, seed)
         checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
-        searcher.search(budget, seed, **checkpoints.probe(searcher.search))
+        searcher.search(budget, seed, **checkpoints.probe(searcher))
         return plan_of(searcher, env, seed), checkpoints.plans
     source = functools.partial(cell_env, suite, task, target, seed, device)
     with make_pool([source], suite.workers) as pool:
         searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
         checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
-        searcher.search(budget, seed, **checkpoints.probe(searcher.search))
+        searcher.search(budget, seed, **checkpoints.probe(searcher))
         return plan_of(searcher, env, seed), checkpoints.plans
 
 
@@ -229,6 +258,45 @@ def cell_targets(suite: Suite, name: str) -> list[float]:
     """The targets ``name`` is evaluated at: its own fixed target, or the suite's."""
     own = fixed_target(name)
     return [own] if own is not None else list(suite.sparsities)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """A suite run's compute in masked training steps, the progress bar's unit: a reward evaluation costs K steps,
+    a full training its schedule's steps, a heuristic's plan nothing."""
+
+    suite: Suite
+    train_checkpoints: bool
+
+    def reward_steps(self, task: str) -> int:
+        return self.suite.reward_steps or get_task(task).reward_train.steps
+
+    def train_steps(self, task: str) -> int:
+        return self.suite.final_steps or get_task(task).final_train.steps
+
+    def plan(self, record: dict[str, Any]) -> float:
+        """The steps a plan record's cell cost (a learner's training is shared by its targets)."""
+        kind = record.get("kind") or controller_kind(agents.CONTROLLERS.get(record["controller"]))
+        share = len(self.suite.sparsities) if kind == "learner" else 1
+        return record.get("evaluations", 0) * self.reward_steps(record["task"]) / share
+
+    def train(self, record: dict[str, Any]) -> float:
+        return float(self.train_steps(record["task"]))
+
+    def total(self) -> tuple[float, int]:
+        """(steps, cells) of the whole run before the best-plan candidates (known only after the trainings)."""
+        steps, cells = 0.0, 0
+        for task in self.suite.tasks:
+            for name in self.suite.controllers:
+                kind = controller_kind(agents.CONTROLLERS[name])
+                targets = len(cell_targets(self.suite, name))
+                evaluations = {"learner": self.suite.rl_episodes / targets,
+                               "searcher": self.suite.search_episodes_per_cell}.get(kind, 0)
+                trainings = targets * (1 + len(CHECKPOINTS) * (kind in ("learner", "searcher") and self.train_checkpoints))
+                steps += len(self.suite.seeds) * (targets * evaluations * self.reward_steps(task)
+                                                  + trainings * self.train_steps(task))
+                cells += len(self.suite.seeds) * trainings
+        return steps, cells
 
 
 def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh: bool = False,
@@ -262,10 +330,15 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
             return record.get("settings", {})
         return cell_settings(suite, record["task"], record["controller"], device)
 
-    check_settings([plans, cells, early_plans, early], settings_of, FRESH_HINT)
-    total = sum(len(suite.tasks) * len(suite.seeds) * len(cell_targets(suite, c)) for c in suite.controllers)
-    bar = tqdm(total=2 * total, desc=f"bench {suite.name} (plans, then full trainings)", unit="step", disable=not progress)
-    bar.update(len(plans.records) + len(cells.records))
+    dropped = check_settings([plans, cells, early_plans, early], settings_of, FRESH_HINT)
+    for cell, changes in dropped.items():
+        print(f"computing again ({'; '.join(changes)}): {cell}")
+    package = code_fingerprint(*BENCH_CODE)
+    candidates.discard(lambda record: record.get("code") != package)
+    cost = RunCost(suite, train_checkpoints)
+    bar = Progress(*cost.total(), progress, desc=f"bench {suite.name}")
+    finished = [*cells.records, *(early.records if train_checkpoints else [])]
+    bar.advance(sum(map(cost.plan, plans.records)) + sum(map(cost.train, finished)), cells=len(finished))
     for task in suite.tasks:
         for seed in suite.seeds:
             missing = [
@@ -274,37 +347,44 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
             for plan in group_plans(suite, task, seed, missing, device):
                 settings = cell_settings(suite, task, plan["controller"], device)
                 plan.update(task=task, seed=seed, settings=settings, fingerprint=fingerprint(settings))
+                bar.phase(f"plans: {plan['controller']} on {task} seed {seed}")
                 target = early_plans if "budget_fraction" in plan else plans
                 if target.key(plan) not in target:
                     target.add(plan)
-                    bar.update(target is plans)
-    run_finals([p for p in plans.records if plans.key(p) not in cells], cells, suite.workers, suite.final_steps,
-               device, bar, suite=suite.name)
-    bar.close()
-    todo = [p for p in early_plans.records if early_plans.key(p) not in early] if train_checkpoints else []
-    with tqdm(total=len(todo), desc="checkpoint plans (full trainings)", disable=not progress or not todo) as more:
-        run_finals(todo, early, suite.workers, suite.final_steps, device, more, suite=suite.name)
-    best = BestKnown(best_known or out / "best_known.jsonl")
+                    bar.advance(cost.plan(plan) if target is plans else 0)
+    bar.phase("full trainings of the plans")
+    train = functools.partial(run_finals, workers=suite.workers, final_steps=suite.final_steps, device=device,
+                              done=lambda plan: bar.advance(cost.train(plan), cells=1))
+    train([p for p in plans.records if plans.key(p) not in cells], cells, suite=suite.name)
+    if train_checkpoints:
+        bar.phase("full trainings of the checkpoint plans")
+        train([p for p in early_plans.records if early_plans.key(p) not in early], early, suite=suite.name)
+    best = BestKnown(best_known or out / "best_known.jsonl", base=REFERENCE)
     schedules = {task: schedule_of(task, suite.final_steps) for task in suite.tasks}
     todo = [{**c, "plan": fingerprint({"requested": c["requested"]})}
             for c in best.candidates([*cells.records, *early.records], schedules)]
     todo = [c for c in todo if candidates.key(c) not in candidates]
-    with tqdm(total=len(todo), desc="best-plan candidates (3 training seeds)", disable=not progress or not todo) as more:
-        run_finals(todo, candidates, suite.workers, suite.final_steps, device, more)
+    bar.grow(sum(map(cost.train, todo)), cells=len(todo))
+    bar.phase("best-plan candidates (3 training seeds each)")
+    train(todo, candidates, code=package)
+    bar.close()
     best.update(candidates.records, schedules)
-    return write_report(suite, out, device, time.perf_counter() - start, best.path)
+    return write_report(suite, out, device, time.perf_counter() - start, best)
 
 
-def write_report(suite: Suite, out: Path, device: str, seconds: float, best_known: Path) -> str:
+def write_report(suite: Suite, out: Path, device: str, seconds: float, best: BestKnown) -> str:
     """Rebuild the suite's report from its records in ``out`` and the best known plans: ``<suite>.md`` (the
-    table, the paired differences, the rliable aggregate, the sample efficiency) and the plots; returns the text."""
+    table, the rows' kinds and budgets, the paired differences, the rliable aggregate, the sample efficiency) and
+    the plots; returns the text."""
     cells = read_records(out / f"{suite.name}.jsonl")
     early = read_records(out / f"{suite.name}_checkpoints.jsonl")
-    scores, regrets = score_matrices(suite, cells, BestKnown(best_known))
-    report = aggregate_table(scores, regrets, best_heuristic(scores))
+    kinds = recorded_kinds(cells)
+    scores, regrets = score_matrices(suite, cells, best)
+    report = aggregate_table(scores, regrets, best_heuristic(scores, kinds), kinds=kinds)
     cell_count = next(iter(scores.values())).shape[1] if scores else 0
-    text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds) + "\n\n"
-            + paired_table(suite, cells) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
+    text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds, kinds) + "\n\n"
+            + rows_table(suite, cells) + "\n" + paired_table(suite, cells, kinds) + "\n"
+            + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
             + efficiency_table(suite, cells, early))
     write_atomic(out / f"{suite.name}.md", text)
     save_plot(suite, cells, out / f"{suite.name}.png")

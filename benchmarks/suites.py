@@ -13,6 +13,7 @@ heuristics over 0.5-0.98 (``benchmarks/results/reference/flops_sweep``) found se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -63,8 +64,9 @@ class Suite:
     """K of that reward (the task's when None)."""
     final_steps: int | None = None
     """Override of the full training's steps (None: the task's schedule); only for test presets."""
-    workers: int = 2
-    """Processes for the final trainings."""
+    workers: int = field(default_factory=lambda: available_cores())
+    """Processes for the final trainings and the searchers' rewards (default: the cores this process may use; the
+    numbers do not depend on it)."""
     options: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: {"mappo": QUIET_MAPPO, "mappo_ar": QUIET_MAPPO, "sb3_ppo": PARALLEL_SB3, **SEARCH_OPTIONS}
     )
@@ -76,6 +78,11 @@ class Suite:
         return max(1, self.rl_episodes // len(self.sparsities))
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 ALL_CONTROLLERS = ("dense", *HEURISTICS, *SEARCHERS, *LEARNERS)
 QUICK_CONTROLLERS = ("dense", *(name for name in HEURISTICS if name != "er"), *SEARCHERS, *LEARNERS)
 """The quick suite's rows: ER is left out because on an MLP (no kernels) it is ERK's formula, the same plan."""
@@ -83,6 +90,7 @@ QUICK_CONTROLLERS = ("dense", *(name for name in HEURISTICS if name != "er"), *S
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in (
+        Suite("short", ("mlp-digits",), (0.98, 0.99), (0, 1, 2), QUICK_CONTROLLERS, rl_episodes=72),
         Suite("quick", ("mlp-digits",), (0.98, 0.99), (0, 1, 2, 3, 4), QUICK_CONTROLLERS, rl_episodes=200),
         Suite("mnist", ("lenet300-mnist", "lenet5-mnist"), (0.95, 0.98, 0.99, 0.995), (0, 1, 2), ALL_CONTROLLERS),
         Suite("flops", ("cnn-digits-flops",), (0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS, rl_episodes=200),
@@ -103,10 +111,16 @@ SUITES: dict[str, Suite] = {
             rl_episodes=8,
             reward_steps=5,
             final_steps=60,
-            workers=1,
         ),
     )
 }
+
+CHECKPOINTS: tuple[float, ...] = (0.25, 0.5)
+"""Fractions of its evaluation budget at which a learner's and a searcher's plans are also trained fully (the
+same run read early: sample efficiency)."""
+DEFAULT_SUITE = "short"
+"""``make bench``'s suite: the quick suite's cells with 3 seeds and 72 reward evaluations per learner and seed (36
+per searcher and cell), sized to finish within 15 minutes on 2 CPU cores."""
 
 # Published figures shown beside ours: (task, sparsity) -> (source, test accuracy in %)
 PUBLISHED: dict[tuple[str, float], tuple[str, float]] = {

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.records import read_records
 from benchmarks.report import markdown_table
-from benchmarks.run import Checkpoints, run_suite, search_plan
+from benchmarks.run import Checkpoints, RunCost, run_suite, search_plan
 from benchmarks.suites import get_suite
 
 
@@ -108,7 +108,7 @@ def test_table_bolds_only_a_controller_ahead_of_every_other_beyond_the_paired_in
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cma_es"])
 def test_a_searcher_finds_the_same_plan_on_two_worker_processes_as_in_this_one(name) -> None:
-    suite = get_suite("tiny", rl_episodes=20, sparsities=(0.99,))
+    suite = get_suite("tiny", rl_episodes=20, sparsities=(0.99,), workers=1)
     one, early_one = search_plan(suite, name, "mlp-digits", 0.99, 0, "cpu")
     two, early_two = search_plan(replace(suite, workers=2), name, "mlp-digits", 0.99, 0, "cpu")
     assert one.tolist() == two.tolist()
@@ -126,7 +126,31 @@ def test_checkpoints_read_the_plans_once_when_the_spent_evaluations_first_reach_
     jump(70)  # one update past both marks: one read serves both
     assert jump.plans == {0.25: (70, "plans"), 0.5: (70, "plans")}
 
-    def train(make_env, episodes, seed):  # an outside learner without the probe
-        return None
+    class Plain:  # an outside learner without the probe
+        def train(self, make_env, episodes, seed):
+            return None
 
-    assert jump.probe(train) == {} and jump.probe(lambda *a, on_update=None: None) == {"on_update": jump}
+    class Probed:
+        def search(self, episodes=None, seed=None, on_update=None):
+            return None
+
+    assert jump.probe(Plain()) == {} and jump.probe(Probed()) == {"on_update": jump}
+
+
+def test_results_are_the_same_for_any_worker_count_and_the_progress_counts_every_step(tmp_path) -> None:
+    suite = replace(get_suite("tiny"), controllers=("dense", "uniform", "random_search"), sparsities=(0.9, 0.99),
+                    final_steps=20)
+    runs = {}
+    for workers in (1, 2):
+        run_suite(replace(suite, workers=workers), tmp_path / str(workers), "cpu", progress=False)
+        runs[workers] = {(r["controller"], r["target_sparsity"]): (r["requested"], r["test_accuracy"])
+                         for r in read_records(tmp_path / str(workers) / "tiny.jsonl")}
+    assert runs[1] == runs[2] and len(runs[1]) == 5
+
+    cost = RunCost(suite, train_checkpoints=True)
+    plans = read_records(tmp_path / "1" / "tiny_plans.jsonl")
+    trained = [*read_records(tmp_path / "1" / "tiny.jsonl"), *read_records(tmp_path / "1" / "tiny_checkpoints.jsonl")]
+    steps = sum(map(cost.plan, plans)) + sum(map(cost.train, trained))
+    assert cost.total() == (steps, len(trained))  # the bar's total is what the run spends (before candidates)
+    # random search: 8 evaluations per seed over 2 targets -> 4 per cell of K=5 steps; 5 + 4 trainings of 20 steps
+    assert cost.total() == (2 * 4 * 5 + 9 * 20, 9)

@@ -1,6 +1,7 @@
 """Bring your own controller (``benchmarks.outside``, ``make bench CONTROLLER=package.module:factory``): a
 controller defined outside the package is imported, checked, registered and benchmarked in the same cells and
-table; a bad path or an object that is not a controller is a clear error."""
+table (end to end, with reruns and an edit: ``tests/test_rerun.py``); a bad path or an object that is not a
+controller is a clear error."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from agents.base import CONTROLLERS
-from benchmarks import run
 from benchmarks.outside import load_factory, register_outside
-from benchmarks.records import read_records
 from pruning_env.parallel import PruningEnv
 
 MODULE = '''
@@ -81,19 +80,3 @@ def test_objects_that_are_not_controllers_are_refused(outside, env: PruningEnv) 
         register_outside("my_pruners:broken", env)
     assert register_outside("my_pruners:HalfSnip", env) == "half_snip"
     assert "half_snip" in CONTROLLERS
-
-
-@pytest.mark.slow
-def test_an_outside_controller_is_benchmarked_in_the_same_cells_and_table(outside, tmp_path: Path) -> None:
-    heuristics = ("dense", "global_snip")  # the suite's learner and searcher are tested in test_bench.py
-    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False, only=heuristics,
-                      controller=("my_pruners:HalfSnip",)))
-    cells = read_records(tmp_path / "results" / "tiny.jsonl")
-    mine = [cell for cell in cells if cell["controller"] == "half_snip"]
-    assert sorted(cell["target_sparsity"] for cell in mine) == [0.5, 0.999]
-    assert all(0.0 <= cell["test_accuracy"] <= 1.0 for cell in mine)
-    assert mine[0]["settings"]["factory"] == "my_pruners.HalfSnip"
-    table = (tmp_path / "results" / "tiny.md").read_text()
-    assert "| half_snip |" in table and "| global_snip |" in table
-    run.main(run.Args(suite="tiny", out=tmp_path / "results", progress=False, only=heuristics))  # its rows are kept
-    assert len(read_records(tmp_path / "results" / "tiny.jsonl")) == len(cells)

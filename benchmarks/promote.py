@@ -1,0 +1,70 @@
+"""Make a run's results the committed reference: the one command that writes ``benchmarks/results/reference``.
+
+    python -m benchmarks.promote short                  # make promote SUITE=short
+    python -m benchmarks.promote quick --out /tmp/run   # a run written elsewhere
+
+A benchmark run writes only into its output folder; this copies the suite's records, report and plots from there
+into the reference folder (replacing the reference's files of that suite) and merges the run's best known plans
+into the reference's (``benchmarks.best_known``: a run's file holds the reference's entries it started from plus
+what it found, so its entry of a cell replaces the reference's). Then review ``git diff`` and commit.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from benchmarks.best_known import REFERENCE, BestKnown
+
+SUFFIXES: tuple[str, ...] = (
+    ".jsonl", "_plans.jsonl", "_checkpoint_plans.jsonl", "_checkpoints.jsonl", "_candidates.jsonl", ".md", ".png",
+    "_profile.png", "_efficiency.png",
+)
+"""The files a suite's run writes (``benchmarks.run.run_suite``), after the suite's name."""
+
+
+@dataclass
+class Args:
+    suite: Annotated[str, tyro.conf.Positional]
+    """The suite whose run to promote (its files are ``<out>/<suite>*``)."""
+    out: Path = Path("benchmarks/results")
+    """The run's output folder."""
+    reference: Path = REFERENCE.parent
+    """The reference folder."""
+
+
+def promote(suite: str, out: Path, reference: Path) -> list[Path]:
+    """Copy the suite's run files from ``out`` into ``reference`` and merge the best known plans; the files written.
+
+    Raises:
+        ValueError: when ``out`` holds no records of ``suite`` (nothing to promote).
+    """
+    if not (out / f"{suite}.jsonl").exists():
+        raise ValueError(f"{out} holds no run of the suite {suite!r} ({out / f'{suite}.jsonl'} is missing): "
+                         f"run it first (make bench SUITE={suite})")
+    reference.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in SUFFIXES:
+        source = out / f"{suite}{suffix}"
+        if source.exists():
+            written.append(Path(shutil.copy2(source, reference / source.name)))
+    if (out / "best_known.jsonl").exists():
+        merged = BestKnown(reference / "best_known.jsonl", base=None)
+        merged.entries.update(BestKnown(out / "best_known.jsonl").entries)
+        merged.write()
+        written.append(merged.path)
+    return written
+
+
+def main(args: Args) -> None:
+    for path in promote(args.suite, args.out, args.reference):
+        print(f"wrote {path}")
+    print("review with git diff, then commit")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
