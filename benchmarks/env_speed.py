@@ -140,7 +140,7 @@ def uniform_actions(env: PruningEnv, target: float) -> dict[str, np.ndarray]:
 def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: float) -> PruningEnv:
     data = task_data(task_name, device)
     env = PruningEnv(task_name, data=data, device=device, reward_steps=args.reward_steps, cache_size=args.repeats + 2)
-    target = env.target_range[0]
+    target = env.config.target_range[0]
     uncached, cached, steps = [], [], []
     env.reset(seed=args.seed)
     env.step(uniform_actions(env, target))  # warm-up: allocator, kernels
@@ -224,7 +224,7 @@ def cost_breakdown(env: PruningEnv, target: float, repeats: int) -> dict[str, fl
 
 
 def memory_check(env: PruningEnv, episodes: int, warmup: int) -> None:
-    target = env.target_range[0]
+    target = env.config.target_range[0]
     baseline = 0.0
     for episode in range(episodes):
         env.reset(seed=episode % 4)

@@ -34,6 +34,10 @@ class Args:
     """Targets."""
     seeds: tuple[int, ...] = (1000, 1001)
     """Init seeds (held out from training)."""
+    reward_steps: int | None = None
+    """K of the proxy reward (None: the family's, 100 steps); a small K makes a quick smoke run."""
+    members: int | None = None
+    """Members of each split to evaluate, the first ones (None: every member)."""
 
 
 def main(args: Args) -> None:
@@ -41,9 +45,10 @@ def main(args: Args) -> None:
     for split in ("train", "heldout"):
         for target in args.targets:
             versus_snip: dict[str, list[float]] = {"controller": [], "lamp": []}
-            for task in family_tasks(args.family, split):  # type: ignore[arg-type]
+            for task in family_tasks(args.family, split)[: args.members]:  # type: ignore[arg-type]
                 for seed in args.seeds:
-                    env = PruningEnv(task, target_sparsity=target, reward="neg_loss", init=seed, seed=seed)
+                    env = PruningEnv(task, target_sparsity=target, reward="neg_loss", init=seed, seed=seed,
+                                     reward_steps=args.reward_steps)
                     controllers = {"controller": load_pretrained(env, args.controller),
                                    "snip": agents.make_controller("global_snip", env),
                                    "lamp": agents.make_controller("lamp", env)}

@@ -63,11 +63,15 @@ class Args:
     """``reward_orders`` of the ruggedness measurement."""
     workers: int = 2
     out: Path = Path("benchmarks/results")
+    reward_steps: int | None = None
+    """K of the proxy reward (None: the task's); a small K makes a quick smoke run."""
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    """MAPPO variants to trace (names of ``VARIANTS``; all by default)."""
 
 
 def _env(args: Args, reward_orders: int = 1) -> PruningEnv:
     return PruningEnv(args.task, target_sparsity=args.target, reward="neg_loss", init=args.seed, seed=args.seed,
-                      device="cpu", reward_orders=reward_orders)
+                      device="cpu", reward_orders=reward_orders, reward_steps=args.reward_steps)
 
 
 def ruggedness(args: Args, reward_orders: int) -> dict[str, Any]:
@@ -146,9 +150,12 @@ def markdown(args: Args, records: Sequence[dict[str, Any]]) -> str:
 
 
 def main(args: Args) -> str:
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown MAPPO variants {unknown}; known: {list(VARIANTS)}")
     torch.set_num_threads(1)
     start = time.perf_counter()
-    jobs = [("ruggedness", n) for n in args.orders] + [("mappo", name) for name in VARIANTS] + [("cma_es", None)]
+    jobs = [("ruggedness", n) for n in args.orders] + [("mappo", name) for name in args.variants] + [("cma_es", None)]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         records = list(pool.map(_run, jobs, [args] * len(jobs)))
     args.out.mkdir(parents=True, exist_ok=True)

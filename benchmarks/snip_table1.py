@@ -19,8 +19,8 @@ from __future__ import annotations
 import functools
 import math
 import multiprocessing
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -49,10 +49,14 @@ PAPER_ERRORS: dict[tuple[str, float], float] = {
 """SNIP's Table 1: test error (%) by (task, sparsity), from the suites' published figures."""
 
 
-def schedules(task: str) -> dict[str, TrainConfig]:
-    """The shipped schedule of ``task`` and the paper's (50k iterations, x0.1 every 25k)."""
+def schedules(task: str, steps: int | None = None) -> dict[str, TrainConfig]:
+    """The shipped schedule of ``task`` and the paper's (50k iterations, x0.1 every 25k); ``steps`` shortens both
+    to that many iterations (the paper's decaying halfway)."""
     shipped = get_task(task).final_train
-    return {"shipped": shipped, "paper": replace(shipped, steps=50_000, cosine=False, decay_every=25_000)}
+    paper = replace(shipped, steps=50_000, cosine=False, decay_every=25_000)
+    if steps is not None:
+        shipped, paper = replace(shipped, steps=steps), replace(paper, steps=steps, decay_every=max(1, steps // 2))
+    return {"shipped": shipped, "paper": paper}
 
 
 TRUNCATED_STD = 0.87962566103423978
@@ -109,6 +113,9 @@ class Args:
     """Processes for the trainings."""
     out: Path = Path("benchmarks/results")
     """Folder of the records and the table."""
+    final_steps: int | None = None
+    """Training iterations of both schedules (None: theirs, 10k and 50k); a few make a quick smoke run, not
+    comparable with the paper (a resume refuses records of another length)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,24 +124,25 @@ def _data(task: str) -> Dataset:
 
 
 @functools.lru_cache(maxsize=8)
-def _evaluator(task: str, target: float, schedule: str, init: str) -> FinalEvaluator:
+def _evaluator(task: str, target: float, schedule: str, init: str, steps: int | None = None) -> FinalEvaluator:
     torch.set_num_threads(1)
     data = _data(task)
-    return FinalEvaluator(task, target, device="cpu", final_train=schedules(task)[schedule], data=data,
+    return FinalEvaluator(task, target, device="cpu", final_train=schedules(task, steps)[schedule], data=data,
                           model=networks(task, data)[init])
 
 
-def train(task: str, target: float, seed: int, schedule: str, init: str) -> dict[str, Any]:
-    """Global SNIP's plan on seed ``seed``'s instance under ``init``, trained with ``schedule``: one record."""
+def train(task: str, target: float, seed: int, schedule: str, init: str, steps: int | None = None) -> dict[str, Any]:
+    """Global SNIP's plan on seed ``seed``'s instance under ``init``, trained with ``schedule`` (shortened to
+    ``steps`` iterations when given): one record."""
     data = _data(task)
     env = instance_env(task, target, seed, "neg_loss", None, "cpu", model=networks(task, data)[init], data=data)
     plan = plan_of(agents.make_controller("global_snip", env), env, seed)
     env.close()
-    steps = schedules(task)[schedule].steps
-    checkpoints = list(range(SAVE_EVERY, steps + 1, SAVE_EVERY))
-    result, accuracies = _evaluator(task, target, schedule, init).accuracy_at(plan, seed, checkpoints)
+    config = schedules(task, steps)[schedule]
+    checkpoints = list(range(SAVE_EVERY, config.steps + 1, SAVE_EVERY))
+    result, accuracies = _evaluator(task, target, schedule, init, steps).accuracy_at(plan, seed, checkpoints)
     return {"task": task, "target_sparsity": target, "seed": seed, "schedule": schedule, "init": init,
-            "train": asdict(schedules(task)[schedule]), "test_accuracy": result.accuracy,
+            "train": asdict(config), "test_accuracy": result.accuracy,
             "checkpoint_steps": checkpoints, "checkpoint_accuracies": list(accuracies),
             "global_sparsity": result.global_sparsity, "requested": plan.tolist(), "applied": result.applied.tolist(),
             "train_seconds": result.seconds, "commit": git_describe(), "versions": versions()}
@@ -170,13 +178,17 @@ def main(args: Args) -> None:
     if unknown:
         raise SystemExit(f"unknown initializations or schedules {unknown}; inits: {list(INITS)}, schedules: shipped, paper")
     records = RecordFile(args.out / "snip_table1.jsonl", ("task", "target_sparsity", "seed", "schedule", "init"))
+    other = [r for r in records.records if r["train"]["steps"] != schedules(r["task"], args.final_steps)[r["schedule"]].steps]
+    if other:
+        raise SystemExit(f"{records.path} holds {len(other)} records trained for another number of iterations "
+                         "(--final-steps): give another --out")
     jobs = [(task, target, seed, schedule, init) for (task, target) in PAPER_ERRORS if task in args.tasks
             for init in args.inits for schedule in args.schedules for seed in args.seeds
             if (task, target, seed, schedule, init) not in records]
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool, tqdm(total=len(jobs), desc="SNIP Table 1") as bar:
-        for future in as_completed([pool.submit(train, *job) for job in jobs]):
+        for future in as_completed([pool.submit(train, *job, args.final_steps) for job in jobs]):
             records.add(future.result())
             bar.update(1)
     text = table(records.records)
