@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SUITE ?= quick
+SUITE ?= short
 FRESH ?=
 CONTROLLER ?=
 SEEDS ?=
+WORKERS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast bench lint clean
+.PHONY: install test test-fast bench promote lint clean gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +37,25 @@ ifeq ($(SUITE),generalize)
 	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,)
 else
 	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),) \
-		$(if $(SEEDS),--seeds $(SEEDS),)
+		$(if $(SEEDS),--seeds $(SEEDS),) $(if $(WORKERS),--workers $(WORKERS),)
 endif
+
+# A run writes only into benchmarks/results; this makes its results the committed reference (then review git diff).
+promote: $(STAMP)
+	$(PY) -m benchmarks.promote $(SUITE)
 
 lint: $(STAMP)
 	$(PY) -m ruff check pruning_env agents benchmarks tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# GPU check (benchmarks/gpu_check.py): the gpu-marked tests and the reward throughput as one table; without CUDA,
+# a dry version. On a GPU machine with torch but no network, run `python3 -m benchmarks.gpu_check --out DIR` there
+# after `make gpu-wheels` here, with .gpu-wheels/ beside it.
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check
+
+# The wheels that machine lacks (CPython 3.12, manylinux x86-64, this venv's versions) into .gpu-wheels/.
+gpu-wheels: $(STAMP)
+	$(PY) -m benchmarks.gpu_check --fetch-wheels

@@ -13,7 +13,8 @@ CUDA; on CPU the parameters, gradients and Adam state only (activations are not 
 A cell whose projected time (B x the sequential seconds) exceeds ``--max-cell-seconds`` is skipped and said so.
 
 Then the fidelity of bf16: the Kendall tau between fp32 and bf16 rewards of ``--tau-plans`` plans of one task.
-A CIFAR task falls back to synthetic CIFAR-shaped data when the archive is absent. Results go to
+A CIFAR task falls back to synthetic CIFAR-shaped data when the archive is absent; ``--synthetic`` uses random data
+of every task's real shape instead of its dataset (no data files needed: ``benchmarks.gpu_check``). Results go to
 ``<out>/reward_throughput_<device><label>.md`` and ``.jsonl``.
 
 On a 2-core CPU, ResNet-20 at K = 100 takes about a minute per evaluation; time it there with ``--steps 20``.
@@ -36,9 +37,12 @@ from agents.heuristics import reference_sparsities
 from agents.random_search import sample_plans
 from benchmarks.env_speed import matmul_gflops, task_data
 from pruning_env.compute import synchronize
+from pruning_env.data import Dataset
+from pruning_env.data.dataset import build_dataset
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
 from pruning_env.provenance import git_describe, versions
+from pruning_env.registry import get_task
 from pruning_env.spaces import stack_observations
 
 
@@ -70,6 +74,28 @@ class Args:
     """Folder of the markdown and JSONL results."""
     label: str = ""
     """Appended to the file names (``reward_throughput_<device><label>``), to keep runs of other settings apart."""
+    synthetic: bool = False
+    """Random data of each task's real input shape and classes instead of its dataset (``synthetic_data``)."""
+
+
+SYNTHETIC_SHAPES = {"mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100)}
+"""Input shape and classes of the datasets ``--synthetic`` can stand in for."""
+
+
+def synthetic_data(task_name: str, device: torch.device) -> Dataset:
+    """10,000 training-pool and 500 test samples of the task's dataset's shape and classes (a fixed random prototype
+    per class plus unit Gaussian noise, as ``synthetic-cifar10``); the 10 % validation split covers the reward's
+    1,000 evaluation samples."""
+    dataset = get_task(task_name).dataset
+    if dataset not in SYNTHETIC_SHAPES:
+        raise ValueError(f"--synthetic: no shape known for dataset {dataset!r} (known: {sorted(SYNTHETIC_SHAPES)})")
+    shape, classes = SYNTHETIC_SHAPES[dataset]
+    rng = np.random.default_rng(0)
+    prototypes = rng.normal(0.0, 0.5, size=(classes, *shape)).astype(np.float32)
+    labels = rng.permutation(np.arange(10_500) % classes)
+    images = prototypes[labels] + rng.normal(size=(len(labels), *shape)).astype(np.float32)
+    return build_dataset(f"synthetic-{dataset}", images[:10_000], labels[:10_000], images[10_000:], labels[10_000:],
+                         num_classes=classes, val_fraction=0.1, rng=np.random.default_rng(0)).to(device)
 
 
 def matmul_tflops(size: int, device: torch.device, precision: str) -> float:
@@ -126,7 +152,8 @@ def timed_batch(env: PruningEnv, plans: list[np.ndarray], copies: int, precision
 
 def throughput_rows(task: str, args: Args, device: torch.device, peaks: dict[str, float]) -> list[dict[str, Any]]:
     """One row per (precision, B) of ``task``: evaluations/s, ratio to sequential, TFLOP/s, % of peak, memory."""
-    env = PruningEnv(task, reward_steps=args.steps, device=device, data=task_data(task, device))
+    data = synthetic_data(task, device) if args.synthetic else task_data(task, device)
+    env = PruningEnv(task, reward_steps=args.steps, device=device, data=data)
     flops = flops_per_evaluation(env)
     rows = []
     for precision in args.precisions:

@@ -137,6 +137,7 @@ def test_checkpoints_read_the_plans_once_when_the_spent_evaluations_first_reach_
     assert jump.probe(Plain()) == {} and jump.probe(Probed()) == {"on_update": jump}
 
 
+@pytest.mark.slow
 def test_results_are_the_same_for_any_worker_count_and_the_progress_counts_every_step(tmp_path) -> None:
     suite = replace(get_suite("tiny"), controllers=("dense", "uniform", "random_search"), sparsities=(0.9, 0.99),
                     final_steps=20)
