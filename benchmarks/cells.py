@@ -72,6 +72,7 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
         {
             "applied": result.applied.tolist(),
             "global_sparsity": result.global_sparsity,
+            "effective_sparsity": result.effective_sparsity,
             "flops_reduction": result.flops_reduction,
             "num_classes": evaluator.data.num_classes,
             "test_accuracy": result.accuracy,

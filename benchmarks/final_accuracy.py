@@ -19,9 +19,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pruning_env.compute import TrainResult
 from pruning_env.config import EnvConfig
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.device import default_reward_batch
+from pruning_env.effective import ConnectivityProbe
 from pruning_env.instances import InstanceCache, ModelSource
 from pruning_env.layers import prunable_layers
 from pruning_env.plan import EpisodeResult, PrunedPlan, prune_plan
@@ -73,6 +75,8 @@ class FinalEvaluator:
             reinit_module=False, budget=config.budget,
         )
         self.layers = self.instances.layers
+        self.connectivity = ConnectivityProbe(self.instances.model, [layer.name for layer in self.layers],
+                                              self.data.input_shape)
         model = copy.deepcopy(self.instances.model)
         copies = default_reward_batch(config.device) if train_batch == "auto" else train_batch
         self.trainer = MaskedTrainer(model, prunable_layers(model, self.data.x_train[:2]), self.data.x_train,
@@ -105,7 +109,7 @@ class FinalEvaluator:
                 seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
             )
             for index, run in zip(indices, runs, strict=True):
-                results[index] = EpisodeResult.of(pruned[index], run, run.accuracy, seed, seed, self.target_sparsity)
+                results[index] = self._result(pruned[index], run, seed)
         return results  # type: ignore[return-value]
 
     def accuracy_at(
@@ -117,7 +121,12 @@ class FinalEvaluator:
         run = self.trainer.run(self.instances.get(seed).state, pruned.masks, self.final_train,
                                seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
                                eval_at=steps)
-        return EpisodeResult.of(pruned, run, run.accuracy, seed, seed, self.target_sparsity), run.accuracy_at
+        return self._result(pruned, run, seed), run.accuracy_at
+
+    def _result(self, pruned: PrunedPlan, run: TrainResult, seed: int) -> EpisodeResult:
+        """The result of a trained plan: test accuracy as reward and accuracy, the masks' effective sparsity."""
+        return EpisodeResult.of(pruned, run, run.accuracy, seed, seed, self.target_sparsity,
+                                effective_sparsity=self.connectivity.effective_sparsity(pruned.masks))
 
     def _prune(self, sparsities: np.ndarray, seed: int, label: str) -> PrunedPlan:
         """The plan applied to the instance of ``seed`` as the env applies it; a ValueError names ``label``."""

@@ -268,20 +268,35 @@ def save_efficiency_plot(suite: Suite, records: Sequence[dict[str, Any]], checkp
 def weight_sparsity_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     """Under a FLOPs budget: the weight sparsity (%) each controller's plans reached, mean over seeds, per task
     and target (the MACs removed are the target itself)."""
+    tasks = [task for task in suite.tasks if get_task(task).budget == "flops"]
+    return reached_table(suite, records, tasks, "global_sparsity", "weight sparsity reached (%)", "of the MACs", 1)
+
+
+def effective_sparsity_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
+    """The effective sparsity (%) each controller's plans reached beside the nominal target, mean over seeds: the
+    weights pruned or dead (on no input-output path through kept weights, ``pruning_env.effective``)."""
+    return reached_table(suite, records, list(suite.tasks), "effective_sparsity", "effective sparsity (%)", "nominal", 2)
+
+
+def reached_table(suite: Suite, records: Sequence[dict[str, Any]], tasks: Sequence[str], field: str, title: str,
+                  column: str, digits: int) -> str:
+    """Per task of ``tasks``: the mean over seeds of ``field`` (a fraction, shown in % with ``digits`` decimals) of
+    each controller's plans at every target (columns ``<target> <column>``); records without the field are left
+    out."""
     lines = []
-    for task in suite.tasks:
-        if get_task(task).budget != "flops":
-            continue
+    for task in tasks:
         reached: dict[tuple[str, float], list[float]] = defaultdict(list)
         for record in records:
-            if record["task"] == task and "global_sparsity" in record:
-                reached[(record["controller"], record["target_sparsity"])].append(100 * record["global_sparsity"])
-        lines += [f"| {task}: weight sparsity reached (%) | " + " | ".join(f"{s:g} of the MACs" for s in suite.sparsities)
-                  + " |", "|---" * (len(suite.sparsities) + 1) + "|"]
+            if record["task"] == task and record.get(field) is not None:
+                reached[(record["controller"], record["target_sparsity"])].append(100 * record[field])
+        if not reached:
+            continue
+        lines += [f"| {task}: {title} | " + " | ".join(f"{s:g} {column}" for s in suite.sparsities) + " |",
+                  "|---" * (len(suite.sparsities) + 1) + "|"]
         for controller in suite.controllers:
             if fixed_target(controller) is None and any((controller, s) in reached for s in suite.sparsities):
                 lines.append(f"| {controller} | " + " | ".join(
-                    f"{np.mean(reached[(controller, s)]):.1f}" if (controller, s) in reached else "–"
+                    f"{np.mean(reached[(controller, s)]):.{digits}f}" if (controller, s) in reached else "–"
                     for s in suite.sparsities) + " |")
         lines.append("")
     return "\n".join(lines)

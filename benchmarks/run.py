@@ -63,6 +63,7 @@ from benchmarks.progress import Progress
 from benchmarks.records import RecordFile, check_settings, fingerprint, read_records, write_atomic
 from benchmarks.report import (
     caption,
+    effective_sparsity_table,
     efficiency_table,
     markdown_table,
     paired_table,
@@ -383,8 +384,8 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best: Bes
     report = aggregate_table(scores, regrets, best_heuristic(scores, kinds), kinds=kinds)
     cell_count = next(iter(scores.values())).shape[1] if scores else 0
     text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds, kinds) + "\n\n"
-            + rows_table(suite, cells) + "\n" + paired_table(suite, cells, kinds) + "\n"
-            + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
+            + effective_sparsity_table(suite, cells) + "\n" + rows_table(suite, cells) + "\n"
+            + paired_table(suite, cells, kinds) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
             + efficiency_table(suite, cells, early))
     write_atomic(out / f"{suite.name}.md", text)
     save_plot(suite, cells, out / f"{suite.name}.png")

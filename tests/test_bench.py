@@ -34,6 +34,9 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
     assert all(by_cell[(c, 0.999)]["test_accuracy"] < dense - 0.3 for c in suite.controllers if c != "dense")
     for record in records:
         assert record["global_sparsity"] == pytest.approx(record["target_sparsity"], abs=1e-5)
+        assert record["global_sparsity"] - 1e-9 <= record["effective_sparsity"] <= 1.0
+    assert by_cell[("uniform", 0.999)]["effective_sparsity"] > 0.999  # at 99.9% units disconnect: dead weights
+    assert "effective sparsity (%)" in table
 
     # an interrupted run: drop two finished cells, rerun, and only those two are trained again
     kept = records[:-2]

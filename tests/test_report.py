@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.intervals import signed_interval, t_interval
-from benchmarks.report import paired_table, weight_sparsity_table
+from benchmarks.report import effective_sparsity_table, paired_table, weight_sparsity_table
 from benchmarks.suites import get_suite
 
 
@@ -39,3 +39,14 @@ def test_a_flops_task_reports_the_weight_sparsity_each_controller_reached() -> N
     text = weight_sparsity_table(suite, rows)
     assert "| erk | 95.5 | – |" in text and "| global_snip | – | 90.0 |" in text and "dense" not in text
     assert weight_sparsity_table(get_suite("quick"), rows) == ""  # a weight budget: the target is the sparsity
+
+
+def test_the_effective_sparsity_table_sits_beside_the_nominal_target() -> None:
+    suite = get_suite("quick", controllers=("dense", "uniform", "global_snip"))
+    rows = [{"task": "mlp-digits", "controller": c, "target_sparsity": t, "seed": seed, "effective_sparsity": e}
+            for c, t, seed, e in [("uniform", 0.98, 0, 0.9812), ("uniform", 0.98, 1, 0.9816),
+                                  ("global_snip", 0.99, 0, 0.995), ("dense", 0.0, 0, 0.0)]]
+    rows.append({"task": "mlp-digits", "controller": "uniform", "target_sparsity": 0.99, "seed": 0})  # not recorded
+    text = effective_sparsity_table(suite, rows)
+    assert "| mlp-digits: effective sparsity (%) | 0.98 nominal | 0.99 nominal |" in text
+    assert "| uniform | 98.14 | – |" in text and "| global_snip | – | 99.50 |" in text and "dense" not in text
