@@ -1,7 +1,9 @@
 """The options of a ``PruningEnv``, defaulted from its task and validated once.
 
 ``EnvConfig.build(task, **options)`` is the one place where the env's options get their defaults (the task
-supplies target, scorer, proxies, reward and schedules) and are checked; the env only reads the result.
+supplies target, scorer, proxies, reward and schedules) and are checked; the env only reads the result. Before it,
+``PruningEnv`` (which every entry point builds: ``parallel_env``, ``env``, ``raw_env``, ``gymnasium.make``) rejects
+an unknown keyword with ``check_option_names``, naming the closest valid ones.
 
     config = EnvConfig.build("mlp-digits", target_sparsity=0.99, reward="neg_loss")
     config.reward_train.steps          # 100: the task's K
@@ -9,6 +11,9 @@ supplies target, scorer, proxies, reward and schedules) and are checked; the env
 
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -150,6 +155,23 @@ class EnvConfig:
         """Every reset draws a new initialization or target."""
         low, high = self.target_range
         return self.init == "per_episode" or high > low
+
+
+OPTIONS: tuple[str, ...] = tuple(inspect.signature(EnvConfig.build).parameters)[1:]
+"""The keyword options of ``EnvConfig.build`` (every ``PruningEnv`` argument but ``task``, ``model`` and ``data``)."""
+
+
+def check_option_names(given: Iterable[str], valid: Sequence[str]) -> None:
+    """Reject a keyword argument of ``PruningEnv`` that is not one of ``valid``.
+
+    Raises:
+        ValueError: naming ``PruningEnv``, the unknown option, the closest valid names and every valid name.
+    """
+    for name in given:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid)
+            hint = f"; did you mean {' or '.join(repr(option) for option in close)}?" if close else "."
+            raise ValueError(f"PruningEnv got an unknown option {name!r}{hint} Valid options: {', '.join(valid)}")
 
 
 def target_range(target: float | tuple[float, float]) -> tuple[float, float]:

@@ -17,12 +17,14 @@ terminates after its single step.
 
 ## Info
 ``requested_sparsity``, ``applied_sparsity`` and ``clipped`` as arrays of shape (L,); the shared keys of
-``PruningEnv`` (``global_sparsity``, ``flops_reduction``, ``target_sparsity``, ``accuracy``, ...) as floats. Zeros at reset. The wall
-times (``reward_seconds``, ``step_seconds``, ``reset_seconds``) are left out of info, so that one seed and one
-action give equal infos (Gymnasium's determinism check); they are in ``env.unwrapped.last_timings``.
+``PruningEnv`` (``global_sparsity``, ``effective_sparsity``, ``flops_reduction``, ``target_sparsity``,
+``accuracy``, ...) as floats. Zeros at reset. One seed and one action give equal infos (Gymnasium's determinism
+check): the wall times are in ``env.unwrapped.last_result`` (``seconds`` of the reward, ``reset_seconds``,
+``step_seconds``), not in info.
 
 ## Version History
-- v1: the default reward is ``neg_loss`` (was ``accuracy``).
+- v1: the default reward is ``neg_loss`` (was ``accuracy``). Later: the ``effective_sparsity`` info; an unknown
+  keyword argument is a ValueError naming the closest valid ones.
 - v0: initial release.
 """
 
@@ -34,9 +36,9 @@ import gymnasium
 import numpy as np
 
 from pruning_env.parallel import PruningEnv
+from pruning_env.plan import EpisodeResult
 
 PER_LAYER_INFO_KEYS: tuple[str, ...] = ("requested_sparsity", "applied_sparsity", "clipped")
-TIMING_INFO_KEYS: tuple[str, ...] = ("reward_seconds", "step_seconds", "reset_seconds")
 
 
 class PruningControllerEnv(gymnasium.Env):
@@ -52,7 +54,6 @@ class PruningControllerEnv(gymnasium.Env):
         num_layers, num_features = len(self.parallel_env.layers), len(self.parallel_env.feature_names)
         self.observation_space = gymnasium.spaces.Box(-10.0, 10.0, (num_layers, num_features), np.float32)
         self.action_space = gymnasium.spaces.Box(0.0, 1.0, (num_layers,), np.float32)
-        self.last_timings: dict[str, float] = {}
 
     @property
     def layers(self) -> list:
@@ -63,6 +64,11 @@ class PruningControllerEnv(gymnasium.Env):
     def feature_names(self) -> list[str]:
         """Names of the observation's columns."""
         return self.parallel_env.feature_names
+
+    @property
+    def last_result(self) -> EpisodeResult | None:
+        """After a step: the evaluated plan, with its wall times (``PruningEnv.last_result``); None after reset."""
+        return self.parallel_env.last_result
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -82,10 +88,8 @@ class PruningControllerEnv(gymnasium.Env):
 
     def _merge(self, infos: dict[str, dict[str, float]]) -> dict[str, Any]:
         agents = self.parallel_env.possible_agents
-        shared = infos[agents[0]]
-        self.last_timings = {key: shared[key] for key in TIMING_INFO_KEYS}
         merged: dict[str, Any] = {
-            key: value for key, value in shared.items() if key not in PER_LAYER_INFO_KEYS + TIMING_INFO_KEYS
+            key: value for key, value in infos[agents[0]].items() if key not in PER_LAYER_INFO_KEYS
         }
         for key in PER_LAYER_INFO_KEYS:
             merged[key] = np.array([infos[agent][key] for agent in agents])

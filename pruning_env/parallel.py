@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -15,8 +15,9 @@ import torch
 from pettingzoo import ParallelEnv
 from torch import nn
 
-from pruning_env.config import EnvConfig
+from pruning_env.config import OPTIONS, EnvConfig, check_option_names
 from pruning_env.data import Dataset, load_dataset
+from pruning_env.effective import ConnectivityProbe
 from pruning_env.features import FEATURE_CLIP, feature_names, observation_matrix, static_features
 from pruning_env.instances import Instance, InstanceCache, ModelSource
 from pruning_env.layers import PrunableLayer, prunable_layers
@@ -25,6 +26,9 @@ from pruning_env.rewards import RewardEvaluator
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task, task_model
 from pruning_env.training import MaskedTrainer
+
+ARGUMENTS: tuple[str, ...] = ("task", "model", "data", *OPTIONS)
+"""Every keyword argument ``PruningEnv`` takes; any other is a ValueError (``config.check_option_names``)."""
 
 
 class PruningEnv(SharedAgentSpaces, ParallelEnv):
@@ -83,12 +87,14 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ## Infos
     The same numeric keys for every agent at reset and at step (zeros at reset): ``requested_sparsity``,
     ``applied_sparsity`` (this layer), ``clipped`` (0/1, this agent's request was clipped), ``target_sparsity``,
-    ``global_sparsity`` (achieved weight sparsity, = pruned weights / total), ``flops_reduction`` (achieved, = pruned
-    MACs per sample / total, under either budget), ``any_clipped``, ``diverged``, ``accuracy`` and ``loss`` (of the
-    reward's evaluation; NaN for the zero-cost reward), ``reward_seconds``, ``step_seconds``, ``reset_seconds``,
-    ``init_seed``. ``target_sparsity`` is in the budget's unit: under ``budget="flops"`` it is the target FLOPs
-    reduction, which ``flops_reduction`` meets (within the bound above), and ``global_sparsity`` is what it costs in
-    weights.
+    ``global_sparsity`` (achieved weight sparsity, = pruned weights / total), ``effective_sparsity`` (the fraction of
+    weights pruned or dead: on no input-output path through kept weights, ``pruning_env.effective``; >=
+    ``global_sparsity``), ``flops_reduction`` (achieved, = pruned MACs per sample / total, under either budget),
+    ``any_clipped``, ``diverged``, ``accuracy`` and ``loss`` (of the reward's evaluation; NaN for the zero-cost
+    reward), ``init_seed``. ``target_sparsity`` is in the budget's unit: under ``budget="flops"`` it is the target
+    FLOPs reduction, which ``flops_reduction`` meets (within the bound above), and ``global_sparsity`` is what it costs
+    in weights. One seed and one action give equal infos (PettingZoo's seed tests): wall times are not in them but in
+    ``last_result`` (``seconds`` of the reward, ``reset_seconds``, ``step_seconds``).
 
     ## Arguments
     | argument        | default        | meaning                                                                   |
@@ -120,6 +126,14 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
 
     The options after ``data`` are those of ``pruning_env.config.EnvConfig.build``, which defaults them from the task
     and validates them once (a bad value is a ValueError naming the option); the env keeps the result as ``config``.
+    An unknown keyword is a ValueError naming the closest valid ones (``reward_step``: did you mean ``reward_steps``?).
+
+    Choosing K (``reward_steps``) for one's own network: the DENSE network's validation accuracy (or loss) after K
+    steps is the cue: ``PruningEnv(..., target_sparsity=0.0, reward_steps=K).evaluate_plan(0, np.zeros(L))`` trains
+    it and returns its ``accuracy`` and ``loss``. Pick K where the dense net is clearly above chance (1 / classes):
+    a pruned net learns no faster, and the ``"accuracy"`` reward is flat, so it ranks nothing, while plans sit at
+    chance. The loss-based default (``"neg_loss"``) still ranks plans whose accuracies tie at chance, as long as
+    their losses move away from log(classes); every step of K adds to the reward's time.
 
     ## Seeding
     ``reset(seed=s)`` fixes everything: the initialization (its seed is s with ``init="fixed"``, drawn from s's RNG
@@ -133,6 +147,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ## Version History
     - v1: the default reward is ``neg_loss`` (was ``accuracy``); ``proxies`` replaces ``features``; the ``budget``
       option and the ``flops_reduction`` info were added later (the default, ``"weights"``, behaves as before).
+      Later still: the ``effective_sparsity`` info was added, the wall-time infos (``reward_seconds``,
+      ``step_seconds``, ``reset_seconds``) moved to ``last_result``, and an unknown option became a ValueError
+      (observations, actions and rewards unchanged).
     - v0: initial release.
     """
 
@@ -142,6 +159,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         self, task: str | Task = "mlp-digits", *, model: ModelSource | None = None, data: Dataset | None = None,
         **options: Any,
     ) -> None:
+        check_option_names(options, ARGUMENTS)
         self.config = EnvConfig.build(task, **options)
         """Every option, defaulted from the task and validated (``pruning_env.config.EnvConfig``)."""
         config = self.config
@@ -157,6 +175,10 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         self.sizes = np.array([layer.num_weights for layer in self.layers], dtype=np.int64)
         self.feature_names = feature_names(config.proxies)
         self._static = static_features(self.layers)
+        # effective sparsity reads the network's structure and the zero pattern of its non-prunable parameters
+        # (BatchNorm scales), which every initialization shares: one probe serves every instance
+        self._connectivity = ConnectivityProbe(self._instances.model, [layer.name for layer in self.layers],
+                                               self.data.input_shape)
         trained = copy.deepcopy(self._instances.model)  # the reward's trainer owns its own copy of the network
         eval_size = min(self.task.reward_eval_size, len(self.data.x_val))
         self._reward = RewardEvaluator(
@@ -239,7 +261,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         self.last_result = None
         self.last_masks = None
         zeros = np.zeros(len(self.layers))
-        return self._observations(), self._infos(zeros, zeros, zeros, None, 0.0)
+        return self._observations(), self._infos(zeros, zeros, zeros, None)
 
     def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if self._episode is None or not self.agents:
@@ -286,18 +308,15 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             except ValueError as error:
                 raise ValueError(f"episode {index} (seed {seed}): {error}") from None
         self.agents = []
-        results = self._evaluate(prepared)
-        self._record(*prepared[-1], results[-1], (time.perf_counter() - start) / len(episodes))
-        return results
+        return self._finish(prepared, self._evaluate(prepared), (time.perf_counter() - start) / len(episodes))
 
     def _play(self, values: np.ndarray) -> EpisodeResult:
         """Prune the running episode's instance with the requests ``(L,)``, earn the reward, record the step."""
         start = time.perf_counter()
         episode = self._episode
         assert episode is not None
-        pruned = self._prune(values)
-        [result] = self._evaluate([(episode, pruned)])
-        self._record(episode, pruned, result, time.perf_counter() - start)
+        prepared = [(episode, self._prune(values))]
+        [result] = self._finish(prepared, self._evaluate(prepared), time.perf_counter() - start)
         return result
 
     def _prune(self, values: np.ndarray) -> PrunedPlan:
@@ -318,14 +337,25 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             outcomes = self._reward.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], order_seed)
             for index, (reward, run) in zip(indices, outcomes, strict=True):
                 episode, pruned = prepared[index]
-                results[index] = EpisodeResult.of(pruned, run, reward, episode.seed, init_seed, episode.target)
+                results[index] = EpisodeResult.of(
+                    pruned, run, reward, episode.seed, init_seed, episode.target,
+                    effective_sparsity=self._connectivity.effective_sparsity(pruned.masks),
+                )
         return results  # type: ignore[return-value]
 
-    def _record(self, episode: _Episode, pruned: PrunedPlan, result: EpisodeResult, step_seconds: float) -> None:
-        """Make ``episode`` the env's last one, with its plan's result, masks and infos."""
-        self._episode = episode
-        self.last_result, self.last_masks = result, pruned.masks
-        self._last_infos = self._infos(pruned.requested, pruned.applied, pruned.clipped, result, step_seconds)
+    def _finish(
+        self, prepared: Sequence[tuple[_Episode, PrunedPlan]], results: Sequence[EpisodeResult], step_seconds: float
+    ) -> list[EpisodeResult]:
+        """The results with their episodes' ``reset_seconds`` and ``step_seconds`` (wall time per episode); the
+        last episode becomes the env's last one, with its plan's result, masks and infos."""
+        timed = [
+            replace(result, reset_seconds=episode.reset_seconds, step_seconds=step_seconds)
+            for (episode, _), result in zip(prepared, results, strict=True)
+        ]
+        self._episode, pruned = prepared[-1]
+        self.last_result, self.last_masks = timed[-1], pruned.masks
+        self._last_infos = self._infos(pruned.requested, pruned.applied, pruned.clipped, timed[-1])
+        return timed
 
     def _requested_sparsities(self, actions: Mapping[str, Any]) -> np.ndarray:
         """Requested sparsity per layer ``(L,)`` (unclipped) from the agents' actions."""
@@ -371,21 +401,20 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         applied: np.ndarray,
         clipped: np.ndarray,
         reward: EpisodeResult | None,
-        step_seconds: float,
     ) -> dict[str, dict[str, float]]:
+        """Every agent's infos: its request, applied sparsity and clip flag ``(L,)``, and the episode's shared
+        numbers (zeros for those of a step when ``reward`` is None, at reset)."""
         episode = self._episode
         assert episode is not None
         shared = {
             "target_sparsity": episode.target,
             "global_sparsity": reward.global_sparsity if reward else 0.0,
+            "effective_sparsity": reward.effective_sparsity if reward else 0.0,
             "flops_reduction": reward.flops_reduction if reward else 0.0,
             "any_clipped": float(clipped.any()),
             "diverged": float(reward.diverged) if reward else 0.0,
             "accuracy": reward.accuracy if reward else 0.0,
             "loss": reward.loss if reward else 0.0,
-            "reward_seconds": reward.seconds if reward else 0.0,
-            "step_seconds": step_seconds,
-            "reset_seconds": episode.reset_seconds,
             "init_seed": float(episode.instance.init_seed),
         }
         return {
@@ -471,5 +500,6 @@ class _Episode:
     target: float
     observations: np.ndarray
     reset_seconds: float
+    """Wall time of the reset that began the episode."""
     order_seed: int
     """Seed of the reward's minibatch order(s): the init seed, or drawn at reset (``reward_order="episode"``)."""

@@ -12,6 +12,7 @@ One function serves every place that applies a plan (``PruningEnv.step``, ``Prun
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -143,15 +144,24 @@ class EpisodeResult:
     """Wall time of the reward (training plus evaluation)."""
     source: int = 0
     """Index of the env source in an evaluation pool (0 for a single env)."""
+    effective_sparsity: float = math.nan
+    """Fraction of all prunable weights pruned or dead (on no input-output path through kept weights;
+    ``pruning_env.effective``), >= ``global_sparsity``; NaN where not computed."""
+    reset_seconds: float = math.nan
+    """Wall time of the env's reset that began the episode; NaN outside the env."""
+    step_seconds: float = math.nan
+    """Wall time of the env's step (``evaluate_plans``: the call's time per episode, resets included); NaN
+    outside the env."""
 
     @classmethod
     def of(cls, pruned: PrunedPlan, run: TrainResult, reward: float, seed: int, init_seed: int,
-           target_sparsity: float) -> EpisodeResult:
-        """The result of the plan ``pruned`` whose training ``run`` earned ``reward``."""
+           target_sparsity: float, *, effective_sparsity: float = math.nan) -> EpisodeResult:
+        """The result of the plan ``pruned`` whose training ``run`` earned ``reward``; ``effective_sparsity`` of
+        its masks when known (``pruning_env.effective.ConnectivityProbe.effective_sparsity``)."""
         return cls(
             seed=seed, init_seed=init_seed, target_sparsity=target_sparsity, requested=pruned.requested,
             applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
             flops_reduction=pruned.flops_reduction,
             reward=reward, accuracy=run.accuracy, loss=run.loss, diverged=run.diverged,
-            seconds=run.train_seconds + run.eval_seconds,
+            seconds=run.train_seconds + run.eval_seconds, effective_sparsity=effective_sparsity,
         )

@@ -5,6 +5,10 @@ import os
 import pytest
 import torch
 
+# One intra-op thread in the processes the tests start too (README blocks, CLI commands, spawned workers): torch's
+# default of one per core made the tiny networks several times slower when two tests run at once.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():

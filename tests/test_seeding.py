@@ -1,37 +1,40 @@
-"""Seeding of ``PruningEnv``: PettingZoo's own ``parallel_seed_test``, and determinism over consecutive episodes
-(``parallel_seed_test`` compares one step only)."""
+"""Seeding of ``PruningEnv``: PettingZoo's own ``parallel_seed_test`` on the real clock (every registered id:
+``test_registered_ids.py``), determinism over consecutive episodes (``parallel_seed_test`` compares one step only),
+and the wall times kept out of the infos, on the result."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
-import pytest
 from pettingzoo.test import parallel_seed_test
 
 from pruning_env import PruningEnv
-
-WALL_TIME_KEYS = frozenset({"reward_seconds", "step_seconds", "reset_seconds"})
 
 
 def _make_env(**options: object) -> PruningEnv:
     return PruningEnv("mlp-digits", reward="neg_loss", reward_steps=2, device="cpu", **options)
 
 
-def test_pettingzoo_parallel_seed_test(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The infos carry wall times, which differ between two runs of anything; a frozen clock makes them 0 so that
-    # PettingZoo's checker compares everything else (observations, actions, rewards, the other infos) exactly.
-    monkeypatch.setattr(time, "perf_counter", lambda: 0.0)
+def test_pettingzoo_parallel_seed_test() -> None:
     parallel_seed_test(_make_env)
+
+
+def test_wall_times_are_on_the_result_not_in_the_infos() -> None:
+    env = _make_env()
+    _, reset_infos = env.reset(seed=0)
+    _, _, _, _, step_infos = env.step(_actions(env))
+    for key in ("seconds", "reward_seconds", "step_seconds", "reset_seconds"):
+        assert not any(key in info for info in (*reset_infos.values(), *step_infos.values()))
+    result = env.last_result
+    assert 0 < result.seconds < result.step_seconds and result.reset_seconds > 0
+    assert all(math.isfinite(t) for t in (result.seconds, result.step_seconds, result.reset_seconds))
+    plan_results = env.evaluate_plans([(0, np.full(6, 0.9)), (1, np.full(6, 0.9))])
+    assert all(r.step_seconds == plan_results[0].step_seconds > 0 and r.reset_seconds > 0 for r in plan_results)
 
 
 def _actions(env: PruningEnv) -> dict[str, np.ndarray]:
     return {agent: np.array([0.5 + 0.08 * i], dtype=np.float32) for i, agent in enumerate(env.possible_agents)}
-
-
-def _without_wall_times(infos: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    return {agent: {k: v for k, v in info.items() if k not in WALL_TIME_KEYS} for agent, info in infos.items()}
 
 
 def _episodes(env: PruningEnv, seed: int, count: int) -> list[dict[str, object]]:
@@ -44,10 +47,10 @@ def _episodes(env: PruningEnv, seed: int, count: int) -> list[dict[str, object]]
         episodes.append(
             {
                 "observations": observations,
-                "reset_infos": _without_wall_times(reset_infos),
+                "reset_infos": reset_infos,
                 "step_observations": step_observations,
                 "rewards": rewards,
-                "step_infos": _without_wall_times(step_infos),
+                "step_infos": step_infos,
             }
         )
     return episodes

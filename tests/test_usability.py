@@ -1,5 +1,6 @@
 """What a new user hits: registration that survives re-running, every README CLI's --help, the env's docs where
-users look, no module shadowed by a function, construction-time errors, and AEC actions checked at each turn."""
+users look, no module shadowed by a function, construction-time errors (a misspelt option through every entry
+point), and AEC actions checked at each turn."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
 import numpy as np
+import pettingzoo
 import pytest
 from torch import nn
 
 import agents
 import pruning_env
 from agents.base import CONTROLLERS, register_controller
-from pruning_env import PruningEnv
+from pruning_env import MultiTaskPruningEnv, PruningEnv
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"reward": "neg_loss", "reward_steps": 2, "device": "cpu"}
@@ -137,3 +140,30 @@ def test_aec_terminated_agent_needs_a_none_action() -> None:
     with pytest.raises(ValueError, match=r"layer_0 is terminated: step it with action None"):
         env.step(np.array([0.5], dtype=np.float32))
     env.step(None)  # the dead step PettingZoo expects
+
+
+UNKNOWN_OPTION = r"PruningEnv got an unknown option 'reward_step'; did you mean 'reward_steps'"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        PruningEnv,
+        pruning_env.parallel_env,
+        pruning_env.raw_env,
+        pruning_env.env,
+        lambda **kwargs: gymnasium.make("pruning_env/MlpDigits-v1", **kwargs),
+        lambda **kwargs: pettingzoo.make("aec", "pruning_env/CnnDigits-v1", **kwargs),
+        lambda **kwargs: MultiTaskPruningEnv(("mlp-digits", "cnn-digits"), **kwargs),
+    ],
+    ids=["PruningEnv", "parallel_env", "raw_env", "env", "gymnasium.make", "pettingzoo.make", "MultiTaskPruningEnv"],
+)
+def test_an_unknown_option_names_the_closest_valid_ones(make) -> None:
+    with pytest.raises(ValueError, match=UNKNOWN_OPTION) as raised:
+        make(reward_step=5)
+    assert "Valid options: task, model, data, target_sparsity, scorer" in str(raised.value)
+
+
+def test_an_unknown_option_without_a_close_name_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown option 'colour'\. Valid options: task, model, data, .*, budget$"):
+        PruningEnv(colour="blue")
