@@ -1,4 +1,4 @@
-"""Every registered id against the libraries' own checkers, with default arguments (K = 2 reward steps for speed):
+"""Every registered id against the libraries' own checkers, with the checkers' default arguments:
 PettingZoo's ``parallel_seed_test``, ``seed_test`` (AEC), ``parallel_api_test``, ``api_test`` and ``state_test`` on
 every task id of ``pruning_env.registry``, Gymnasium's ``check_env`` on every ``pruning_env/`` Gymnasium id.
 
@@ -6,8 +6,10 @@ Nothing is downloaded: the MNIST and CIFAR-10 tasks read tiny files in the offic
 the fewest that leave the scoring batch its 10 training images per class after the validation hold-out), written
 into a temporary ``$PRUNING_ENV_DATA`` with their SHA-256 registered, as in ``test_data_formats.py``.
 
-Cost on a CPU: about 1 s per test on the embedded digits data; the rest, marked slow, take seconds (MNIST family
-members) to minutes (VGG-19, which scores five proxies on 20M weights at every reset).
+The env's options keep each check affordable on a CPU: the digits ids run with every default proxy and K = 2; the
+MNIST and CIFAR ids, whose every reset scores five proxies on 0.3-20M weights (35 min for the VGG-19 ids' checks on
+this CPU), run with the magnitude proxy alone, magnitude masks and K = 1: the checks are about the API and seeding,
+which the digits ids check with every default proxy. Ids beyond the embedded digits' MLP and CNN are marked slow.
 """
 
 from __future__ import annotations
@@ -32,10 +34,18 @@ from pruning_env.data.cifar import CIFAR10
 from pruning_env.data.download import CACHE_ENV
 from pruning_env.registry import NAMESPACE, task_ids
 
-FAST = {"reward_steps": 2}
 PER_CLASS = 13
+DIGITS = {"reward_steps": 2}
+"""The digits ids' options: every default proxy, K = 2."""
+LARGE = {"reward_steps": 1, "proxies": ("magnitude",), "scorer": "magnitude"}
+"""The MNIST and CIFAR ids' options (see the module docstring)."""
 FAST_IDS = frozenset({"MlpDigits-v1", "CnnDigits-v1", "CnnDigitsFlops-v1", "DigitsFamily0-v1"})
 """Run on every run: an MLP, a CNN under both budgets and a family member, on the embedded digits; the rest: slow."""
+
+
+def options(env_id: str) -> dict:
+    """The env options an id's checks run with."""
+    return DIGITS if "Digits" in env_id else LARGE
 
 
 def _params(ids: list[str]) -> list:
@@ -83,22 +93,22 @@ def offline_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_pettingzoo_parallel_seed_test(task_id: str) -> None:
-    parallel_seed_test(lambda: pettingzoo.make("parallel", f"{NAMESPACE}/{task_id}", **FAST))
+    parallel_seed_test(lambda: pettingzoo.make("parallel", f"{NAMESPACE}/{task_id}", **options(task_id)))
 
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_pettingzoo_aec_seed_test(task_id: str) -> None:
-    seed_test(lambda: pettingzoo.make("aec", f"{NAMESPACE}/{task_id}", **FAST))
+    seed_test(lambda: pettingzoo.make("aec", f"{NAMESPACE}/{task_id}", **options(task_id)))
 
 
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_pettingzoo_api_tests(task_id: str) -> None:
-    env_id = f"{NAMESPACE}/{task_id}"
-    parallel_api_test(pettingzoo.make("parallel", env_id, **FAST), num_cycles=2)
-    api_test(pettingzoo.make("aec", env_id, **FAST), num_cycles=2)
-    state_test(pettingzoo.make("aec", env_id, **FAST), pettingzoo.make("parallel", env_id, **FAST), num_cycles=2)
+    env_id, kwargs = f"{NAMESPACE}/{task_id}", options(task_id)
+    parallel_api_test(pettingzoo.make("parallel", env_id, **kwargs), num_cycles=2)
+    api_test(pettingzoo.make("aec", env_id, **kwargs), num_cycles=2)
+    state_test(pettingzoo.make("aec", env_id, **kwargs), pettingzoo.make("parallel", env_id, **kwargs), num_cycles=2)
 
 
 @pytest.mark.parametrize("env_id", GYMNASIUM_IDS)
 def test_gymnasium_check_env(env_id: str) -> None:
-    check_env(gymnasium.make(env_id, **FAST).unwrapped, skip_render_check=True)
+    check_env(gymnasium.make(env_id, **options(env_id)).unwrapped, skip_render_check=True)

@@ -4,7 +4,6 @@ controller's cells are computed again (never its old numbers) while the other ro
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -122,4 +121,3 @@ def test_rerun_reuses_edit_recomputes_and_no_tracked_file_changes(tmp_path: Path
     paired = report.split("Δ vs best heuristic")[1].split("\n\n")[0]
     assert "| shake |" in paired and "| ends_dense |" not in paired  # heuristics are never paired rows
     assert tracked_changes() == before
-    json.dumps(again)  # the records stay plain JSON
