@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -90,7 +90,8 @@ def run_finals(
 ) -> None:
     """Train every plan record (``task``, ``target_sparsity``, ``seed``, ``requested``, optionally
     ``train_seed``: the minibatch order, the init seed when absent) fully in ``workers`` processes and add each
-    result to ``cells`` with the plan, ``fields``, the device and the versions; ``done(plan)`` after each.
+    result to ``cells`` with the plan, ``fields``, the device and the versions; ``done(plan)`` after each. One
+    worker trains in this process.
 
     The plans of one (task, target, seed, train seed) go to a worker in chunks of the device's reward batch (one
     plan per job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
@@ -104,6 +105,24 @@ def run_finals(
         groups.setdefault(key, []).append(plan)
     jobs = [(key, members[start : start + chunk]) for key, members in groups.items()
             for start in range(0, len(members), chunk)]
+    for members, results in _trained(jobs, workers, final_steps, device):
+        for plan, result in zip(members, results, strict=True):
+            cells.add({
+                **plan, **result, **fields, "device": device, "versions": versions(),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            })
+            done(plan)
+
+
+def _trained(jobs: list[tuple[tuple[str, float, int, int | None], list[dict[str, Any]]]], workers: int,
+             final_steps: int | None, device: str) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(plan records, their ``final_cells``) of every job as it finishes: in this process for one worker (no
+    start-up of a spawned interpreter), else in ``workers`` spawned processes; the numbers are the same."""
+    if workers <= 1:
+        for (task, target, seed, train_seed), members in jobs:
+            yield members, final_cells(task, target, seed, [p["requested"] for p in members], final_steps, device,
+                                       train_seed)
+        return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
         futures: dict[Future, list[dict[str, Any]]] = {
@@ -112,9 +131,4 @@ def run_finals(
             for (task, target, seed, train_seed), members in jobs
         }
         for future in as_completed(futures):
-            for plan, result in zip(futures[future], future.result(), strict=True):
-                cells.add({
-                    **plan, **result, **fields, "device": device, "versions": versions(),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                })
-                done(plan)
+            yield futures[future], future.result()

@@ -48,7 +48,7 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
 
 
 def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path) -> None:
-    suite = replace(get_suite("tiny"), controllers=("dense", "uniform"), sparsities=(0.5,), final_steps=20)
+    suite = replace(get_suite("tiny"), controllers=("dense", "uniform"), sparsities=(0.5,), final_steps=20, workers=1)
     run_suite(suite, tmp_path, "cpu", progress=False)
     before = (tmp_path / "tiny.jsonl").read_text()
     assert all(len(r["fingerprint"]) == 16 and r["settings"]["suite"]["reward_steps"] == 5
@@ -74,7 +74,8 @@ def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path
 
 @pytest.mark.slow
 def test_checkpoint_plans_are_recorded_untrained_on_request_and_trained_on_resume(tmp_path) -> None:
-    suite = replace(get_suite("tiny"), controllers=("dense", "random_search"), sparsities=(0.5,), final_steps=20)
+    suite = replace(get_suite("tiny"), controllers=("dense", "random_search"), sparsities=(0.5,), final_steps=20,
+                    workers=1)
     run_suite(suite, tmp_path, "cpu", progress=False, train_checkpoints=False)
     early_plans = read_records(tmp_path / "tiny_checkpoint_plans.jsonl")
     assert sorted(r["budget_fraction"] for r in early_plans) == [0.25, 0.5]
@@ -142,19 +143,19 @@ def test_checkpoints_read_the_plans_once_when_the_spent_evaluations_first_reach_
 
 @pytest.mark.slow
 def test_results_are_the_same_for_any_worker_count_and_the_progress_counts_every_step(tmp_path) -> None:
-    suite = replace(get_suite("tiny"), controllers=("dense", "uniform", "random_search"), sparsities=(0.9, 0.99),
+    suite = replace(get_suite("tiny"), controllers=("dense", "uniform", "random_search"), sparsities=(0.99,),
                     final_steps=20)
     runs = {}
     for workers in (1, 2):
         run_suite(replace(suite, workers=workers), tmp_path / str(workers), "cpu", progress=False)
         runs[workers] = {(r["controller"], r["target_sparsity"]): (r["requested"], r["test_accuracy"])
                          for r in read_records(tmp_path / str(workers) / "tiny.jsonl")}
-    assert runs[1] == runs[2] and len(runs[1]) == 5
+    assert runs[1] == runs[2] and len(runs[1]) == 3
 
     cost = RunCost(suite, train_checkpoints=True)
     plans = read_records(tmp_path / "1" / "tiny_plans.jsonl")
     trained = [*read_records(tmp_path / "1" / "tiny.jsonl"), *read_records(tmp_path / "1" / "tiny_checkpoints.jsonl")]
     steps = sum(map(cost.plan, plans)) + sum(map(cost.train, trained))
     assert cost.total() == (steps, len(trained))  # the bar's total is what the run spends (before candidates)
-    # random search: 8 evaluations per seed over 2 targets -> 4 per cell of K=5 steps; 5 + 4 trainings of 20 steps
-    assert cost.total() == (2 * 4 * 5 + 9 * 20, 9)
+    # random search: 8 evaluations of K=5 steps on its one cell; 3 cells + 2 checkpoints trained with 20 steps
+    assert cost.total() == (8 * 5 + 5 * 20, 5)

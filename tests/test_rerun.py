@@ -63,7 +63,7 @@ class Shake:
 def bench(out: Path, pythonpath: Path, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": f"{pythonpath}{os.pathsep}{ROOT}", "HOME": str(home), "TMPDIR": str(home)}
     command = [sys.executable, "-m", "benchmarks.run", "--suite", "tiny", "--out", str(out), "--no-progress",
-               "--only", "global_snip", "--controller", "my_ctrl:EndsDense", "my_ctrl:Shake"]
+               "--only", "global_snip", "--workers", "1", "--controller", "my_ctrl:EndsDense", "my_ctrl:Shake"]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
