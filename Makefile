@@ -9,6 +9,7 @@ CONTROLLER ?=
 SEEDS ?=
 WORKERS ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto
 
 .PHONY: install test test-fast bench promote lint clean gpu-check gpu-wheels
 
@@ -26,11 +27,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The tests on every core (pytest-xdist; TEST_WORKERS=0 runs them in this one process).
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 ifeq ($(SUITE),generalize)

@@ -27,6 +27,7 @@ with ``search_episodes_per_cell``; any other controller acts on every cell; a co
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import time
@@ -76,7 +77,7 @@ from benchmarks.report import (
 from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
-from pruning_env.pools import make_pool
+from pruning_env.pools import EvaluationPool, make_pool
 from pruning_env.provenance import code_fingerprint, versions
 from pruning_env.registry import get_task
 
@@ -90,7 +91,7 @@ BENCH_CODE: tuple[str, ...] = ("benchmarks/run.py", "benchmarks/cells.py", "benc
 @dataclass
 class Args:
     suite: str = DEFAULT_SUITE
-    """Suite (``benchmarks.suites``): short (the default: mlp-digits, 3 seeds, about 12 min on 2 cores), quick
+    """Suite (``benchmarks.suites``): short (the default: mlp-digits, 3 seeds, 48 evaluations, about 13 min on 2 cores), quick
     (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
     ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
     cifar (ResNet-20, VGG-19; a GPU's work), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours); the
@@ -120,9 +121,10 @@ class Args:
     with ``python -m benchmarks.promote``."""
     controller: tuple[str, ...] = ()
     """Your own controllers, ``package.module:factory`` (``benchmarks.outside``), added to the suite's rows."""
-    train_checkpoints: bool = True
-    """Fully train the plans at 25% and 50% of the budget (the sample-efficiency table); ``--no-train-checkpoints``
-    records them untrained, to save two full trainings per learner and searcher cell where trainings are costly."""
+    train_checkpoints: bool | None = None
+    """Fully train the plans at 25% and 50% of the budget (the sample-efficiency table; the suite's choice when
+    omitted: all but the default suite do); ``--no-train-checkpoints`` records them untrained, to save two full
+    trainings per learner and searcher cell where trainings are costly."""
 
 
 FRESH_HINT = ("start this suite again with --fresh (make bench FRESH=1), which deletes its records in the results "
@@ -189,12 +191,21 @@ class Checkpoints:
         return {"on_update": self} if has_update_probe(controller) else {}
 
 
-def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], device: str) -> Iterator[dict[str, Any]]:
+def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], device: str,
+                starting: Callable[[str], None] = lambda name: None) -> Iterator[dict[str, Any]]:
     """Plan records of ``controllers`` for every target of one (task, seed), and of each learner's and searcher's
     checkpoints (records with ``budget_fraction`` and ``spent``). Every record names the controller's ``kind``
-    (``agents.base.KINDS``), its reward ``evaluations`` for the cell and whether it has the ``on_update`` probe."""
+    (``agents.base.KINDS``), its reward ``evaluations`` for the cell and whether it has the ``on_update`` probe.
+    ``starting(name)`` is called as each controller starts."""
+    with CellPools(suite, task, seed, device) as pools:
+        yield from _group_plans(suite, task, seed, controllers, device, starting, pools)
+
+
+def _group_plans(suite: Suite, task: str, seed: int, controllers: list[str], device: str,
+                 starting: Callable[[str], None], pools: CellPools) -> Iterator[dict[str, Any]]:
     target_range = (min(suite.sparsities), max(suite.sparsities))
     for name in controllers:
+        starting(name)
         start = time.perf_counter()
         controller = controller_for(suite, name, shared_cell_env(suite, task, target_range, seed, device), seed)
         kind = {"kind": controller_kind(controller), "probe": has_update_probe(controller)}
@@ -221,7 +232,7 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
             if isinstance(controller, TrainableController):
                 plan, evaluations = plan_of(controller, env, seed), suite.rl_episodes
             elif isinstance(controller, SearchController):
-                plan, checkpoint_plans = search_plan(suite, name, task, target, seed, device)
+                plan, checkpoint_plans = search_plan(suite, name, task, target, seed, device, pools)
                 evaluations = suite.search_episodes_per_cell
                 for fraction, (spent, early) in checkpoint_plans.items():
                     yield {**record(name, target, early, 0.0), **kind, "budget_fraction": fraction, "spent": spent}
@@ -231,11 +242,35 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
                    **kind, "evaluations": evaluations}
 
 
-def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str
-                ) -> tuple[np.ndarray, dict[float, tuple[int, np.ndarray]]]:
+class CellPools:
+    """The searchers' evaluation pools of one (task, seed): one per target on ``suite.workers`` processes, opened
+    at first use and shared by every searcher of that cell (a pool's rewards do not depend on what it evaluated
+    before: ``tests/test_bench.py``), closed together; a context manager."""
+
+    def __init__(self, suite: Suite, task: str, seed: int, device: str) -> None:
+        self.suite, self.task, self.seed, self.device = suite, task, seed, device
+        self.stack = contextlib.ExitStack()
+        self.pools: dict[float, EvaluationPool] = {}
+
+    def __call__(self, target: float) -> EvaluationPool:
+        if target not in self.pools:
+            source = functools.partial(cell_env, self.suite, self.task, target, self.seed, self.device)
+            self.pools[target] = self.stack.enter_context(make_pool([source], self.suite.workers))
+        return self.pools[target]
+
+    def __enter__(self) -> CellPools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+
+def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str,
+                pools: CellPools | None = None) -> tuple[np.ndarray, dict[float, tuple[int, np.ndarray]]]:
     """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell, and its best plans at
-    the ``CHECKPOINTS`` (fraction -> (spent, plan)); a searcher that takes a ``pool`` (ours) evaluates on
-    ``suite.workers`` processes (the same rewards as in this process), any other on the cell's env."""
+    the ``CHECKPOINTS`` (fraction -> (spent, plan)); a searcher that takes a ``pool`` (ours) evaluates on the
+    cell's pool of ``pools`` (one of its own when None; ``suite.workers`` processes, the same rewards as in this
+    process), any other on the cell's env."""
     env = shared_cell_env(suite, task, target, seed, device)
     budget = suite.search_episodes_per_cell
     if "pool" not in inspect.signature(agents.CONTROLLERS[name]).parameters:
@@ -243,8 +278,8 @@ def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, de
         checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
         searcher.search(budget, seed, **checkpoints.probe(searcher))
         return plan_of(searcher, env, seed), checkpoints.plans
-    source = functools.partial(cell_env, suite, task, target, seed, device)
-    with make_pool([source], suite.workers) as pool:
+    with contextlib.ExitStack() as stack:
+        pool = (pools or stack.enter_context(CellPools(suite, task, seed, device)))(target)
         searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
         checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
         searcher.search(budget, seed, **checkpoints.probe(searcher))
@@ -345,10 +380,10 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
             missing = [
                 c for c in suite.controllers if any((task, c, t, seed) not in plans for t in cell_targets(suite, c))
             ]
-            for plan in group_plans(suite, task, seed, missing, device):
+            for plan in group_plans(suite, task, seed, missing, device,
+                                    lambda name, t=task, s=seed: bar.phase(f"plans: {name} on {t} seed {s}")):
                 settings = cell_settings(suite, task, plan["controller"], device)
                 plan.update(task=task, seed=seed, settings=settings, fingerprint=fingerprint(settings))
-                bar.phase(f"plans: {plan['controller']} on {task} seed {seed}")
                 target = early_plans if "budget_fraction" in plan else plans
                 if target.key(plan) not in target:
                     target.add(plan)
@@ -418,7 +453,8 @@ def main(args: Args) -> None:
         names = [register_outside(path, env) for path in args.controller]
         suite = replace(suite, controllers=(*suite.controllers, *(n for n in names if n not in suite.controllers)))
     start = time.perf_counter()
-    print(run_suite(suite, args.out, device, args.progress, args.fresh, args.best_known, args.train_checkpoints))
+    train_checkpoints = suite.train_checkpoints if args.train_checkpoints is None else args.train_checkpoints
+    print(run_suite(suite, args.out, device, args.progress, args.fresh, args.best_known, train_checkpoints))
     print(f"total time {time.perf_counter() - start:.0f} s; results in {args.out}/{suite.name}.{{jsonl,md,png}}")
 
 
