@@ -3,7 +3,8 @@ trained side by side equal B sequential runs for an MLP, a CNN with BatchNorm an
 runs out of memory is split and every result comes back once, in order; through the env and the pools each
 episode's reward is the same batched or alone; bad batches are ValueErrors naming the episode.
 
-Tolerances (measured, float32 on CPU): |Δ loss| < 1e-6 after 10-30 steps, the rounding of other kernels; in
+Tolerances (measured, float32 on CPU): |Δ loss| < 1e-6 after 10-30 steps under AVX512 kernels, up to 4.5e-5 under
+AVX2 (the rounding of other kernels); in
 float64 the two paths agree to 1e-7 after 60 steps (float32: 1e-5), so the batched path is the same computation.
 """
 
@@ -66,7 +67,9 @@ def test_batched_copies_equal_sequential_runs_in_float32(name: str) -> None:
     batched = _runs(name, copies=3, steps=10)
     assert len({round(run.loss, 6) for run in sequential}) == 3  # the masks train to different nets
     for one, many in zip(sequential, batched, strict=True):
-        assert many.loss == pytest.approx(one.loss, abs=1e-5)
+        # float32 rounding differs by CPU kernels: |Δ| < 1e-6 under AVX512, 4.5e-5 on the ResNet under AVX2 (also
+        # at 089cd4f); the float64 test below is the exactness check
+        assert many.loss == pytest.approx(one.loss, abs=1e-4)
         assert abs(many.accuracy - one.accuracy) <= 1 / 48 + 1e-12  # at most one near-tied sample flips
         assert not many.diverged
 
