@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.final_accuracy import FinalEvaluator
+from benchmarks.ground_truth import GroundTruth
 from benchmarks.records import RecordFile
 from pruning_env.data import Dataset
 from pruning_env.device import default_reward_batch, resolve_device
@@ -77,6 +78,8 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
             "num_classes": evaluator.data.num_classes,
             "test_accuracy": result.accuracy,
             "test_loss": result.loss,
+            "val_accuracy": result.validation_accuracy,
+            "val_loss": result.validation_loss,
             "diverged": result.diverged,
             "train_seconds": result.seconds,
         }
@@ -84,51 +87,100 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
     ]
 
 
+Job = tuple[tuple[str, float, int, int | None], list[dict[str, Any]]]
+"""Plans to train together: ((task, target, seed, train seed or None), plan records with ``requested``)."""
+
+
+class FinalPool:
+    """Full trainings (``final_cells``) of jobs in ``workers`` spawned processes kept for the pool's life, or in
+    this process for one worker (no start-up of a spawned interpreter); the numbers are the same.
+
+        with FinalPool(workers=2, final_steps=None, device="cpu") as pool:
+            for members, results in pool.train(jobs):      # as each job finishes
+                ...
+    """
+
+    def __init__(self, workers: int, final_steps: int | None, device: str) -> None:
+        self.final_steps, self.device = final_steps, device
+        self.executor = (None if workers <= 1 else
+                         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")))
+
+    def __enter__(self) -> FinalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (waiting for running trainings)."""
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+
+    def train(self, jobs: list[Job]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """(plan records, their ``final_cells``) of every job, as it finishes."""
+        if self.executor is None:
+            for (task, target, seed, train_seed), members in jobs:
+                yield members, final_cells(task, target, seed, [p["requested"] for p in members], self.final_steps,
+                                           self.device, train_seed)
+            return
+        futures: dict[Future, list[dict[str, Any]]] = {
+            self.executor.submit(final_cells, task, target, seed, [p["requested"] for p in members],
+                                 self.final_steps, self.device, train_seed): members
+            for (task, target, seed, train_seed), members in jobs
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def store_record(plan: dict[str, Any], result: dict[str, Any], final_steps: int | None, source: str,
+                 code: str) -> dict[str, Any]:
+    """The ``benchmarks.ground_truth`` record of a plan record's full training ``result`` (``final_cells``)."""
+    task = get_task(plan["task"])
+    return {
+        "task": plan["task"], "target_sparsity": plan["target_sparsity"], "budget": task.budget,
+        "seed": plan["seed"], "train_seed": plan["seed"] if plan.get("train_seed") is None else plan["train_seed"],
+        "steps": final_steps or task.final_train.steps, "requested": list(map(float, plan["requested"])),
+        "applied": result["applied"], "val_accuracy": result["val_accuracy"], "val_loss": result["val_loss"],
+        "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"], "diverged": result["diverged"],
+        "seconds": result["train_seconds"], "source": source, "code": code, "versions": versions(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def jobs_of(plans: list[dict[str, Any]], chunk: int) -> list[Job]:
+    """Plan records grouped by (task, target, seed, train seed) in chunks of ``chunk`` plans trained together."""
+    groups: dict[tuple[str, float, int, int | None], list[dict[str, Any]]] = {}
+    for plan in plans:
+        key = (plan["task"], plan["target_sparsity"], plan["seed"], plan.get("train_seed"))
+        groups.setdefault(key, []).append(plan)
+    return [(key, members[start : start + chunk]) for key, members in groups.items()
+            for start in range(0, len(members), chunk)]
+
+
 def run_finals(
     plans: list[dict[str, Any]], cells: RecordFile, workers: int, final_steps: int | None, device: str,
-    done: Callable[[dict[str, Any]], None], **fields: Any,
+    done: Callable[[dict[str, Any]], None], store: GroundTruth | None = None, source: str = "bench",
+    code: str = "", **fields: Any,
 ) -> None:
     """Train every plan record (``task``, ``target_sparsity``, ``seed``, ``requested``, optionally
     ``train_seed``: the minibatch order, the init seed when absent) fully in ``workers`` processes and add each
     result to ``cells`` with the plan, ``fields``, the device and the versions; ``done(plan)`` after each. One
-    worker trains in this process.
+    worker trains in this process. Each training is also appended to ``store`` (``benchmarks.ground_truth``, with
+    ``source`` and the code fingerprint ``code``) when given.
 
     The plans of one (task, target, seed, train seed) go to a worker in chunks of the device's reward batch (one
     plan per job on CPU, ``pruning_env.device.default_reward_batch``), where they train side by side.
     """
     if not plans:
         return  # a resumed run with nothing left to train starts no worker processes
-    chunk = default_reward_batch(resolve_device(device))
-    groups: dict[tuple[str, float, int, int | None], list[dict[str, Any]]] = {}
-    for plan in plans:
-        key = (plan["task"], plan["target_sparsity"], plan["seed"], plan.get("train_seed"))
-        groups.setdefault(key, []).append(plan)
-    jobs = [(key, members[start : start + chunk]) for key, members in groups.items()
-            for start in range(0, len(members), chunk)]
-    for members, results in _trained(jobs, workers, final_steps, device):
-        for plan, result in zip(members, results, strict=True):
-            cells.add({
-                **plan, **result, **fields, "device": device, "versions": versions(),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            })
-            done(plan)
-
-
-def _trained(jobs: list[tuple[tuple[str, float, int, int | None], list[dict[str, Any]]]], workers: int,
-             final_steps: int | None, device: str) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """(plan records, their ``final_cells``) of every job as it finishes: in this process for one worker (no
-    start-up of a spawned interpreter), else in ``workers`` spawned processes; the numbers are the same."""
-    if workers <= 1:
-        for (task, target, seed, train_seed), members in jobs:
-            yield members, final_cells(task, target, seed, [p["requested"] for p in members], final_steps, device,
-                                       train_seed)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-        futures: dict[Future, list[dict[str, Any]]] = {
-            pool.submit(final_cells, task, target, seed, [p["requested"] for p in members], final_steps, device,
-                        train_seed): members
-            for (task, target, seed, train_seed), members in jobs
-        }
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    jobs = jobs_of(plans, default_reward_batch(resolve_device(device)))
+    with FinalPool(min(workers, len(jobs)), final_steps, device) as pool:
+        for members, results in pool.train(jobs):
+            for plan, result in zip(members, results, strict=True):
+                cells.add({
+                    **plan, **result, **fields, "device": device, "versions": versions(),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                })
+                if store is not None:
+                    store.add(store_record(plan, result, final_steps, source, code))
+                done(plan)

@@ -2,7 +2,8 @@
 
 A plan is a requested sparsity per layer. It is applied exactly as the env applies it to the instance of a seed
 (the env's projection onto the budget, the env's within-layer masks on the seeded initialization), then the pruned
-network is trained with the task's full schedule and evaluated on the TEST split, which no reward ever reads.
+network is trained with the task's full schedule and evaluated on the TEST split, which no reward ever reads (and on
+the validation split, ``validation_accuracy``, for studies that select plans without reading the test split).
 
     evaluator = FinalEvaluator("mlp-digits", target_sparsity=0.98)
     outcome = evaluator(plan, seed=0)        # plan: (L,) sparsities; outcome.accuracy is the test accuracy
@@ -15,6 +16,7 @@ Reuse one ``FinalEvaluator`` for many plans: it keeps its instances (scored once
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,7 +108,7 @@ class FinalEvaluator:
         for seed, indices in groups.items():
             runs = self.trainer.run_many(
                 self.instances.get(seed).state, [pruned[i].masks for i in indices], self.final_train,
-                seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
+                seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test, self.data.val,
             )
             for index, run in zip(indices, runs, strict=True):
                 results[index] = self._result(pruned[index], run, seed)
@@ -120,13 +122,15 @@ class FinalEvaluator:
         pruned = self._prune(sparsities, seed, "the plan")
         run = self.trainer.run(self.instances.get(seed).state, pruned.masks, self.final_train,
                                seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
-                               eval_at=steps)
+                               eval_at=steps, second_eval=self.data.val)
         return self._result(pruned, run, seed), run.accuracy_at
 
     def _result(self, pruned: PrunedPlan, run: TrainResult, seed: int) -> EpisodeResult:
-        """The result of a trained plan: test accuracy as reward and accuracy, the masks' effective sparsity."""
-        return EpisodeResult.of(pruned, run, run.accuracy, seed, seed, self.target_sparsity,
-                                effective_sparsity=self.connectivity.effective_sparsity(pruned.masks))
+        """The result of a trained plan: test accuracy as reward and accuracy, the validation split's accuracy and
+        loss after the same training, the masks' effective sparsity."""
+        result = EpisodeResult.of(pruned, run, run.accuracy, seed, seed, self.target_sparsity,
+                                  effective_sparsity=self.connectivity.effective_sparsity(pruned.masks))
+        return dataclasses.replace(result, validation_accuracy=run.second_accuracy, validation_loss=run.second_loss)
 
     def _prune(self, sparsities: np.ndarray, seed: int, label: str) -> PrunedPlan:
         """The plan applied to the instance of ``seed`` as the env applies it; a ValueError names ``label``."""

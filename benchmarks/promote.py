@@ -4,9 +4,12 @@
     python -m benchmarks.promote quick --out /tmp/run   # a run written elsewhere
 
 A benchmark run writes only into its output folder; this copies the suite's records, report and plots from there
-into the reference folder (replacing the reference's files of that suite) and merges the run's best known plans
+into the reference folder (replacing the reference's files of that suite), merges the run's best known plans
 into the reference's (``benchmarks.best_known``: a run's file holds the reference's entries it started from plus
-what it found, so its entry of a cell replaces the reference's). Then review ``git diff`` and commit.
+what it found, so its entry of a cell replaces the reference's) and adds the run's full trainings to the
+reference's ground-truth store (``benchmarks.ground_truth``). Then review ``git diff`` and commit.
+
+    python -m benchmarks.promote oracle                 # the oracle study (benchmarks.oracle)
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from typing import Annotated
 import tyro
 
 from benchmarks.best_known import REFERENCE, BestKnown
+from benchmarks.ground_truth import GroundTruth
 
 SUFFIXES: tuple[str, ...] = (
     ".jsonl", "_plans.jsonl", "_checkpoint_plans.jsonl", "_checkpoints.jsonl", "_candidates.jsonl", ".md", ".png",
-    "_profile.png", "_efficiency.png",
+    "_profile.png", "_efficiency.png", "_convergence.png",
 )
-"""The files a suite's run writes (``benchmarks.run.run_suite``), after the suite's name."""
+"""The files a suite's run writes (``benchmarks.run.run_suite``; ``oracle``: ``benchmarks.oracle``), after the
+suite's name."""
 
 
 @dataclass
@@ -57,6 +62,11 @@ def promote(suite: str, out: Path, reference: Path) -> list[Path]:
         merged.entries.update(BestKnown(out / "best_known.jsonl").entries)
         merged.write()
         written.append(merged.path)
+    if (out / "ground_truth.jsonl").exists():
+        store = GroundTruth(reference / "ground_truth.jsonl")
+        for record in GroundTruth(out / "ground_truth.jsonl").records.values():
+            store.add(record)
+        written.append(store.path)
     return written
 
 

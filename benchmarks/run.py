@@ -7,7 +7,8 @@
 
 Stage 1 gets every cell's plan; stage 2 trains each pruned initialization with the task's full schedule in worker
 processes. Both stages write JSONL records atomically (``<suite>_plans.jsonl``, ``<suite>.jsonl``): an
-interrupted run resumes and skips finished work; every record carries the settings its numbers depend on
+interrupted run resumes and skips finished work (each full training is also appended to the ground-truth store
+``<out>/ground_truth.jsonl``, ``benchmarks.ground_truth``); every record carries the settings its numbers depend on
 (``cell_settings``: budgets, schedules, controller options, device, versions, and the hash of the code that computes
 them: this project's packages and an outside controller's module) and their fingerprint. A resume under other
 settings refuses with what changed (``--fresh`` starts the suite again); where only the code changed (an edited
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -59,6 +61,7 @@ from benchmarks.aggregate import (
 )
 from benchmarks.best_known import REFERENCE, BestKnown, schedule_of
 from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.ground_truth import GroundTruth
 from benchmarks.outside import controller_source, register_outside
 from benchmarks.progress import Progress
 from benchmarks.records import RecordFile, check_settings, fingerprint, read_records, write_atomic
@@ -115,6 +118,9 @@ class Args:
     """Show progress bars."""
     fresh: bool = False
     """Delete this suite's records in ``out`` first and start again (a resume under other settings refuses)."""
+    report_only: bool = False
+    """Only rebuild the report of the suite's records in ``out`` with the best known plans (e.g. after the oracle
+    study added plans to them); computes nothing."""
     best_known: Path | None = None
     """The run's best known plans (``benchmarks.best_known``; default ``<out>/best_known.jsonl``), read over the
     committed reference for the regrets and updated when the run finds better; the reference itself changes only
@@ -390,7 +396,8 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
                     bar.advance(cost.plan(plan) if target is plans else 0)
     bar.phase("full trainings of the plans")
     train = functools.partial(run_finals, workers=suite.workers, final_steps=suite.final_steps, device=device,
-                              done=lambda plan: bar.advance(cost.train(plan), cells=1))
+                              done=lambda plan: bar.advance(cost.train(plan), cells=1),
+                              store=GroundTruth(out / "ground_truth.jsonl"), source=f"bench:{suite.name}", code=package)
     train([p for p in plans.records if plans.key(p) not in cells], cells, suite=suite.name)
     if train_checkpoints:
         bar.phase("full trainings of the checkpoint plans")
@@ -430,6 +437,12 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best: Bes
     return text
 
 
+def previous_wall_time(report: Path) -> float:
+    """The wall time (s) the report at ``report`` states for the run that computed its records (NaN without)."""
+    found = re.search(r"wall time ([0-9.]+) min", report.read_text()) if report.exists() else None
+    return 60 * float(found.group(1)) if found else float("nan")
+
+
 def main(args: Args) -> None:
     torch.set_num_threads(1)  # the final trainings run in worker processes beside this one: no oversubscription
     overrides: dict[str, Any] = {}
@@ -452,6 +465,10 @@ def main(args: Args) -> None:
         env = shared_cell_env(suite, suite.tasks[0], suite.sparsities[0], suite.seeds[0], device)
         names = [register_outside(path, env) for path in args.controller]
         suite = replace(suite, controllers=(*suite.controllers, *(n for n in names if n not in suite.controllers)))
+    if args.report_only:
+        best = BestKnown(args.best_known or args.out / "best_known.jsonl", base=REFERENCE)
+        print(write_report(suite, args.out, device, previous_wall_time(args.out / f"{suite.name}.md"), best))
+        return
     start = time.perf_counter()
     train_checkpoints = suite.train_checkpoints if args.train_checkpoints is None else args.train_checkpoints
     print(run_suite(suite, args.out, device, args.progress, args.fresh, args.best_known, train_checkpoints))

@@ -58,6 +58,7 @@ def train_copies(
     x_eval: torch.Tensor,
     y_eval: torch.Tensor,
     precision: str = "fp32",
+    second_eval: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[TrainResult]:
     """Train ``len(masks)`` masked copies of ``model`` from ``init_state`` together and evaluate each.
 
@@ -72,6 +73,7 @@ def train_copies(
         x_train, y_train: the training split on the device.
         x_eval, y_eval: the evaluation tensors.
         precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward passes).
+        second_eval: another split ``(x, y)`` every copy is also evaluated on (``TrainResult.second_accuracy``).
 
     Returns:
         One ``TrainResult`` per copy, in order; its seconds are the batch's wall times divided by B. A diverged copy (non-finite last training loss or evaluation loss) gets accuracy 0
@@ -123,13 +125,19 @@ def train_copies(
     start = time.perf_counter()
     model.eval()
     accuracies, eval_losses = _evaluate_copies(run, params, buffers, x_eval, y_eval, device, precision)
+    nans = [math.nan] * copies
+    second_accuracies, second_losses = (nans, nans) if second_eval is None else _evaluate_copies(
+        run, params, buffers, *second_eval, device, precision)
     model.train()
     eval_seconds = (time.perf_counter() - start) / copies
     results = []
     for b in range(copies):
         diverged = not train_finite[b] or not math.isfinite(eval_losses[b])
         accuracy, loss = (0.0, math.inf) if diverged else (accuracies[b], eval_losses[b])
-        results.append(TrainResult(accuracy, loss, diverged, train_seconds, eval_seconds))
+        second = (second_accuracies[b], second_losses[b])
+        if diverged and second_eval is not None:
+            second = (0.0, math.inf)
+        results.append(TrainResult(accuracy, loss, diverged, train_seconds, eval_seconds, (), *second))
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
@@ -42,3 +43,8 @@ class TrainResult:
     """Wall time of the evaluation (a batched run: divided by its copies)."""
     accuracy_at: tuple[float, ...] = ()
     """Top-1 accuracy on the evaluation tensors after each step of the run's ``eval_at`` (empty without)."""
+    second_accuracy: float = math.nan
+    """Top-1 accuracy in [0, 1] on the run's ``second_eval`` tensors after the same training (0 when diverged);
+    NaN without a second evaluation."""
+    second_loss: float = math.nan
+    """Mean cross-entropy (nats) on ``second_eval`` (``inf`` when diverged); NaN without."""

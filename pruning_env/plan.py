@@ -152,6 +152,11 @@ class EpisodeResult:
     step_seconds: float = math.nan
     """Wall time of the env's step (``evaluate_plans``: the call's time per episode, resets included); NaN
     outside the env."""
+    validation_accuracy: float = math.nan
+    """A final evaluation's accuracy in [0, 1] on the validation split after the same training
+    (``benchmarks.final_accuracy``); NaN for rewards (their ``accuracy`` is the validation one)."""
+    validation_loss: float = math.nan
+    """That evaluation's cross-entropy (nats); NaN for rewards."""
 
     @classmethod
     def of(cls, pruned: PrunedPlan, run: TrainResult, reward: float, seed: int, init_seed: int,

@@ -157,8 +157,10 @@ class MaskedTrainer:
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
         eval_at: Sequence[int] = (),
+        second_eval: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> TrainResult:
-        """Restore ``init_state``, prune with ``masks``, train with ``config``, evaluate on ``(x_eval, y_eval)``.
+        """Restore ``init_state``, prune with ``masks``, train with ``config``, evaluate on ``(x_eval, y_eval)``
+        (and on ``second_eval``, another split ``(x, y)``, when given: ``TrainResult.second_accuracy``).
 
         ``seed`` fixes the minibatch order; the same arguments give the same result on the same kind of machine.
         ``eval_at``: steps (1..``config.steps``) after which the accuracy on ``(x_eval, y_eval)`` is also taken
@@ -196,12 +198,14 @@ class MaskedTrainer:
         start = time.perf_counter()
         with autocast(self.device, self.precision):
             accuracy, eval_loss = evaluate(self.model, x_eval, y_eval)
+            second = evaluate(self.model, *second_eval) if second_eval is not None else (math.nan, math.nan)
         eval_seconds = time.perf_counter() - start
         diverged = train_diverged or not math.isfinite(eval_loss)
         if diverged:
             accuracy, eval_loss = 0.0, math.inf
+            second = (math.nan, math.nan) if second_eval is None else (0.0, math.inf)
         return TrainResult(accuracy, eval_loss, diverged, train_seconds, eval_seconds,
-                           tuple(accuracy_at[step] for step in eval_at))
+                           tuple(accuracy_at[step] for step in eval_at), *second)
 
     def run_many(
         self,
@@ -211,6 +215,7 @@ class MaskedTrainer:
         seed: int,
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
+        second_eval: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[TrainResult]:
         """``run`` for every mask dict in ``masks`` (one shared minibatch order from ``seed``), in order.
 
@@ -220,14 +225,14 @@ class MaskedTrainer:
         if not masks:
             raise ValueError("run_many needs at least one mask dict, got none")
         if self.copies == 1:
-            return [self.run(init_state, m, config, seed, x_eval, y_eval) for m in masks]
+            return [self.run(init_state, m, config, seed, x_eval, y_eval, second_eval=second_eval) for m in masks]
         batches = self.minibatch_indices(config.steps, config.batch_size, seed)
 
         def run_chunk(chunk: Sequence[Mapping[str, torch.Tensor]]) -> list[TrainResult]:
             return train_copies(
                 self.model, self.layers, init_state, chunk, lambda params: make_optimizer(params, config),
                 lambda optimizer: make_scheduler(optimizer, config), batches, self.x_train, self.y_train,
-                x_eval, y_eval, self.precision,
+                x_eval, y_eval, self.precision, second_eval,
             )
 
         return split_on_oom(masks, self.copies, run_chunk)

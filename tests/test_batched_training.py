@@ -310,3 +310,25 @@ def test_cuda_selects_the_batched_path_and_matches_one_by_one() -> None:
     assert [r.reward for r in together] == pytest.approx([r.reward for r in alone], abs=1e-3)
     bf16 = PruningEnv("cnn-digits", reward_steps=10, target_sparsity=0.9, device="cuda", reward_precision="bf16")
     assert all(math.isfinite(r.reward) for r in bf16.evaluate_plans(episodes))
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+def test_a_second_split_is_measured_after_the_same_training(copies: int) -> None:
+    """``second_eval``: the same numbers as making that split the evaluation split (the training does not see
+    either), on the sequential and the batched path; NaN without one."""
+    torch.manual_seed(0)
+    build, shape = NETWORKS["mlp"]
+    model = build()
+    x, y = _data(shape)
+    layers = prunable_layers(model, x[:2])
+    init = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    masks = _random_masks(layers, 3, keep=0.5, seed=1)
+    trainer = MaskedTrainer(model, layers, x, y, copies=copies)
+    config = TrainConfig(steps=8, batch_size=32, optimizer="adam", lr=1e-2)
+    both = trainer.run_many(init, masks, config, 3, x[:48], y[:48], second_eval=(x[48:], y[48:]))
+    first = trainer.run_many(init, masks, config, 3, x[:48], y[:48])
+    second = trainer.run_many(init, masks, config, 3, x[48:], y[48:])
+    for one, a, b in zip(both, first, second, strict=True):
+        assert (one.accuracy, one.loss) == (a.accuracy, a.loss)
+        assert (one.second_accuracy, one.second_loss) == (b.accuracy, b.loss)
+        assert math.isnan(a.second_accuracy) and math.isnan(a.second_loss)

@@ -47,3 +47,19 @@ def test_a_run_reads_the_reference_beneath_its_own_file_and_promote_merges_it(tm
 def test_promoting_a_suite_that_was_not_run_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no run of the suite 'short'.*make bench SUITE=short"):
         promote("short", tmp_path, tmp_path / "reference")
+
+
+def test_promote_adds_the_runs_trainings_to_the_reference_store_once(tmp_path: Path) -> None:
+    from benchmarks.ground_truth import GroundTruth
+    from tests.test_oracle import fake_training
+
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    GroundTruth(reference / "ground_truth.jsonl").add(fake_training("mlp-digits", 0.99, 0, 0, [0.9], 0.5, 0.6))
+    run = GroundTruth(out / "ground_truth.jsonl", base=reference / "ground_truth.jsonl")
+    run.add(fake_training("mlp-digits", 0.99, 0, 0, [0.9], 0.1, 0.1))  # stored in the base already: not written
+    run.add(fake_training("mlp-digits", 0.99, 1, 0, [0.9], 0.5, 0.7))
+    assert len(run) == 2 and len((out / "ground_truth.jsonl").read_text().splitlines()) == 1
+    write(out / "oracle.jsonl", [{"seed": 1}])
+    assert "ground_truth.jsonl" in [p.name for p in promote("oracle", out, reference)]
+    stored = GroundTruth(reference / "ground_truth.jsonl")
+    assert sorted((r["seed"], r["test_accuracy"]) for r in stored.records.values()) == [(0, 0.6), (1, 0.7)]
