@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits as _sklearn_digits
 
 from pruning_env.data.dataset import Dataset, build_dataset, stratified_holdout
 
@@ -20,7 +19,9 @@ def load_digits(root: Path, *, download: bool, val_fraction: float, split_seed: 
     Pixels (0..16) are divided by 16, then standardized with the training split's mean and std.
     Shape ``(1, 8, 8)``. ``root`` and ``download`` are unused: the data ships with scikit-learn.
     """
-    images, labels = _sklearn_digits(return_X_y=True)
+    from sklearn.datasets import load_digits as sklearn_digits  # 1-2 s of imports (pandas): only when loaded
+
+    images, labels = sklearn_digits(return_X_y=True)
     images = images.reshape(-1, 1, 8, 8)
     rng = np.random.default_rng(split_seed)
     pool, test = stratified_holdout(labels, TEST_FRACTION, rng, field="test fraction")
