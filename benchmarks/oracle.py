@@ -269,10 +269,12 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
         "= the oracle's mean test accuracy minus the best heuristic's (of " + ", ".join(HEURISTICS) + "; the one "
         f"best on that test mean), both trained with the held-out training seeds {list(HELD_OUT_SEEDS)}; the "
         f"search read only the validation split after trainings with the seeds {list(SEARCH_SEEDS)}. Points of "
-        "accuracy; ± is the 95% t-interval over instances (paired).", "",
+        "accuracy; ± is the 95% t-interval over instances (paired). Evaluations: plans both searches evaluated per instance "
+        "(mean; each plan trained once per search seed); best found at: the median evaluation (of each search) that "
+        "found its best plan, the budget's justification: well inside the budget means the curve was flat.", "",
         "| task | target | instances | best heuristic (test) | oracle (test) | headroom | validation gain | "
-        "beyond noise | oracle found by | evaluations |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "beyond noise | oracle found by | evaluations | best found at |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     per_instance = ["", "## Per instance", "",
                     "| task | target | seed | best heuristic | its test | oracle test | headroom | its validation | "
@@ -290,10 +292,13 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
         beyond = "yes" if np.isfinite(headroom[1]) and abs(headroom[0]) > headroom[1] else "no"
         methods = ", ".join(sorted({c["oracle_method"] for c in group}))
         spent = [sum(len(t["scores"]) for t in c["traces"].values()) for c in group]
+        found_at = {method: int(np.median([np.argmax(c["traces"][method]["scores"]) + 1 for c in group]))
+                    for method in group[0]["traces"]}
         lines.append(
             f"| {task} | {target} | {len(group)} | {100 * np.mean([f['test'][f['best']] for f in figures]):.1f} | "
             f"{100 * np.mean([f['test']['oracle'] for f in figures]):.1f} | {signed_interval(*headroom)} | "
-            f"{signed_interval(*val_gain)} | {beyond} | {methods} | {int(np.mean(spent))} |")
+            f"{signed_interval(*val_gain)} | {beyond} | {methods} | {int(np.mean(spent))} | "
+            + ", ".join(f"{method} {at}" for method, at in found_at.items()) + " |")
         for cell, figure in zip(group, figures, strict=True):
             per_instance.append(
                 f"| {task} | {target} | {cell['seed']} | {figure['best']} | {100 * figure['test'][figure['best']]:.1f} | "
