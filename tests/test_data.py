@@ -10,6 +10,8 @@ import hashlib
 import io
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,20 @@ def test_digits_shapes_and_sizes(digits: Dataset) -> None:
         assert getattr(digits, f"y_{split}").dtype == torch.int64
     assert digits.device == torch.device("cpu")
     assert digits.train[0] is digits.x_train and digits.test[1] is digits.y_test
+
+
+def test_digits_arrays_are_scikit_learns_without_importing_it() -> None:
+    """The digits are read from the CSV scikit-learn ships, bit for bit what its loader returns, in a process that
+    never imports scikit-learn (whose imports cost every worker process 1-2 s)."""
+    from pruning_env.data.digits import digits_arrays
+
+    images, labels = digits_arrays()
+    raw_x, raw_y = load_digits(return_X_y=True)
+    assert images.dtype == raw_x.dtype and labels.dtype == raw_y.dtype
+    assert np.array_equal(images, raw_x) and np.array_equal(labels, raw_y)
+    code = "import sys; from pruning_env.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_digits_standardized_on_train(digits: Dataset) -> None:

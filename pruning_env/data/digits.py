@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,25 @@ import numpy as np
 from pruning_env.data.dataset import Dataset, build_dataset, stratified_holdout
 
 TEST_FRACTION = 0.2
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """``sklearn.datasets.load_digits(return_X_y=True)``: images ``(1797, 64)`` float64, labels ``(1797,)`` int.
+
+    Read from the CSV that scikit-learn ships, as its loader reads it (``np.loadtxt`` of the gzip-compressed file),
+    without importing scikit-learn: its imports (scipy, pandas) take 1-2 s, paid by every worker process and
+    command that loads the digits. Falls back to scikit-learn's loader where the file is not found.
+    """
+    spec = importlib.util.find_spec("sklearn")  # finds the package without running its __init__
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(locations[0], "datasets", "data", "digits.csv.gz") if locations else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits as sklearn_digits
+
+        return sklearn_digits(return_X_y=True)
+    with gzip.open(path, mode="rt", encoding="utf-8") as file:
+        data = np.loadtxt(file, delimiter=",")
+    return data[:, :-1], data[:, -1].astype(int, copy=False)
 
 
 def load_digits(root: Path, *, download: bool, val_fraction: float, split_seed: int) -> Dataset:
@@ -19,9 +40,7 @@ def load_digits(root: Path, *, download: bool, val_fraction: float, split_seed: 
     Pixels (0..16) are divided by 16, then standardized with the training split's mean and std.
     Shape ``(1, 8, 8)``. ``root`` and ``download`` are unused: the data ships with scikit-learn.
     """
-    from sklearn.datasets import load_digits as sklearn_digits  # 1-2 s of imports (pandas): only when loaded
-
-    images, labels = sklearn_digits(return_X_y=True)
+    images, labels = digits_arrays()
     images = images.reshape(-1, 1, 8, 8)
     rng = np.random.default_rng(split_seed)
     pool, test = stratified_holdout(labels, TEST_FRACTION, rng, field="test fraction")
