@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import tyro
 
 from agents.base import TrainingReport, register_controller
 from agents.mappo.config import MappoConfig
@@ -42,7 +41,6 @@ from pruning_env import __version__
 from pruning_env.families import Family, family_tasks
 from pruning_env.multi_task import MultiTaskPruningEnv
 from pruning_env.parallel import PruningEnv
-from pruning_env.provenance import git_describe
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PRETRAINED_FILE = WEIGHTS_DIR / "mappo-digits-v1.pt"
@@ -127,6 +125,8 @@ class Args:
 
 
 def main(args: Args) -> None:
+    from benchmarks.provenance import git_describe  # the record's commit; benchmarks is the CLI's own layer
+
     torch.set_num_threads(1)
     recipe = replace(args.recipe, mappo=replace(args.recipe.mappo, progress=True))
     start = time.perf_counter()
@@ -146,4 +146,6 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
+    import tyro  # the command line's parser (the agents extra): not loaded with ``import agents``
+
     main(tyro.cli(Args))

@@ -27,8 +27,8 @@ from rliable import metrics
 
 from agents.base import fixed_target, kind_of
 from benchmarks.best_known import BestKnown, schedule_of
+from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.suites import Suite
-from pruning_env.plots import Panel, Series, save_lines
 
 BOOTSTRAP_SEED = 0
 """Seed of the bootstrap's resampling (the same records give the same intervals)."""

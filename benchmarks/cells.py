@@ -20,12 +20,12 @@ import torch
 
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.ground_truth import GroundTruth
+from benchmarks.provenance import versions
 from benchmarks.records import RecordFile
 from pruning_env.data import Dataset
 from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.instances import ModelSource
 from pruning_env.parallel import PruningEnv
-from pruning_env.provenance import versions
 from pruning_env.registry import get_task
 from pruning_env.spaces import stack_observations
 

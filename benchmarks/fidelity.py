@@ -42,8 +42,8 @@ from agents.base import stacked
 from agents.heuristics import REFERENCE_HEURISTICS, reference_sparsities
 from agents.random_search import sample_plans
 from benchmarks.final_accuracy import FinalEvaluator
+from benchmarks.plots import Panel, Series, save_lines, save_scatter
 from pruning_env.parallel import PruningEnv
-from pruning_env.plots import Panel, Series, save_lines, save_scatter
 from pruning_env.registry import get_task
 
 ProxyKey = tuple[str, int | None]

@@ -41,13 +41,13 @@ from agents.base import SearchController, fixed_target
 from agents.mappo.controller import MappoController
 from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
 from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.plots import Panel, Series, save_lines
+from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.run import CELL_KEY
 from benchmarks.suites import HEURISTICS
 from pruning_env.device import resolve_device
 from pruning_env.families import family_tasks
-from pruning_env.plots import Panel, Series, save_lines
-from pruning_env.provenance import code_fingerprint, versions
 
 PRETRAINED = "pretrained"
 DENSE = "dense"
@@ -93,7 +93,7 @@ class Args:
 
     def settings(self, controller: str, device: str) -> dict[str, Any]:
         """What a record's numbers depend on: the options below (not where or how fast it runs), the controller,
-        the device, the hash of the code (``pruning_env.provenance.code_fingerprint``) and the versions."""
+        the device, the hash of the code (``benchmarks.provenance.code_fingerprint``) and the versions."""
         options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()
                    if k not in ("out", "progress", "workers", "fresh", "device")}
         return {**options, "controller": controller, "device": device, "code": code_fingerprint(), "versions": versions()}

@@ -42,10 +42,10 @@ from agents.base import SearchController, TrainableController
 from benchmarks.best_known import REFERENCE, TRAIN_SEEDS, BestKnown, schedule_of
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.intervals import signed_interval, t_interval
+from benchmarks.plots import Panel, Series, save_lines
+from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.suites import SEARCH_OPTIONS
-from pruning_env.plots import Panel, Series, save_lines
-from pruning_env.provenance import code_fingerprint, versions
 
 CONTROLLERS: tuple[str, ...] = ("mappo", "mappo_ar", "sb3_ppo", "cma_es", "tpe", "random_search")
 REFERENCES: tuple[str, ...] = ("global_snip", "lamp")

@@ -55,7 +55,7 @@ def train_cells(task: str, target: float, controllers: list[str], seeds: list[in
     the test accuracy and loss and this process's versions (its ``cpu_capability`` among them)."""
     import agents
     from benchmarks.cells import final_cells, instance_env, plan_of
-    from pruning_env.provenance import versions
+    from benchmarks.provenance import versions
 
     records = []
     for seed in seeds:

@@ -40,9 +40,9 @@ from benchmarks.ground_truth import GroundTruth, key
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.oracle_search import Trace, cma_search, level_search
 from benchmarks.progress import Progress
+from benchmarks.provenance import code_fingerprint
 from benchmarks.records import RecordFile, read_records, write_atomic
 from benchmarks.suites import available_cores
-from pruning_env.provenance import code_fingerprint
 from pruning_env.registry import get_task
 
 SEARCH_SEEDS: tuple[int, ...] = (1000, 1001)
@@ -258,7 +258,7 @@ def transfer_gains(cells: list[dict[str, Any]], store: GroundTruth) -> list[tupl
 
 def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> str:
     """``oracle.md`` and ``oracle_convergence.png`` from the cell records and the store; returns the Markdown."""
-    from pruning_env.plots import Panel, Series, save_lines
+    from benchmarks.plots import Panel, Series, save_lines
 
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for cell in sorted(cells, key=lambda c: (c["task"], c["target_sparsity"], c["seed"])):

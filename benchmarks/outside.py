@@ -24,8 +24,8 @@ from typing import Any
 
 import agents
 from agents.base import Controller
+from benchmarks.provenance import CODE_PACKAGES, ROOT, source_hash
 from pruning_env.parallel import PruningEnv
-from pruning_env.provenance import CODE_PACKAGES, ROOT, source_hash
 
 
 def load_factory(path: str) -> tuple[str, Callable[..., Any]]:

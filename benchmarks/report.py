@@ -11,8 +11,8 @@ import numpy as np
 
 from agents.base import fixed_target, kind_of
 from benchmarks.intervals import signed_interval, t_interval
+from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.suites import CHECKPOINTS, PUBLISHED, Suite
-from pruning_env.plots import Panel, Series, save_lines
 from pruning_env.registry import get_task
 
 ZOOM_POINTS = 8.0

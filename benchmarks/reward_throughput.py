@@ -36,12 +36,12 @@ from scipy.stats import kendalltau
 from agents.heuristics import reference_sparsities
 from agents.random_search import sample_plans
 from benchmarks.env_speed import matmul_gflops, task_data
+from benchmarks.provenance import git_describe, versions
 from pruning_env.compute import synchronize
 from pruning_env.data import Dataset
 from pruning_env.data.dataset import build_dataset
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
-from pruning_env.provenance import git_describe, versions
 from pruning_env.registry import get_task
 from pruning_env.spaces import stack_observations
 

@@ -64,6 +64,7 @@ from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.ground_truth import GroundTruth
 from benchmarks.outside import controller_source, register_outside
 from benchmarks.progress import Progress
+from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import RecordFile, check_settings, fingerprint, read_records, write_atomic
 from benchmarks.report import (
     caption,
@@ -81,7 +82,6 @@ from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, make_pool
-from pruning_env.provenance import code_fingerprint, versions
 from pruning_env.registry import get_task
 
 CELL_KEY = ("task", "controller", "target_sparsity", "seed")

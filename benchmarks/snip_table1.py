@@ -35,11 +35,11 @@ import agents
 from benchmarks.cells import instance_env, plan_of
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.intervals import signed_interval, t_interval
+from benchmarks.provenance import git_describe, versions
 from benchmarks.records import RecordFile, write_atomic
 from benchmarks.suites import PUBLISHED
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.models import build_model
-from pruning_env.provenance import git_describe, versions
 from pruning_env.registry import get_task
 from pruning_env.training import TrainConfig
 

@@ -12,7 +12,7 @@ import torch
 from benchmarks.compare import Args, compare, main, provenance
 from benchmarks.numerics import Args as NumericsArgs
 from benchmarks.numerics import main as numerics_main
-from pruning_env.provenance import versions
+from benchmarks.provenance import versions
 
 
 def cell(controller: str, seed: int, accuracy: float, **extra) -> dict:

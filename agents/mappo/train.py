@@ -29,7 +29,6 @@ from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.ppo import Batch, RunningMeanStd, group_advantages, one_step_targets, ppo_update
 from agents.mappo.rollout import Episode, collect, episode_plan, pad
-from pruning_env.plots import Panel, Series, save_lines
 from pruning_env.pools import EnvInfo, EvaluationPool
 
 CHECKPOINT = "checkpoint.pt"
@@ -202,6 +201,9 @@ def _tensorboard_writer(out: Path, purge_step: int) -> Any:
 
 def plot_learning_curve(history: Sequence[dict[str, float]], path: Path, title: str = "transformer MAPPO") -> None:
     """Mean reward per update and best reward so far against episodes, as a PNG."""
+    # matplotlib (the agents extra) is imported only when a run folder gets its curve, not with ``import agents``
+    from benchmarks.plots import Panel, Series, save_lines
+
     episodes = [row["episodes"] for row in history]
     series = [Series("mean reward of the update", episodes, [row["reward_mean"] for row in history]),
               Series("best reward so far", episodes, [row["best_reward"] for row in history])]
