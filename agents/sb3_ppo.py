@@ -28,14 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gymnasium
 import numpy as np
-from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import HumanOutputFormat, Logger
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from agents.base import (
     Actions,
@@ -46,8 +42,11 @@ from agents.base import (
     stacked,
     to_actions,
 )
-from pruning_env.integrations.vector import concat_copies
 from pruning_env.parallel import PruningEnv
+
+if TYPE_CHECKING:  # SB3 and SuperSuit are imported when a model is built, not with ``import agents``
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecEnv
 
 POLICY_ACTION_SPACE = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
 
@@ -81,31 +80,6 @@ class PPOConfig:
     """Torch device of the policy (the MLP is tiny: CPU is faster than a GPU round trip)."""
 
 
-class _SparsityActions(VecEnvWrapper):
-    """Maps the policy's [-1, 1] actions to sparsities and gives SuperSuit's vec env the ``seed`` SB3 calls."""
-
-    def __init__(self, venv: VecEnv) -> None:
-        super().__init__(venv, action_space=POLICY_ACTION_SPACE)
-
-    def reset(self) -> np.ndarray:
-        return self.venv.reset()
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self.venv.step_async(sparsity_from_action(actions))
-
-    def step_wait(self) -> VecEnvStepReturn:
-        return self.venv.step_wait()
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list:
-        if attr_name == "render_mode":  # SuperSuit's vec env answers only as an attribute
-            return [self.venv.render_mode] * self.num_envs
-        return self.venv.get_attr(attr_name, indices)
-
-    def seed(self, seed: int | None = None) -> list[None]:
-        """No reseeding: the copies are clones of an env already reset with the training seed."""
-        return [None] * self.num_envs
-
-
 def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, workers: int = 1, seed: int = 0) -> VecEnv:
     """The SB3 vector env: one slot per layer agent of each of ``num_vec_envs`` copies, in ``workers`` processes.
 
@@ -117,51 +91,20 @@ def make_vec_env(make_env: EnvFactory, num_vec_envs: int = 1, workers: int = 1, 
     env = make_env()
     if env.action_type != "continuous":
         raise ValueError(f"sb3_ppo needs action_type='continuous', got {env.action_type!r}")
+    from agents.sb3_wrappers import SparsityActions
+    from pruning_env.integrations.vector import concat_copies
+
     env.reset(seed=seed)
-    return _SparsityActions(concat_copies(env, num_vec_envs, workers, base_class="stable_baselines3"))
-
-
-class _History(BaseCallback):
-    """Counts episodes, tracks the best team reward and logs each rollout's mean reward; calls
-    ``on_update(episodes spent, model)`` at the start and after each policy update (when the next rollout starts,
-    and at the end)."""
-
-    def __init__(self, num_layers: int, on_update: Callable[[int, PPO], None] | None = None) -> None:
-        super().__init__()
-        self.num_layers = num_layers
-        self.on_update = on_update
-        self.episodes = 0
-        self.best_reward = -np.inf
-        self.rows: list[dict[str, float]] = []
-
-    def _on_step(self) -> bool:
-        rewards = self.locals["rewards"]  # (L x num_vec_envs,): each copy's team reward, once per layer slot
-        self.episodes += len(rewards) // self.num_layers
-        self.best_reward = max(self.best_reward, float(np.max(rewards)))
-        return True
-
-    def _on_rollout_end(self) -> None:
-        rewards = self.model.rollout_buffer.rewards
-        self.rows.append(
-            {"episodes": float(self.episodes), "reward_mean": float(rewards.mean()), "best_reward": self.best_reward}
-        )
-
-    def _on_training_start(self) -> None:
-        if self.on_update is not None:
-            self.on_update(self.episodes, self.model)
-
-    def _on_rollout_start(self) -> None:  # SB3 updates the policy between one rollout's end and the next's start
-        if self.on_update is not None and self.episodes > 0:
-            self.on_update(self.episodes, self.model)
-
-    def _on_training_end(self) -> None:
-        if self.on_update is not None:
-            self.on_update(self.episodes, self.model)
+    venv = concat_copies(env, num_vec_envs, workers, base_class="stable_baselines3")
+    return SparsityActions(venv, POLICY_ACTION_SPACE, sparsity_from_action)
 
 
 def build_ppo(make_env: EnvFactory, config: PPOConfig, num_vec_envs: int, workers: int, seed: int) -> PPO:
     """The untrained PPO model on a new vector env of ``make_env`` (see ``make_vec_env``): the starting point of
     ``train_sb3_ppo`` for the same arguments. Close ``model.get_env()`` when done."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
+
     vec_env = make_vec_env(make_env, num_vec_envs, workers, seed)
     samples = config.n_steps * vec_env.num_envs
     model = PPO(
@@ -212,11 +155,15 @@ def train_sb3_ppo(
     rollouts = total_episodes // per_rollout
     if rollouts < 1:
         raise ValueError(f"total_episodes must be >= n_steps x num_vec_envs = {per_rollout}, got {total_episodes}")
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger
+
+    from agents.sb3_wrappers import History
+
     model = build_ppo(make_env, config, num_vec_envs, workers, seed)
     vec_env = model.get_env()
     if verbose:
         model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat("stdout")]))
-    history = _History(vec_env.num_envs // num_vec_envs, on_update)
+    history = History(vec_env.num_envs // num_vec_envs, on_update)
     start = time.perf_counter()
     try:
         model.learn(total_timesteps=rollouts * config.n_steps * vec_env.num_envs, callback=history)
@@ -285,4 +232,6 @@ class SB3PPOController:
     @classmethod
     def load(cls, path: str | Path, env: PruningEnv | None = None, device: str = "cpu") -> SB3PPOController:
         """A controller acting with the model saved at ``path``."""
+        from stable_baselines3 import PPO
+
         return cls(env, model=PPO.load(path, device=device))
