@@ -84,3 +84,26 @@ def test_a_controller_missing_a_run_and_a_cell_without_a_best_plan_are_left_out(
     scores, _ = score_matrices(SUITE, records, BestKnown(tmp_path / "none.jsonl"))
     assert scores == {}
     assert "no aggregate" in aggregate_table({}, {}, None)
+
+
+def test_the_fast_metrics_equal_rliables_bit_for_bit() -> None:
+    """``interquartile_mean``, ``probability_of_improvement`` and ``score_distribution`` give rliable's floats
+    exactly (so the intervals are rliable's), on random matrices with the ties a bootstrap's resampling makes and
+    on columns where both rows are identical."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    from benchmarks.aggregate import PROFILE_TAUS, interquartile_mean, probability_of_improvement, score_distribution
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (1, 2), (3, 2), (5, 2), (5, 3), (4, 7), (10, 4)]:
+        for levels in (3, 1000):  # few distinct values (many ties) and almost none
+            x = rng.integers(0, levels, size=shape) / (levels - 1) * 1.2 - 0.05
+            y = rng.integers(0, levels, size=shape) / (levels - 1) * 1.2 - 0.05
+            y[:, 0] = x[:, 0]  # one identical column: P = 0.5 there
+            assert interquartile_mean(x).tobytes() == np.float64(metrics.aggregate_iqm(x)).tobytes()
+            assert (np.float64(probability_of_improvement(x, y)).tobytes()
+                    == np.float64(metrics.probability_of_improvement(x, y)).tobytes())
+            assert (np.float64(probability_of_improvement(y[:2], x)).tobytes()
+                    == np.float64(metrics.probability_of_improvement(y[:2], x)).tobytes())
+            assert score_distribution(x, PROFILE_TAUS).tobytes() == rly.score_distributions(x, PROFILE_TAUS).tobytes()
