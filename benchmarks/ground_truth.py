@@ -12,8 +12,8 @@ Schema of a record (``FIELDS``; numbers are floats unless said):
 - ``requested`` and ``applied``: the plan as asked and after the env's projection onto the budget, ``(L,)`` lists;
 - ``val_accuracy``, ``val_loss``, ``test_accuracy``, ``test_loss``: after that one training (accuracy in [0, 1],
   mean cross-entropy in nats); ``diverged`` (bool), ``seconds`` (the training's wall time);
-- ``source``: what ran it (``"oracle"``, ``"bench:<suite>"``); ``code``: ``pruning_env.provenance.code_fingerprint``
-  of the code that trained it; ``versions``: ``pruning_env.provenance.versions()``; ``finished``: ISO time.
+- ``source``: what ran it (``"oracle"``, ``"bench:<suite>"``); ``code``: ``benchmarks.provenance.code_fingerprint``
+  of the code that trained it; ``versions``: ``benchmarks.provenance.versions()``; ``finished``: ISO time.
 
 A training is identified by ``key``: task, target, budget, seed, train seed, steps and the requested plan rounded to
 float32 (what the env's actions hold). The code fingerprint is recorded, not part of the key: the store outlives
