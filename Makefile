@@ -11,7 +11,7 @@ WORKERS ?=
 PYTEST_ARGS ?=
 TEST_WORKERS ?= auto
 
-.PHONY: install test test-fast bench promote lint clean gpu-check gpu-wheels
+.PHONY: install test test-fast bench promote lint clean gpu-check gpu-wheels docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ endif
 # A run writes only into benchmarks/results; this makes its results the committed reference (then review git diff).
 promote: $(STAMP)
 	$(PY) -m benchmarks.promote $(SUITE)
+
+# The documentation site (mkdocs.yml, docs/) into site/; the results pages are generated from
+# benchmarks/results/reference at build time (benchmarks/docs_pages.py). Offline: no fonts or plugins fetched.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(PY) -m ruff check pruning_env agents benchmarks tests
