@@ -19,7 +19,6 @@ only: the hook runs in the docs build, which imports neither torch nor this proj
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -255,23 +254,8 @@ def results_files(reference: Path = REFERENCE) -> dict[str, str | Path]:
 # MkDocs hooks (mkdocs.yml: hooks: [benchmarks/docs_pages.py]) ---------------------------------------------------
 
 
-class GroupedParameters(logging.Filter):
-    """Drops griffe's two warnings about a documented group of parameters (``x_eval, y_eval: ...`` in a Google
-    ``Args:`` section, as ``pruning_env.rewards.RewardEvaluator`` has): the group renders as one row, and every other
-    docstring warning still fails the strict build."""
-
-    _GROUP = re.compile(r"parameter '[^']*, [^']*'", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not self._GROUP.search(record.getMessage())
-
-
 def on_config(config: Any) -> Any:
-    """Expand the nav's ``Results: results/index.md`` into the section of generated pages (and install the
-    ``GroupedParameters`` filter on griffe's logger)."""
-    griffe = logging.getLogger("mkdocs.plugins.griffe")
-    if not any(isinstance(existing, GroupedParameters) for existing in griffe.filters):
-        griffe.addFilter(GroupedParameters())
+    """Expand the nav's ``Results: results/index.md`` into the section of generated pages."""
     nav = config.get("nav")
     if not nav:
         return config

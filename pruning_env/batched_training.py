@@ -70,8 +70,10 @@ def train_copies(
         optimizer_of: ``params -> torch.optim.Optimizer`` (the schedule's optimizer over the stacked tensors).
         scheduler_of: ``optimizer -> LRScheduler | None``.
         batches: minibatch indices ``(steps, batch)`` into the training split, on the device.
-        x_train, y_train: the training split on the device.
-        x_eval, y_eval: the evaluation tensors.
+        x_train: the training inputs, on the device.
+        y_train: their labels.
+        x_eval: the evaluation inputs.
+        y_eval: their labels.
         precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward passes).
         second_eval: another split ``(x, y)`` every copy is also evaluated on (``TrainResult.second_accuracy``).
 

@@ -61,7 +61,8 @@ class RewardEvaluator:
         kind: one of ``REWARDS``.
         trainer: the masked trainer; it owns the model that is trained (or, for ``zero_cost``, masked) in place.
         train_config: the schedule for ``accuracy`` / ``neg_loss`` (K steps) or ``full``.
-        x_eval, y_eval: the fixed validation subset, on the trainer's device.
+        x_eval: the inputs of the fixed validation subset, on the trainer's device.
+        y_eval: its labels.
         num_classes: number of classes (sets the ``neg_loss`` floor).
         orders: minibatch orders each plan's reward averages over (``order_seeds``).
     """
