@@ -1,9 +1,10 @@
 """A new user's first contact: the README's quick start shows a poor and a good plan apart, and Stable-Baselines3
-PPO on the Gymnasium env, with settings for one-step episodes, learns beyond its own starting plan.
+PPO on the Gymnasium env, with settings for one-step episodes (docs/integrations.md), learns beyond its own
+starting plan.
 
-The snippets below are the README's text, character for character: each test runs its snippet in this process
-and checks what it computed. ``test_readme_copy_is_this_text`` compares them with the README's blocks once they
-are there (tests/test_readme.py runs the README copies too, in subprocesses)."""
+The snippets below are the README's and the docs' text, character for character: each test runs its snippet in
+this process and checks what it computed. ``test_readme_copy_is_this_text`` compares them with the pages' blocks
+(tests/test_readme.py and tests/test_docs.py run every other block of those pages, in subprocesses)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import agents
 from pruning_env import PruningEnv
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
 
 QUICK_START = '''\
 import numpy as np
@@ -143,12 +145,12 @@ def python_blocks(text: str) -> list[str]:
     return [match.group(1) for match in re.finditer(r"^```python\n(.*?)^```$", text, flags=re.M | re.S)]
 
 
-@pytest.mark.parametrize("name, code, marker", [
-    ("quick start", QUICK_START, 'global_snip = rewards["layer_0"]'),
-    ("sb3", SB3_ONE_STEP, "def plan_reward():"),
-    ("dense cue", DENSE_CUE, "the cue for K: the DENSE network"),
+@pytest.mark.parametrize("name, code, marker, page", [
+    ("quick start", QUICK_START, 'global_snip = rewards["layer_0"]', README),
+    ("sb3", SB3_ONE_STEP, "def plan_reward():", DOCS / "integrations.md"),
+    ("dense cue", DENSE_CUE, "the cue for K: the DENSE network", DOCS / "environment.md"),
 ])
-def test_readme_copy_is_this_text(name, code, marker):
-    blocks = [block for block in python_blocks(README.read_text(encoding="utf-8")) if marker in block]
-    assert blocks == [code], f"README.md's {name} block differs from tests/test_first_contact.py's"
+def test_page_copy_is_this_text(name, code, marker, page):
+    blocks = [block for block in python_blocks(page.read_text(encoding="utf-8")) if marker in block]
+    assert blocks == [code], f"{page.name}'s {name} block differs from tests/test_first_contact.py's"
 

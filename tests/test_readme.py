@@ -21,20 +21,10 @@ from test_first_contact import DENSE_CUE, QUICK_START, SB3_ONE_STEP
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
-# Blocks measured here (2 CPU cores shared with other work, no GPU; two runs, the times vary with the load) at more
-# than 30 s are marked slow; each is named by a string only it contains, with the times it took. Every block runs
-# either way: none is skipped. The others took 4-24 s (the quick start 20-24 s, the ProcessPool random search 22 s).
-SLOW_BLOCKS = {
-    "make_controller(name, env)": "four heuristics' rewards on mlp-digits, 47-121 s",
-    "SB3PPOController(": "SB3 PPO, 96 episodes, 34 s",
-    "clip_ppo_loss(": "TorchRL rollout and one PPO loss, 47-119 s",
-    "PPOConfig()": "RLlib PPO, 2 iterations of 32 episodes at K=10 (5 iterations of 64 at K=20 took 209-289 s)",
-}
-# The limits catch a block whose process never exits (a pool left open), not a slow one: they sit far above the
-# times measured, since blocks take several times as long on a machine running benchmarks beside the tests (the
-# BenchMARL block, under 24 s in the runs above, ran past 150 s there).
-TIMEOUT_S = 600  # per block that is not slow
-SLOW_TIMEOUT_S = 1800  # per slow block
+# The limit catches a block whose process never exits (a pool left open), not a slow one: it sits far above the
+# times measured. The README keeps only the quick start (run in-process by tests/test_first_contact.py); the longer
+# examples live in docs/ (tests/test_docs.py runs them).
+TIMEOUT_S = 600  # per block
 
 
 @dataclass(frozen=True)
@@ -47,10 +37,6 @@ class Block:
     def id(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.heading.lower()).strip("-")[:48].rstrip("-")
         return f"L{self.line}-{slug or 'top'}"
-
-    @property
-    def slow(self) -> bool:
-        return any(marker in self.code for marker in SLOW_BLOCKS)
 
 
 def python_blocks(text: str) -> list[Block]:
@@ -82,12 +68,6 @@ twice (they start no worker process whose exit could hang)."""
 
 def test_readme_has_python_blocks():
     assert BLOCKS, "README.md has no ```python block: test_readme_block would pass on nothing"
-
-
-def test_every_slow_marker_names_a_block():
-    """A marker that matches no block would leave the slow list stale."""
-    for marker in SLOW_BLOCKS:
-        assert any(marker in block.code for block in BLOCKS), f"no README block contains {marker!r}"
 
 
 def run_block(block: Block, timeout: float) -> tuple[int | None, str]:
@@ -125,15 +105,14 @@ def run_block(block: Block, timeout: float) -> tuple[int | None, str]:
 
 
 @pytest.mark.parametrize(
-    "block", [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.slow else []) for b in BLOCKS
+    "block", [pytest.param(b, id=b.id) for b in BLOCKS
               if b.code.strip() not in RUN_IN_PROCESS]
 )
 def test_readme_block(block: Block):
-    timeout = SLOW_TIMEOUT_S if block.slow else TIMEOUT_S
-    status, output = run_block(block, timeout)
+    status, output = run_block(block, TIMEOUT_S)
     tail = output[-6000:]
     where = f"README.md block at line {block.line} (under {block.heading!r})"
-    assert status is not None, f"{where} did not exit within {timeout} s; its output:\n{tail}"
+    assert status is not None, f"{where} did not exit within {TIMEOUT_S} s; its output:\n{tail}"
     assert status == 0, f"{where} exited with status {status}; its output:\n{tail}"
 
 
