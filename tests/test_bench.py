@@ -15,7 +15,9 @@ from benchmarks.suites import get_suite
 
 @pytest.mark.slow
 def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
-    suite = get_suite("tiny")
+    # trainings and searches in this process (workers=1): the numbers are those of any worker count (the test
+    # below runs 1 and 2 workers and compares), without spawning a pool of worker interpreters per phase
+    suite = get_suite("tiny", workers=1)
     table = run_suite(suite, tmp_path, "cpu", progress=False)
     records = read_records(tmp_path / "tiny.jsonl")
     cells = [(r["task"], r["controller"], r["target_sparsity"], r["seed"]) for r in records]
