@@ -315,8 +315,7 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
                   for c in group for method, t in c["traces"].items()]
         panels.append(Panel(f"{task} at {target}", "plans evaluated", "best validation score (%)", series))
     if panels:
-        save_lines(out / "oracle_convergence.png", panels, "Oracle searches: best score so far (solid CMA-ES, "
-                   "dashed levels)")
+        save_lines(out / "oracle_convergence.png", panels, "Oracle searches (solid: CMA-ES, dashed: levels)")
     text = "\n".join([*lines, *per_instance, *transfer, "",
                       "![convergence](oracle_convergence.png)" if panels else ""]) + "\n"
     write_atomic(out / "oracle.md", text)
