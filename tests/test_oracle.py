@@ -77,14 +77,15 @@ def test_the_headroom_interval_is_the_paired_t_interval_by_hand(tmp_path: Path) 
                                         0.0))
         cells.append({"task": "mlp-digits", "target_sparsity": 0.99, "seed": seed, "oracle": plans["oracle"],
                       "heuristics": {n: p for n, p in plans.items() if n != "oracle"}, "oracle_method": "levels",
-                      "traces": {"cma_es": {"plans": [], "scores": [0.5, 0.7, 0.6]}}, "settings": {"final_steps": None}})
+                      "traces": {"cma_es": {"plans": [plans["lamp"], plans["oracle"], plans["erk"]],
+                                           "scores": [0.5, 0.7, 0.6]}}, "settings": {"final_steps": None}})
     figures = oracle.cell_figures(cells[1], store)
     assert figures["best"] == "global_snip"
     assert figures["headroom"] == pytest.approx(0.02) and figures["val_gain"] == pytest.approx(0.3)
     text = oracle.write_report(tmp_path, store, cells)
     half = 4.302652729911275 * 1.0 / np.sqrt(3)
-    assert (f"| mlp-digits | 0.99 | 3 | 80.0 | 82.0 | +2.0 ± {half:.1f} | +30.0 ± 0.0 | no | levels | 3 | cma_es 2 |"
-            in text)
+    assert (f"| mlp-digits | 0.99 | 3 | 80.0 | 82.0 | +2.0 ± {half:.1f} | +30.0 ± 0.0 | no | 0.0 | levels | 3 | "
+            "cma_es 2 |" in text)
     transfer_half = 2.5705818366147395 * np.sqrt(0.8 / 6)
     assert f"| mlp-digits | 0.99 | +2.0 ± {half:.1f} | +2.0 ± {transfer_half:.1f} | 6 |" in text
     assert (tmp_path / "oracle_convergence.png").stat().st_size > 1000
