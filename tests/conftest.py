@@ -1,5 +1,6 @@
-"""Test-session settings shared by every test file."""
+"""Test-session settings shared by every test file, and the order in which ``make test`` hands the tests out."""
 
+import fnmatch
 import os
 
 import pytest
@@ -37,3 +38,73 @@ def ray_cluster(ray_home):
 
     with local_ray(num_cpus=2):
         yield
+
+
+# --- the order of the tests on pytest-xdist's workers -----------------------------------------------------------
+# ``make test`` runs the tests on every core (pytest-xdist, load scheduling). Handed out in file order, the longest
+# tests (several of them 30-120 s) could start last and keep one worker busy while the others sat idle. So the
+# workers collect them first, longest first, and the controller hands the tests out one at a time as workers free
+# up (``--maxschedchunk=1`` unless given): a greedy longest-first schedule. Only the order changes: every test runs.
+# Expected seconds of the slowest tests (call phase on one worker of ``make test`` on 2 cores, from --durations),
+# matched against node ids with fnmatch; any other test marked slow counts SLOW_DEFAULT_S, the rest 0. Stale or
+# missing entries only make the order less good.
+EXPECTED_SECONDS: dict[str, float] = {
+    "tests/test_core_install.py::*": 130,
+    "tests/test_first_contact.py::test_sb3_ppo_*": 70,
+    "tests/test_registered_ids.py::test_pettingzoo_api_tests[[]Vgg19*": 45,
+    "tests/test_commands.py::test_ray_scaling_*": 70,
+    "tests/test_bench.py::test_results_are_the_same_for_any_worker_count*": 55,
+    "tests/test_rerun.py::*": 50,
+    "tests/test_oracle.py::test_a_tiny_study_*": 45,
+    "tests/test_rllib.py::test_ppo_*": 45,
+    "tests/test_commands.py::test_ray_pool_*": 40,
+    "tests/test_bench.py::test_tiny_suite_end_to_end_and_resume": 40,
+    "tests/test_registered_ids.py::test_gymnasium_check_env[[]pruning_env/Vgg19*": 30,
+    "tests/test_registered_ids.py::test_pettingzoo_parallel_seed_test[[]Vgg19*": 25,
+    "tests/test_reproducibility.py::test_a_full_training_repeats_to_the_bit_in_a_fresh_process": 30,
+    "tests/test_mappo_diagnosis.py::*": 28,
+    "tests/test_pools.py::test_*_killed_*": 27,
+    "tests/test_pools.py::test_mappo_collects_*": 27,
+    "tests/test_learning_curves.py::test_the_benchmark_*": 27,
+    "tests/test_gpu_check.py::test_the_dry_version_*": 27,
+    "tests/test_commands.py::test_pretrained_*": 25,
+    "tests/test_commands.py::test_snip_table1_*": 25,
+    "tests/test_commands.py::test_mappo_diagnosis_*": 23,
+    "tests/test_commands.py::test_reward_throughput_*": 20,
+    "tests/test_commands.py::test_env_speed_*": 10,
+    "tests/test_generalize.py::test_generalize_benchmark_*": 23,
+    "tests/test_registered_ids.py::test_pettingzoo_aec_seed_test[[]Vgg19*": 18,
+    "tests/test_batched_training.py::test_batched_copies_equal_sequential_runs_in_float64[[]resnet]": 20,
+    "tests/test_mappo.py::test_two_worker_processes_*": 20,
+    "tests/test_bench.py::test_a_searcher_finds_the_same_plan_*": 15,
+    "tests/test_sb3_ppo.py::test_trains_with_two_workers_*": 15,
+    "tests/test_docs.py::test_example_runs[[]*": 20,
+    "tests/test_readme.py::test_readme_block[[]*": 15,
+}
+SLOW_DEFAULT_S = 10.0
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    for pattern, seconds in EXPECTED_SECONDS.items():
+        if fnmatch.fnmatchcase(item.nodeid, pattern):
+            return seconds
+    return SLOW_DEFAULT_S if item.get_closest_marker("slow") else 0.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist's workers (which collect; the controller schedules their common list): the longest tests first, the
+    others in their file order (a stable sort). A run without xdist keeps the file order."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: -expected_seconds(item))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Load scheduling that hands out one test at a time (``--maxschedchunk=1``, unless given) so that the
+    longest-first order is kept across the workers; None (xdist's own choice) for any other ``--dist``."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScheduling
+
+    if config.getoption("maxschedchunk") is None:
+        config.option.maxschedchunk = 1
+    return LoadScheduling(config, log)
