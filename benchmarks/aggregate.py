@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rliable import library as rly
-from rliable import metrics
 
 from agents.base import fixed_target, kind_of
 from benchmarks.best_known import BestKnown, schedule_of
@@ -76,7 +74,9 @@ def best_heuristic(scores: Mapping[str, np.ndarray], kinds: Mapping[str, str] | 
 
 # rliable's metrics, computed without its per-call overheads (scipy's wrappers, one Python call per threshold): the
 # bootstrap calls them once per replication and row, thousands of times per report. Each gives the same float as
-# rliable's, bit for bit (tests/test_aggregate.py), so the intervals do not change.
+# rliable's, bit for bit (tests/test_aggregate.py), so the intervals do not change. rliable itself (its bootstrap)
+# is imported only where a report is made: importing this module, as every benchmark worker process does through
+# ``benchmarks.run``, costs no arch and scipy.stats.
 
 
 def interquartile_mean(scores: np.ndarray) -> float:
@@ -85,6 +85,11 @@ def interquartile_mean(scores: np.ndarray) -> float:
     low = int(0.25 * flat.size)
     high = flat.size - low
     return np.mean(np.partition(flat, (low, high - 1))[low:high])
+
+
+def mean_of_task_means(scores: np.ndarray) -> float:
+    """``rliable.metrics.aggregate_mean``: the mean over tasks (columns) of the mean over runs (rows)."""
+    return np.mean(np.mean(scores, axis=0, keepdims=False), axis=0)
 
 
 def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
@@ -126,6 +131,8 @@ def seeded_bootstrap() -> Iterator[None]:
 
 def _estimates(matrices: Mapping[str, Any], function: Any, reps: int
                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    from rliable import library as rly  # imported when a report is made: 2 s of imports (arch, scipy.stats)
+
     with seeded_bootstrap():
         return rly.get_interval_estimates(matrices, function, reps=reps)
 
@@ -139,10 +146,10 @@ def aggregate_table(scores: Mapping[str, np.ndarray], regrets: Mapping[str, np.n
         return "(no controller has a run in every cell with a best known plan: no aggregate)\n"
 
     def both(matrix: np.ndarray) -> np.ndarray:
-        return np.array([interquartile_mean(matrix), metrics.aggregate_mean(matrix)])
+        return np.array([interquartile_mean(matrix), mean_of_task_means(matrix)])
 
     points, intervals = _estimates(scores, both, reps)
-    regret_points, regret_intervals = _estimates(regrets, lambda m: np.array([metrics.aggregate_mean(m)]), reps)
+    regret_points, regret_intervals = _estimates(regrets, lambda m: np.array([mean_of_task_means(m)]), reps)
     others = [name for name in scores if name != baseline and kind_of(name, kinds) in ("searcher", "learner")]
     improvement, improvement_intervals = ({}, {}) if baseline is None or not others else _estimates(
         {name: (scores[name], scores[baseline]) for name in others}, probability_of_improvement, reps)
@@ -174,6 +181,8 @@ def aggregate_caption(suite: Suite, cells: int) -> str:
 
 def save_profile(scores: Mapping[str, np.ndarray], path: Path, title: str, reps: int = REPS) -> None:
     """Performance profile: the fraction of runs with a normalised score above tau, with its 95% band."""
+    from rliable import library as rly
+
     with seeded_bootstrap():
         profiles, bands = rly.create_performance_profile(dict(scores), PROFILE_TAUS, reps=reps,
                                                          custom_profile_func=score_distribution)

@@ -87,13 +87,19 @@ def test_a_controller_missing_a_run_and_a_cell_without_a_best_plan_are_left_out(
 
 
 def test_the_fast_metrics_equal_rliables_bit_for_bit() -> None:
-    """``interquartile_mean``, ``probability_of_improvement`` and ``score_distribution`` give rliable's floats
+    """``interquartile_mean``, ``mean_of_task_means``, ``probability_of_improvement`` and ``score_distribution`` give rliable's floats
     exactly (so the intervals are rliable's), on random matrices with the ties a bootstrap's resampling makes and
     on columns where both rows are identical."""
     from rliable import library as rly
     from rliable import metrics
 
-    from benchmarks.aggregate import PROFILE_TAUS, interquartile_mean, probability_of_improvement, score_distribution
+    from benchmarks.aggregate import (
+        PROFILE_TAUS,
+        interquartile_mean,
+        mean_of_task_means,
+        probability_of_improvement,
+        score_distribution,
+    )
 
     rng = np.random.default_rng(0)
     for shape in [(1, 1), (1, 2), (3, 2), (5, 2), (5, 3), (4, 7), (10, 4)]:
@@ -102,6 +108,7 @@ def test_the_fast_metrics_equal_rliables_bit_for_bit() -> None:
             y = rng.integers(0, levels, size=shape) / (levels - 1) * 1.2 - 0.05
             y[:, 0] = x[:, 0]  # one identical column: P = 0.5 there
             assert interquartile_mean(x).tobytes() == np.float64(metrics.aggregate_iqm(x)).tobytes()
+            assert mean_of_task_means(x).tobytes() == np.float64(metrics.aggregate_mean(x)).tobytes()
             assert (np.float64(probability_of_improvement(x, y)).tobytes()
                     == np.float64(metrics.probability_of_improvement(x, y)).tobytes())
             assert (np.float64(probability_of_improvement(y[:2], x)).tobytes()
