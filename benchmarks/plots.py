@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib import colormaps
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: 0.5-1 s of imports a worker process never needs
+    from matplotlib.axes import Axes
 
 PANEL_SIZE = (5.0, 4.0)
 """Width and height of one panel in inches."""
@@ -84,6 +83,8 @@ def _save(path: str | Path, panels: Sequence[Panel], title: str | None, lines: b
     path.parent.mkdir(parents=True, exist_ok=True)
     width = PANEL_SIZE[0] * len(panels) + (1.8 if legend_outside else 0.0)
     height = PANEL_SIZE[1] + (0.4 if title else 0.0) + (0.3 * (1 + note.count("\n")) if note else 0.0)
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width, height), layout="constrained")
     all_axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axes, panel in zip(all_axes, panels, strict=True):
@@ -100,6 +101,9 @@ def _save(path: str | Path, panels: Sequence[Panel], title: str | None, lines: b
 
 
 def _draw(axes: Axes, panel: Panel, lines: bool, legend: bool = True) -> None:
+    from matplotlib import colormaps
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
     if len(panel.series) > 10:  # beyond the default cycle's 10 colours: 18 strong ones (tab20 pairs pastel shades)
         axes.set_prop_cycle(color=[*colormaps["tab10"].colors, *colormaps["Dark2"].colors])
     for index, series in enumerate(panel.series):
