@@ -168,7 +168,7 @@ def test_pretrained_trains_a_family_controller_that_family_proxy_reads(run: Run,
 @pytest.mark.slow
 def test_mappo_diagnosis_writes_its_records_and_table(run: Run, tmp_path: Path) -> None:
     run("benchmarks.mappo_diagnosis", "--target", "0.9", "--episodes", "10", "--scales", "0", "0.3",
-        "--perturbations", "2", "--orders", "1", "--variants", "default", "--reward-steps", "5", "--workers", "2",
+        "--perturbations", "2", "--orders", "1", "--variants", "default", "--reward-steps", "5", "--workers", "1",
         "--out", tmp_path)
     rugged, mappo, cma = jsonl(tmp_path / "mappo_diagnosis.jsonl")
     assert (rugged["kind"], mappo["kind"], cma["kind"]) == ("ruggedness", "mappo", "cma_es")
@@ -189,7 +189,7 @@ def test_mappo_diagnosis_writes_its_records_and_table(run: Run, tmp_path: Path) 
 @pytest.mark.slow
 def test_snip_table1_trains_each_cell_and_tabulates_it(run: Run, tmp_path: Path) -> None:
     run("benchmarks.snip_table1", "--seeds", "0", "--inits", "paper", "--schedules", "paper", "--final-steps", "20",
-        "--workers", "2", "--out", tmp_path)
+        "--workers", "1", "--out", tmp_path)
     records = sorted(jsonl(tmp_path / "snip_table1.jsonl"), key=lambda r: r["target_sparsity"])
     assert [(r["task"], r["target_sparsity"], r["seed"], r["init"], r["schedule"]) for r in records] == [
         ("lenet300-mnist", 0.95, 0, "paper", "paper"), ("lenet300-mnist", 0.98, 0, "paper", "paper")]
