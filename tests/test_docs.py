@@ -8,15 +8,12 @@ import ast
 import importlib.util
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-from test_readme import RUN_IN_PROCESS
+from test_readme import RUN_IN_PROCESS, run_block
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -230,38 +227,6 @@ def readme_blocks() -> set[str]:
     return {code.strip() for _, code in python_blocks(readme)} if readme.exists() else set()
 
 
-def run_block(code: str, timeout: float) -> tuple[int | None, str]:
-    """``code`` in a fresh interpreter in its own session, from the repository root, with a temporary HOME and
-    TMPDIR; (exit status or None on timeout, output). The process group is killed afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix="docs-"))
-    try:
-        (scratch / "home").mkdir()
-        (scratch / "tmp").mkdir()
-        script = scratch / "example.py"
-        script.write_text(code, encoding="utf-8")
-        env = dict(os.environ, HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), MPLBACKEND="Agg",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                   PYTHONUNBUFFERED="1")
-        env.pop("PRUNING_ENV_DATA", None)
-        log = scratch / "output.txt"
-        with open(log, "wb") as out:
-            process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                       stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                status: int | None = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                status = None
-            finally:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                process.wait()
-        return status, log.read_text(encoding="utf-8", errors="replace")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("page,line,code", [pytest.param(*block, id=f"{block[0]}-L{block[1]}") for block in BLOCKS])
 def test_example_runs(page: str, line: int, code: str):
@@ -270,7 +235,7 @@ def test_example_runs(page: str, line: int, code: str):
         pytest.skip("the same block is in README.md: tests/test_readme.py runs it")
     if code.strip() in RUN_IN_PROCESS:
         pytest.skip("tests/test_first_contact.py runs this block in process and checks what it computes")
-    status, output = run_block(code, BLOCK_TIMEOUT_S)
+    status, output = run_block(code, BLOCK_TIMEOUT_S, "example")
     where = f"docs/{page}.md block at line {line}"
     assert status is not None, f"{where} did not exit within {BLOCK_TIMEOUT_S} s; its output:\n{output[-6000:]}"
     assert status == 0, f"{where} exited with status {status}; its output:\n{output[-6000:]}"

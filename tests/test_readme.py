@@ -70,8 +70,10 @@ def test_readme_has_python_blocks():
     assert BLOCKS, "README.md has no ```python block: test_readme_block would pass on nothing"
 
 
-def run_block(block: Block, timeout: float) -> tuple[int | None, str]:
-    """Runs ``block`` in a fresh interpreter in its own session; returns (exit status or None on timeout, output).
+def run_block(code: str, timeout: float, name: str = "block") -> tuple[int | None, str]:
+    """Runs ``code`` (as ``<name>.py``) in a fresh interpreter in its own session, from the repository root with a
+    temporary HOME and TMPDIR; returns (exit status or None on timeout, output). tests/test_docs.py runs the docs'
+    examples through it too.
 
     The output goes to a file, not a pipe, so that a leftover grandchild holding it cannot block the read; the whole
     process group is killed afterwards (on timeout, and after a normal exit, for any worker left behind)."""
@@ -79,8 +81,8 @@ def run_block(block: Block, timeout: float) -> tuple[int | None, str]:
     try:
         (scratch / "home").mkdir()
         (scratch / "tmp").mkdir()
-        script = scratch / f"readme_L{block.line}.py"
-        script.write_text(block.code, encoding="utf-8")
+        script = scratch / f"{name}.py"
+        script.write_text(code, encoding="utf-8")
         env = dict(os.environ, HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), MPLBACKEND="Agg",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                    PYTHONUNBUFFERED="1")
@@ -109,7 +111,7 @@ def run_block(block: Block, timeout: float) -> tuple[int | None, str]:
               if b.code.strip() not in RUN_IN_PROCESS]
 )
 def test_readme_block(block: Block):
-    status, output = run_block(block, TIMEOUT_S)
+    status, output = run_block(block.code, TIMEOUT_S, f"readme_L{block.line}")
     tail = output[-6000:]
     where = f"README.md block at line {block.line} (under {block.heading!r})"
     assert status is not None, f"{where} did not exit within {TIMEOUT_S} s; its output:\n{tail}"
@@ -118,5 +120,5 @@ def test_readme_block(block: Block):
 
 def test_a_block_that_does_not_exit_in_time_is_caught():
     """The time limit works: a block that never ends is reported as such (and killed with its children)."""
-    status, output = run_block(Block(1, "self-test", "import time\nprint('started', flush=True)\ntime.sleep(600)\n"), 5)
+    status, output = run_block("import time\nprint('started', flush=True)\ntime.sleep(600)\n", 5)
     assert status is None and "started" in output
