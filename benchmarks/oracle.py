@@ -35,7 +35,7 @@ import tyro
 
 from benchmarks.best_known import REFERENCE as BEST_KNOWN_REFERENCE
 from benchmarks.best_known import TRAIN_SEEDS, BestKnown, schedule_of
-from benchmarks.cells import FinalPool, jobs_of, store_record
+from benchmarks.cells import FinalPool, instance_env, jobs_of, plan_of, store_record
 from benchmarks.ground_truth import GroundTruth, key
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.oracle_search import Trace, cma_search, level_search
@@ -128,13 +128,15 @@ class Trainings:
                          for row in rows])
 
 
-def heuristic_plans(task: str, target: float, seed: int) -> dict[str, list[float]]:
-    """The requested sparsities ``(L,)`` of every heuristic of ``HEURISTICS`` on the instance of ``seed``."""
+def heuristic_plans(task: str, target: float, seed: int) -> tuple[dict[str, list[float]], np.ndarray]:
+    """The requested sparsities ``(L,)`` of every heuristic of ``HEURISTICS`` on the instance of ``seed``, and each
+    layer's total cost ``(L,)`` under the task's budget (weights or MACs)."""
     import agents
-    from benchmarks.cells import instance_env, plan_of
+    from pruning_env.allocation import layer_costs
 
     env = instance_env(task, target, seed, reward="neg_loss", reward_steps=None, device="cpu")
-    return {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed).tolist() for name in HEURISTICS}
+    plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed).tolist() for name in HEURISTICS}
+    return plans, layer_costs(env.layers, env.config.budget).astype(float)
 
 
 def cell_settings(args: Args) -> dict[str, Any]:
@@ -145,15 +147,11 @@ def cell_settings(args: Args) -> dict[str, Any]:
 
 def search_cell(trainings: Trainings, seed: int, args: Args) -> dict[str, Any]:
     """One cell: the heuristics' plans and scores, both searches' traces, the oracle, its held-out trainings."""
-    from pruning_env.allocation import layer_costs
-    from pruning_env.parallel import PruningEnv
-
-    heuristics = heuristic_plans(trainings.task, trainings.target, seed)
+    heuristics, costs = heuristic_plans(trainings.task, trainings.target, seed)
     names = list(heuristics)
     starts = trainings.score(seed, np.array([heuristics[n] for n in names]))
     start_name = names[int(np.argmax(starts))]
     start = np.asarray(heuristics[start_name])
-    costs = layer_costs(PruningEnv(trainings.task, proxies=(), device="cpu").layers, trainings.budget).astype(float)
     objective = lambda plans: trainings.score(seed, plans)  # noqa: E731
     traces: list[Trace] = [
         cma_search(objective, start, args.evaluations, args.popsize, seed=seed, patience=args.patience),
@@ -241,10 +239,12 @@ def cell_figures(cell: dict[str, Any], store: GroundTruth) -> dict[str, Any]:
             "seed_noise": float(np.std(pairs[:, 0] - pairs[:, 1]) / np.sqrt(2)) if pairs is not None else np.nan}
 
 
-def transfer_gains(cells: list[dict[str, Any]], store: GroundTruth) -> list[tuple[int, int, float]]:
+def transfer_gains(cells: list[dict[str, Any]], store: GroundTruth,
+                   figures: list[dict[str, Any]]) -> list[tuple[int, int, float]]:
     """(plan's instance, instance it is trained on, its mean held-out test accuracy minus that instance's best
-    heuristic's) for every pair of different instances whose trainings are stored."""
-    figures = {c["seed"]: cell_figures(c, store) for c in cells}
+    heuristic's) for every pair of different instances whose trainings are stored; ``figures``: ``cell_figures`` of
+    each of ``cells``, in order."""
+    by_seed = {c["seed"]: figure for c, figure in zip(cells, figures, strict=True)}
     gains = []
     for cell in cells:
         trainings = Trainings(cell["task"], cell["target_sparsity"], store, None, cell["settings"]["final_steps"])
@@ -255,7 +255,7 @@ def transfer_gains(cells: list[dict[str, Any]], store: GroundTruth) -> list[tupl
                 rows = trainings.records(other["seed"], np.array([cell["oracle"]]), HELD_OUT_SEEDS)[0]
             except ValueError:
                 continue
-            figure = figures[other["seed"]]
+            figure = by_seed[other["seed"]]
             gains.append((cell["seed"], other["seed"], _mean(rows, "test_accuracy") - figure["test"][figure["best"]]))
     return gains
 
@@ -313,7 +313,7 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
                 f"{100 * figure['test']['oracle']:.1f} | {100 * figure['headroom']:+.1f} | "
                 f"{100 * figure['val'][figure['best']]:.1f} | {100 * figure['val']['oracle']:.1f} | "
                 f"{100 * figure['val_gain']:+.1f} |")
-        gains = transfer_gains(group, store)
+        gains = transfer_gains(group, store, figures)
         if gains:
             transfer.append(f"| {task} | {target} | {signed_interval(*headroom)} | "
                             f"{signed_interval(*t_interval([100 * g for _, _, g in gains]))} | {len(gains)} |")
