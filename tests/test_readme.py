@@ -71,7 +71,8 @@ def test_readme_has_python_blocks():
 
 
 def run_block(code: str, timeout: float, name: str = "block") -> tuple[int | None, str]:
-    """Runs ``code`` (as ``<name>.py``) in a fresh interpreter in its own session, from the repository root with a
+    """Runs ``code`` (as ``<name>.py``) in a fresh interpreter in its own session, in a temporary working directory
+    (what an example writes, such as ``runs/``, stays out of the work tree) with the repository on PYTHONPATH and a
     temporary HOME and TMPDIR; returns (exit status or None on timeout, output). tests/test_docs.py runs the docs'
     examples through it too.
 
@@ -81,6 +82,7 @@ def run_block(code: str, timeout: float, name: str = "block") -> tuple[int | Non
     try:
         (scratch / "home").mkdir()
         (scratch / "tmp").mkdir()
+        (scratch / "work").mkdir()
         script = scratch / f"{name}.py"
         script.write_text(code, encoding="utf-8")
         env = dict(os.environ, HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), MPLBACKEND="Agg",
@@ -89,7 +91,7 @@ def run_block(code: str, timeout: float, name: str = "block") -> tuple[int | Non
         env.pop("PRUNING_ENV_DATA", None)  # let nothing point the data cache elsewhere than the temporary home
         log = scratch / "output.txt"
         with open(log, "wb") as out:
-            process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen([sys.executable, str(script)], cwd=scratch / "work", env=env, stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 status: int | None = process.wait(timeout=timeout)
