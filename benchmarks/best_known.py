@@ -33,8 +33,8 @@ from pruning_env.registry import get_task
 
 TRAIN_SEEDS: tuple[int, ...] = (0, 1, 2)
 """Minibatch orders each candidate is trained with."""
-REFERENCE = Path("benchmarks/results/reference/best_known.jsonl")
-"""The committed best known plans."""
+REFERENCE = Path(__file__).resolve().parent / "results" / "reference" / "best_known.jsonl"
+"""The committed best known plans (found from any working directory)."""
 CellKey = tuple[str, float, int, str]
 """(task, target sparsity, init seed, schedule fingerprint)."""
 
