@@ -24,7 +24,8 @@ check): the wall times are in ``env.unwrapped.last_result`` (``seconds`` of the 
 
 ## Version History
 - v1: the default reward is ``neg_loss`` (was ``accuracy``). Later: the ``effective_sparsity`` info; an unknown
-  keyword argument is a ValueError naming the closest valid ones.
+  keyword argument is a ValueError naming the closest valid ones; no ``accuracy`` and ``loss`` infos (were NaN) under
+  the zero-cost reward.
 - v0: initial release.
 """
 

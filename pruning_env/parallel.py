@@ -90,8 +90,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ``global_sparsity`` (achieved weight sparsity, = pruned weights / total), ``effective_sparsity`` (the fraction of
     weights pruned or dead: on no input-output path through kept weights, ``pruning_env.effective``; >=
     ``global_sparsity``), ``flops_reduction`` (achieved, = pruned MACs per sample / total, under either budget),
-    ``any_clipped``, ``diverged``, ``accuracy`` and ``loss`` (of the reward's evaluation; NaN for the zero-cost
-    reward), ``init_seed``. ``target_sparsity`` is in the budget's unit: under ``budget="flops"`` it is the target
+    ``any_clipped``, ``diverged``, ``init_seed``, and ``accuracy`` and ``loss`` of the reward's training (not with the
+    zero-cost reward, which trains nothing). ``target_sparsity`` is in the budget's unit: under ``budget="flops"`` it is the target
     FLOPs reduction, which ``flops_reduction`` meets (within the bound above), and ``global_sparsity`` is what it costs
     in weights. One seed and one action give equal infos (PettingZoo's seed tests): wall times are not in them but in
     ``last_result`` (``seconds`` of the reward, ``reset_seconds``, ``step_seconds``).
@@ -413,10 +413,11 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             "flops_reduction": reward.flops_reduction if reward else 0.0,
             "any_clipped": float(clipped.any()),
             "diverged": float(reward.diverged) if reward else 0.0,
-            "accuracy": reward.accuracy if reward else 0.0,
-            "loss": reward.loss if reward else 0.0,
             "init_seed": float(episode.instance.init_seed),
         }
+        if self.config.reward != "zero_cost":  # it trains nothing: no accuracy or loss to report (NaN breaks checkers)
+            shared["accuracy"] = reward.accuracy if reward else 0.0
+            shared["loss"] = reward.loss if reward else 0.0
         return {
             agent: {
                 "requested_sparsity": float(requested[i]),

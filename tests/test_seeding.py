@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import math
 
+import gymnasium
 import numpy as np
+from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_seed_test
 
 from pruning_env import PruningEnv
+from pruning_env.rewards import REWARDS
 
 
 def _make_env(**options: object) -> PruningEnv:
@@ -18,6 +21,20 @@ def _make_env(**options: object) -> PruningEnv:
 
 def test_pettingzoo_parallel_seed_test() -> None:
     parallel_seed_test(_make_env)
+
+
+def test_the_checkers_pass_under_every_reward_kind() -> None:
+    """The zero-cost reward trains nothing: its infos hold no accuracy or loss (NaN != NaN failed both checkers)."""
+    for reward in REWARDS:
+        options = {"reward": reward} if reward == "zero_cost" else {"reward": reward, "reward_steps": 2}
+        parallel_seed_test(lambda: PruningEnv("mlp-digits", device="cpu", **options))  # noqa: B023 (called at once)
+        check_env(gymnasium.make("pruning_env/MlpDigits-v1", **options).unwrapped, skip_render_check=True)
+        env = PruningEnv("mlp-digits", device="cpu", **options)
+        _, reset_infos = env.reset(seed=0)
+        _, _, _, _, step_infos = env.step(_actions(env))
+        assert reset_infos["layer_0"].keys() == step_infos["layer_0"].keys()
+        assert ("accuracy" in step_infos["layer_0"]) == (reward != "zero_cost"), reward
+        assert all(math.isfinite(value) for value in step_infos["layer_0"].values()), (reward, step_infos["layer_0"])
 
 
 def test_wall_times_are_on_the_result_not_in_the_infos() -> None:

@@ -114,7 +114,8 @@ class PruningTaskClass(TaskClass):
     @staticmethod
     def log_info(batch: TensorDictBase) -> dict[str, float]:
         info = batch.get(("next", GROUP, "info"))
-        return {f"collection/info/{key}": info.get(key).float().mean().item() for key in LOGGED_INFOS}
+        return {f"collection/info/{key}": info.get(key).float().mean().item() for key in LOGGED_INFOS
+                if key in info.keys()}
 
 
 def _only(spec: Composite, key: str) -> Composite:
