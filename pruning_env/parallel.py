@@ -93,8 +93,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     ``any_clipped``, ``diverged``, ``init_seed``, and ``accuracy`` and ``loss`` of the reward's training (not with the
     zero-cost reward, which trains nothing). ``target_sparsity`` is in the budget's unit: under ``budget="flops"`` it
     is the target FLOPs reduction, which ``flops_reduction`` meets (within the bound above), and ``global_sparsity``
-    is what it costs in weights. One seed and one action give equal infos (PettingZoo's seed tests): wall times are not in them but in
-    ``last_result`` (``seconds`` of the reward, ``reset_seconds``, ``step_seconds``).
+    is what it costs in weights. One seed and one action give equal infos (PettingZoo's seed tests): wall times are
+    not in them but in ``last_result`` (``seconds`` of the reward, ``reset_seconds``, ``step_seconds``).
 
     ## Arguments
     | argument        | default        | meaning                                                                   |
