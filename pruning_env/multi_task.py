@@ -14,6 +14,10 @@ Every sub-env must have the same ``feature_names``, ``action_type`` and ``action
 observation space ``Box(-10, 10, (F,), float32)`` and one action space. ``state()`` is the running sub-env's
 observation matrix ``(L, F)`` zero-padded to ``(Lmax, F)`` and flattened to ``(Lmax * F,)`` (``state_space``).
 
+## The running episode
+``env.current`` is the drawn sub-env: the episode's ``layers``, ``instance``, ``last_result``, ``last_masks`` and
+``pruned_model()`` are read there (``pruning_env.plan_env.PlanEnv``, the protocol both envs satisfy).
+
 ## Infos
 The sub-env's infos, plus ``task_index`` (float, the index in ``envs`` of the running sub-env) for every agent.
 
@@ -43,6 +47,8 @@ observations, rewards, terminations, truncations, infos = env.step(actions)
 ```
 
 ## Version History
+- v1: the running episode's ``layers``, ``instance``, ``last_result``, ``last_masks`` and ``pruned_model()`` are
+  read on ``env.current`` (no longer forwarded by hand); ``label``.
 - v0: initial release.
 """
 
@@ -54,13 +60,9 @@ from typing import Any
 
 import gymnasium
 import numpy as np
-import torch
 from pettingzoo import ParallelEnv
-from torch import nn
 
 from pruning_env.features import FEATURE_CLIP
-from pruning_env.instances import Instance
-from pruning_env.layers import PrunableLayer
 from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult, clip_requests
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
@@ -70,7 +72,7 @@ from pruning_env.tasks import Task
 class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     """See the module docstring for the full documentation."""
 
-    metadata = {"name": "pruning_env_multi_task_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+    metadata = {"name": "pruning_env_multi_task_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(
         self,
@@ -174,7 +176,8 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     # --- the running sub-env ----------------------------------------------------------------------------------
     @property
     def current(self) -> PruningEnv:
-        """The sub-env of the running (or last) episode."""
+        """The sub-env of the running (or last) episode: its ``layers``, ``instance``, ``last_result``,
+        ``last_masks`` and ``pruned_model()`` are the episode's."""
         return self.envs[self.task_index]
 
     @property
@@ -185,28 +188,9 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         return self._task_index
 
     @property
-    def layers(self) -> list[PrunableLayer]:
-        """The running sub-env's prunable layers (``layers[i]`` describes ``layer_i``)."""
-        return self.current.layers
-
-    @property
-    def last_result(self) -> EpisodeResult | None:
-        """After a step: the running sub-env's evaluated plan (``pruning_env.plan.EpisodeResult``)."""
-        return self.current.last_result
-
-    @property
-    def last_masks(self) -> dict[str, torch.Tensor] | None:
-        """After a step: layer name -> bool mask (True = kept) of the applied plan."""
-        return self.current.last_masks
-
-    @property
-    def instance(self) -> Instance:
-        """The running episode's instance: θ0 (``state``), ``init_seed``, scoring ``batch``, mask orders."""
-        return self.current.instance
-
-    def pruned_model(self) -> nn.Module:
-        """The running sub-env's ``pruned_model()``: its θ0 with the last step's pruned weights set to zero."""
-        return self.current.pruned_model()
+    def label(self) -> str:
+        """``"2 tasks, target 0.95-0.99, reward neg_loss K=100"`` (the first sub-env's target and reward)."""
+        return f"{len(self.envs)} tasks, " + self.envs[0].label.split(", ", 1)[1]
 
     @property
     def reward_batch(self) -> int:

@@ -220,6 +220,23 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         """Most masked copies one reward pass trains side by side (1: the sequential path)."""
         return self.config.reward_batch
 
+    @property
+    def current(self) -> PruningEnv:
+        """The env of the running episode: this one (``pruning_env.plan_env.PlanEnv``)."""
+        return self
+
+    @property
+    def envs(self) -> list[PruningEnv]:
+        """The single-task envs whose episodes this env runs: ``[self]``."""
+        return [self]
+
+    @property
+    def label(self) -> str:
+        """``"mlp-digits, target 0.99, reward neg_loss K=100"``: what the env poses, for titles and logs."""
+        low, high = self.config.target_range
+        target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+        return f"{self.task.name}, target {target}, reward {self.config.reward} K={self.config.reward_train.steps}"
+
     # --- spaces -----------------------------------------------------------------------------------------------
     @cached_property
     def _observation_space(self) -> gymnasium.spaces.Box:

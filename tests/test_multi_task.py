@@ -1,4 +1,5 @@
-"""MultiTaskPruningEnv: PettingZoo's checker, seeding, delegation to the drawn sub-env, padding, errors, MAPPO."""
+"""MultiTaskPruningEnv: PettingZoo's checker, seeding, episodes on the drawn sub-env, the protocol both envs satisfy,
+padding, errors, MAPPO."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pettingzoo.test import parallel_api_test
 from agents.mappo import MappoController
 from pruning_env import MultiTaskPruningEnv
 from pruning_env.parallel import PruningEnv
+from pruning_env.pools.protocol import EnvInfo
 
 TASKS = ("mlp-digits", "cnn-digits")  # 6 and 7 prunable layers
 FAST = {"reward": "neg_loss", "reward_steps": 2}
@@ -83,17 +85,27 @@ def test_state_pads_the_six_layer_task_with_zero_rows(env):
     assert not state[6 * features :].any()
 
 
-def test_step_forwards_infos_plan_masks_and_render(env):
+def test_the_episode_runs_on_the_drawn_sub_env_with_its_plan_masks_and_render(env):
     env.reset(seed=0)
     _, rewards, terminations, _, infos = env.step(fixed_actions(env.agents))
     assert env.task_index == 1 and len(rewards) == 7 and all(terminations.values()) and env.agents == []
     assert all(info["task_index"] == 1.0 for info in infos.values())
-    assert env.last_result is env.current.last_result and env.last_masks is env.current.last_masks
-    assert env.layers is env.current.layers and env.instance is env.current.instance
+    episode = env.current
+    assert episode is env.envs[1] and episode.task.name == "cnn-digits" and len(episode.layers) == 7
+    assert episode.last_result.target_sparsity == episode.target_sparsity
     assert env.render().splitlines()[0] == "task 1: cnn-digits"
-    pruned = env.pruned_model()  # the drawn sub-env's initialization, zero exactly where its masks prune
-    for layer in env.layers:
-        assert torch.equal(pruned.get_submodule(layer.name).weight != 0, env.last_masks[layer.name])
+    pruned = episode.pruned_model()  # the drawn sub-env's initialization, zero exactly where its masks prune
+    for layer in episode.layers:
+        assert torch.equal(pruned.get_submodule(layer.name).weight != 0, episode.last_masks[layer.name])
+
+
+def test_both_envs_satisfy_one_protocol(env):
+    """``PlanEnv``: a single-task env is its own ``current`` and its only ``envs``; the labels name what is posed."""
+    single = env.envs[0]
+    assert single.current is single and single.envs == [single]
+    assert single.label == f"mlp-digits, target {single.target_sparsity:g}, reward neg_loss K=2"
+    assert env.label == f"2 tasks, target {single.target_sparsity:g}, reward neg_loss K=2"
+    assert EnvInfo.of(env).label == env.label and EnvInfo.of(single).label == single.label
 
 
 def test_errors_name_the_problem(env):
@@ -102,7 +114,7 @@ def test_errors_name_the_problem(env):
     with pytest.raises(ValueError, match=r"tasks\[1\] has feature_names"):
         MultiTaskPruningEnv(["mlp-digits", PruningEnv("cnn-digits", proxies=("snip",), **FAST)], **FAST)
     fresh = make_env()
-    for call in (lambda: fresh.step({}), fresh.state, lambda: fresh.current, lambda: fresh.last_result):
+    for call in (lambda: fresh.step({}), fresh.state, lambda: fresh.current):
         with pytest.raises(ValueError, match="reset"):
             call()
     with pytest.raises(ValueError, match="unknown agent"):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pruning_env.multi_task import MultiTaskPruningEnv
-from pruning_env.parallel import PruningEnv
+from pruning_env.plan_env import PlanEnv
 from pruning_env.pools.protocol import Call, EnvHost, EnvSource, PoolBase
 
 
@@ -37,9 +36,9 @@ class _InProcess:
 
 
 class LocalPool(PoolBase):
-    """The envs of ``sources`` in this process (sources may also be ready ``PruningEnv`` instances)."""
+    """The envs of ``sources`` in this process (sources may also be ready envs: ``PruningEnv``, ``MultiTaskPruningEnv``)."""
 
-    def __init__(self, sources: Sequence[EnvSource | PruningEnv | MultiTaskPruningEnv]) -> None:
+    def __init__(self, sources: Sequence[EnvSource | PlanEnv]) -> None:
         if not sources:
             raise ValueError("a pool needs at least one env source")
         self.host = EnvHost(sources)

@@ -16,20 +16,23 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from pruning_env.multi_task import MultiTaskPruningEnv
 from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
+from pruning_env.plan_env import PlanEnv
 from pruning_env.spaces import stack_observations
 
-EnvSource = Mapping[str, Any] | Callable[[], PruningEnv | MultiTaskPruningEnv]
+EnvSource = Mapping[str, Any] | Callable[[], PlanEnv]
 """``PruningEnv`` keyword arguments, or a picklable factory (e.g. ``functools.partial(PruningEnv, ...)``)."""
 Call = tuple[str, int, Any]
 """One worker call: ("observe", source index, reset seed) or ("evaluate", source index, [(seed, plan), ...])."""
 
 
-def build_env(source: EnvSource) -> PruningEnv | MultiTaskPruningEnv:
-    """The env of ``source``: ``PruningEnv(**source)`` for keyword arguments, else ``source()``."""
-    return PruningEnv(**source) if isinstance(source, Mapping) else source()
+def build_env(source: EnvSource | PlanEnv) -> PlanEnv:
+    """The env of ``source``: ``PruningEnv(**source)`` for keyword arguments, ``source()`` for a factory, else the
+    ready env itself."""
+    if isinstance(source, Mapping):
+        return PruningEnv(**source)
+    return source() if callable(source) else source
 
 
 @dataclass(frozen=True)
@@ -56,25 +59,16 @@ class EnvInfo:
     """Episodes one ``evaluate`` call to a worker carries (the env's ``reward_batch``: 1 on CPU)."""
 
     @classmethod
-    def of(cls, env: PruningEnv | MultiTaskPruningEnv) -> EnvInfo:
+    def of(cls, env: PlanEnv) -> EnvInfo:
         bins = env.action_bins if env.action_type == "discrete" else None
-        return cls(tuple(env.feature_names), bins, env.draws_per_episode, env_label(env), env.reward_batch)
-
-
-def env_label(env: PruningEnv | MultiTaskPruningEnv) -> str:
-    """``"mlp-digits, target 0.99, reward neg_loss K=100"`` (a multi-task env: its number of tasks first)."""
-    first = env.envs[0] if isinstance(env, MultiTaskPruningEnv) else env
-    low, high = first.config.target_range
-    target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
-    tasks = f"{len(env.envs)} tasks" if isinstance(env, MultiTaskPruningEnv) else first.task.name
-    return f"{tasks}, target {target}, reward {first.config.reward} K={first.config.reward_train.steps}"
+        return cls(tuple(env.feature_names), bins, env.draws_per_episode, env.label, env.reward_batch)
 
 
 class EnvHost:
     """The envs of every source, answering stateless calls (the body of a worker; usable in-process)."""
 
-    def __init__(self, sources: Sequence[EnvSource | PruningEnv | MultiTaskPruningEnv]) -> None:
-        self.envs = [source if isinstance(source, PruningEnv | MultiTaskPruningEnv) else build_env(source) for source in sources]
+    def __init__(self, sources: Sequence[EnvSource | PlanEnv]) -> None:
+        self.envs = [build_env(source) for source in sources]
         self.infos = [EnvInfo.of(env) for env in self.envs]
 
     def call(self, kind: str, source: int, payload: Any) -> np.ndarray | list[EpisodeResult]:
