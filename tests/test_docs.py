@@ -1,6 +1,7 @@
 """The documentation site: ``mkdocs build --strict`` succeeds and holds its key pages, the results pages are
-generated from every committed report (``benchmarks/docs_pages.py``), and the pages' Python examples stay in step
-with the code (their imports resolve; slow: each runs in a fresh interpreter)."""
+generated from every committed report (``benchmarks/docs_pages.py``), and the pages' own Python examples stay in
+step with the code (their imports resolve; slow: each runs in a fresh interpreter). The longer examples are files,
+``examples/*.py``, that the pages include (``--8<--``): tests/test_examples.py checks and runs those, once."""
 
 from __future__ import annotations
 
@@ -157,21 +158,42 @@ def test_links_are_fixed_in_the_generation_not_in_the_report(tmp_path: Path):
 # The examples ---------------------------------------------------------------------------------------------------
 
 
-def python_blocks(path: Path) -> list[tuple[int, str]]:
-    """The ```python fenced blocks of a page: (line of the opening fence, code)."""
+SNIPPET = re.compile(r'^-+8<-+\s+"([^"]+)"$')
+"""A pymdownx.snippets include line, ``--8<-- "examples/<name>.py"``: the fence shows that file (tests/test_examples.py
+runs it), so a fence of such lines only is no example of the page's own."""
+
+
+def fenced_blocks(path: Path) -> list[tuple[int, str, list[str]]]:
+    """The fenced blocks of a page: (line of the opening fence, language: the info string's first word, lines)."""
     blocks, fence, start, lines = [], None, 0, []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         stripped = line.strip()
         if fence is None and stripped.startswith("```"):
-            fence, start, lines = stripped[3:].strip().lower(), number, []
+            fence, start, lines = (stripped[3:].split() or [""])[0].lower(), number, []
         elif fence is not None and stripped == "```":
-            if fence == "python":
-                blocks.append((start, "\n".join(lines) + "\n"))
+            blocks.append((start, fence, lines))
             fence = None
         elif fence is not None:
             lines.append(line)
     assert fence is None, f"{path.name}: the fence opened at line {start} is never closed"
     return blocks
+
+
+def is_include(lines: list[str]) -> bool:
+    return bool(lines) and all(SNIPPET.match(line.strip()) for line in lines)
+
+
+def python_blocks(path: Path) -> list[tuple[int, str]]:
+    """The page's own ```python examples: (line of the opening fence, code); fences that only include a file left
+    out."""
+    return [(start, "\n".join(lines) + "\n") for start, language, lines in fenced_blocks(path)
+            if language == "python" and not is_include(lines)]
+
+
+def included_files(path: Path) -> list[str]:
+    """The files a page includes into its code fences (``--8<--`` lines), as written (relative to the repository)."""
+    return [SNIPPET.match(line.strip())[1] for _, _, lines in fenced_blocks(path) if is_include(lines)
+            for line in lines]
 
 
 BLOCKS = [(page, line, code) for page in PAGES for line, code in python_blocks(DOCS / f"{page}.md")]
@@ -200,25 +222,34 @@ def defined_names(module: str) -> set[str] | None:
     return None
 
 
+INCLUDES = [(page, name) for page in PAGES for name in included_files(DOCS / f"{page}.md")]
+"""(page, file) of every file a page includes (``examples/*.py``: tests/test_examples.py checks and runs them)."""
+
+
 def test_pages_have_python_examples():
-    assert len(BLOCKS) >= 15
+    assert len(BLOCKS) >= 10 and len(BLOCKS) + len(INCLUDES) >= 20  # the parsers find the pages' examples
+
+
+def assert_imports_exist(code: str, where: str) -> None:
+    """``code`` parses, and every name it imports from this project exists there (read statically: renamed or
+    removed API fails here in milliseconds, before the slow run)."""
+    tree = ast.parse(code, filename=where)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in OURS:
+            names = defined_names(node.module)
+            assert names is not None, f"{where}: no module {node.module}"
+            missing = [alias.name for alias in node.names if alias.name not in names]
+            assert not missing, f"{where}: {node.module} has no {missing}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in OURS:
+                    assert defined_names(alias.name) is not None, f"{where}: no module {alias.name}"
 
 
 @pytest.mark.parametrize("page,line,code", [pytest.param(*block, id=f"{block[0]}-L{block[1]}") for block in BLOCKS])
 def test_example_compiles_and_its_imports_exist(page: str, line: int, code: str):
-    """Every example parses, and every name it imports from this project exists there (read statically: renamed
-    or removed API fails here in milliseconds, before the slow run below)."""
-    tree = ast.parse(code, filename=f"docs/{page}.md:{line}")
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in OURS:
-            names = defined_names(node.module)
-            assert names is not None, f"docs/{page}.md:{line}: no module {node.module}"
-            missing = [alias.name for alias in node.names if alias.name not in names]
-            assert not missing, f"docs/{page}.md:{line}: {node.module} has no {missing}"
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] in OURS:
-                    assert defined_names(alias.name) is not None, f"docs/{page}.md:{line}: no module {alias.name}"
+    """Every example parses, and every name it imports from this project exists there."""
+    assert_imports_exist(code, f"docs/{page}.md:{line}")
 
 
 def readme_blocks() -> set[str]:

@@ -2,9 +2,10 @@
 PPO on the Gymnasium env, with settings for one-step episodes (docs/integrations.md), learns beyond its own
 starting plan.
 
-The snippets below are the README's and the docs' text, character for character: each test runs its snippet in
-this process and checks what it computed. ``test_readme_copy_is_this_text`` compares them with the pages' blocks
-(tests/test_readme.py and tests/test_docs.py run every other block of those pages, in subprocesses)."""
+The snippets below are the README's and the docs' text, character for character, and the SB3 example is the file
+examples/sb3_one_step.py that the docs include: each test runs its snippet in this process and checks what it
+computed. ``test_page_copy_is_this_text`` compares the snippets with the pages' blocks (tests/test_readme.py,
+tests/test_docs.py and tests/test_examples.py run every other block and example, in subprocesses)."""
 
 from __future__ import annotations
 
@@ -47,37 +48,8 @@ print(f"global SNIP {global_snip[0]:.3f}  {global_snip[1]:.3f}")
 print("applied sparsities:", [round(infos[agent]["applied_sparsity"], 3) for agent in env.possible_agents])
 '''
 
-SB3_ONE_STEP = '''\
-import gymnasium
-import numpy as np
-import pruning_env  # registers the ids
-import torch
-from stable_baselines3 import PPO
-from stable_baselines3.common.logger import Logger
-
-torch.set_num_threads(1)  # a tiny network trains fastest on one thread, above all on a busy CPU
-# one instance (init=0: the same initialization every episode) at a target and K where plans earn unequal rewards
-env = gymnasium.make("pruning_env/MlpDigits-v1", target_sparsity=0.95, reward_steps=50, init=0)
-env = gymnasium.wrappers.RescaleAction(env, np.float32(-1), np.float32(1))  # SB3's Gaussian policy acts in [-1, 1]
-
-# each episode is one step, i.e. one reward evaluation: short rollouts, several epochs over each
-model = PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=10, learning_rate=1e-3,
-            policy_kwargs=dict(log_std_init=-1.0), seed=0, verbose=0)
-model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<date> log folder in the temp dir
-
-
-def plan_reward():
-    """The reward of the policy's deterministic plan (one plan on one instance always earns the same reward)."""
-    observation, info = env.reset(seed=0)
-    action, _ = model.predict(observation, deterministic=True)
-    return env.step(action)[1]
-
-
-before = plan_reward()  # the untrained policy asks about the same sparsity of every layer: about uniform
-model.learn(128)  # 4 rollouts of 32 episodes
-after = plan_reward()
-print(f"deterministic plan's reward: {before:.3f} before learning, {after:.3f} after 128 episodes")
-'''
+SB3_ONE_STEP = (README.parent / "examples" / "sb3_one_step.py").read_text(encoding="utf-8")
+"""The docs' SB3 example, a file that docs/integrations.md includes (tests/test_examples.py checks the include)."""
 
 
 DENSE_CUE = '''\
@@ -147,7 +119,6 @@ def python_blocks(text: str) -> list[str]:
 
 @pytest.mark.parametrize("name, code, marker, page", [
     ("quick start", QUICK_START, 'global_snip = rewards["layer_0"]', README),
-    ("sb3", SB3_ONE_STEP, "def plan_reward():", DOCS / "integrations.md"),
     ("dense cue", DENSE_CUE, "the cue for K: the DENSE network", DOCS / "environment.md"),
 ])
 def test_page_copy_is_this_text(name, code, marker, page):
