@@ -19,6 +19,8 @@ from test_readme import RUN_IN_PROCESS, run_block
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 TIMEOUT_S = 900  # catches a script whose process cannot exit (a pool left open), far above the times measured
+MLP_DIGITS_WEIGHTS = (64 * 256, 256 * 256, 256 * 256, 256 * 256, 256 * 128, 128 * 10)
+"""Weights of mlp-digits' prunable layers (MLP 64-256-256-256-256-128-10), by hand."""
 
 
 def numbers(text: str) -> list[float]:
@@ -51,10 +53,40 @@ def check_rllib(output: str) -> None:
     assert_rewards([numbers(line_after(output, f"iteration {i}: mean episode return"))[0] for i in (0, 1)], 2)
 
 
+def check_pretrained(output: str) -> None:
+    layers = ast.literal_eval(next(line for line in output.splitlines() if line.startswith("{")))
+    # TwoBranch's prunable weights, by hand: conv 24 x 1 x 3 x 3, dense 64 x 300, head 396 x 10
+    weights = {"conv.0": 24 * 9, "dense.1": 64 * 300, "head": 396 * 10}  # 23,376 in all
+    assert set(layers) == set(weights) and all(0 <= sparsity <= 1 for sparsity in layers.values()), layers
+    pruned = sum(layers[name] * count for name, count in weights.items()) / sum(weights.values())
+    assert pruned == pytest.approx(0.98, abs=1e-4)  # the per-layer figures (4 decimals) add up to the target
+    assert float(line_after(output, "global sparsity:")) == round(round(0.98 * 23376) / 23376, 6)  # to the weight
+
+
+def check_my_pruners(output: str) -> None:
+    requested = numbers(line_after(output, "requested:"))
+    applied = numbers(line_after(output, "applied:"))
+    # halfway between a sparsity in [0, 1] and the target 0.98: within [0.49, 0.99]
+    assert len(requested) == 6 and all(0.49 - 1e-4 <= value <= 0.99 + 1e-4 for value in requested), requested
+    assert len(applied) == 6 and all(0 <= value <= 1 for value in applied), applied
+    total = sum(MLP_DIGITS_WEIGHTS)
+    pruned = sum(s * n for s, n in zip(applied, MLP_DIGITS_WEIGHTS, strict=True)) / total
+    assert pruned == pytest.approx(0.98, abs=1e-4)
+    assert float(line_after(output, "global sparsity:")) == round(round(0.98 * total) / total, 6)  # to the weight
+
+
+def check_register_controller(output: str) -> None:
+    line = re.search(r"^kind (\w+), reward (\S+)$", output, re.M)
+    assert line and line[1] == "heuristic" and math.isfinite(float(line[2])), output[-2000:]
+
+
 CHECKS: dict[str, tuple[Callable[[str], None], bool]] = {
     "torchrl_ppo_step": (check_torchrl, True),
     "benchmarl_mappo": (check_benchmarl, True),
     "rllib_ppo": (check_rllib, True),
+    "pretrained_any_network": (check_pretrained, False),
+    "my_pruners": (check_my_pruners, False),
+    "register_controller": (check_register_controller, False),
 }
 """Each example's check of its output, and whether it is slow (over about 10 s here)."""
 IN_PROCESS = {path.stem for path in EXAMPLES if path.read_text(encoding="utf-8").strip() in RUN_IN_PROCESS}

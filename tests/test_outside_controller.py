@@ -14,24 +14,8 @@ from agents.base import CONTROLLERS
 from benchmarks.outside import load_factory, register_outside
 from pruning_env.parallel import PruningEnv
 
-MODULE = '''
-import numpy as np
-from agents.base import stacked, to_actions
-
-
-class HalfSnip:
-    """Global SNIP's sparsities pulled halfway towards the target: an outside heuristic."""
-
-    name = "half_snip"
-
-    def __init__(self, env, seed=0):
-        self.density = env.feature_names.index("snip_density")
-        self.target = env.feature_names.index("target_sparsity")
-
-    def act(self, observations, infos):
-        obs = stacked(observations)
-        return to_actions(0.5 * (1 - obs[:, self.density]) + 0.5 * obs[:, self.target])
-
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_pruners.py"
+MODULE = EXAMPLE.read_text(encoding="utf-8") + '''
 
 class NoAct:
     def __init__(self, env, seed=0):
@@ -44,6 +28,7 @@ def broken(env, seed=0):
 
 NOT_CALLABLE = 3
 '''
+"""The docs' example controller module (``HalfSnip``), with objects that are not controllers added."""
 
 
 @pytest.fixture
