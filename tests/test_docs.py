@@ -22,7 +22,8 @@ PAGES = ("index", "environment", "controllers", "integrations", "benchmark", "st
 """The hand-written pages (``docs/<name>.md``), each built to ``<name>/index.html`` (``index.html`` for index)."""
 API_IDS = {
     "environment": ("pruning_env.parallel.PruningEnv", "pruning_env.gym_env.PruningControllerEnv",
-                    "pruning_env.multi_task.MultiTaskPruningEnv", "pruning_env.plan.EpisodeResult",
+                    "pruning_env.multi_task.MultiTaskPruningEnv", "pruning_env.plan_env.PlanEnv",
+                    "pruning_env.plan.EpisodeResult",
                     "pruning_env.budget.project_to_budget", "pruning_env.pools.PlanRequest"),
     "controllers": ("agents.base.Controller", "agents.base.TrainableController", "agents.base.SearchController",
                     "agents.base.controller_kind", "agents.base.has_update_probe"),
