@@ -150,7 +150,8 @@ def collect(args: Args) -> list[dict]:
         observations, _ = observer.reset(seed=seed)
         for name, plan in named_plans(observer, stacked(observations), args).items():
             outcome = final(plan, seed)
-            repeat = final(plan, seed, train_seed=seed + REPEAT_SEED_OFFSET).accuracy if args.noise_ceiling else None
+            repeat = (final(plan, seed, train_seed=seed + REPEAT_SEED_OFFSET).test_accuracy if args.noise_ceiling
+                      else None)
             proxies = []
             for (kind, k), env in envs.items():
                 proxy = env.evaluate_plan(seed, plan)
@@ -160,12 +161,12 @@ def collect(args: Args) -> list[dict]:
                 rows.append({
                     "task": task.name, "target": args.target, "plan": name, "seed": seed, "reward": kind,
                     "reward_steps": k, "reward_orders": args.reward_orders, "proxy": proxy.reward, "proxy_accuracy": proxy.accuracy,
-                    "proxy_loss": proxy.loss, "proxy_seconds": proxy.seconds, "final_accuracy": outcome.accuracy,
-                    "final_loss": outcome.loss, "final_seconds": outcome.seconds, "final_accuracy_repeat": repeat,
+                    "proxy_loss": proxy.loss, "proxy_seconds": proxy.seconds, "final_accuracy": outcome.test_accuracy,
+                    "final_loss": outcome.test_loss, "final_seconds": outcome.seconds, "final_accuracy_repeat": repeat,
                     "global_sparsity": outcome.global_sparsity, "applied_sparsity": proxy.applied.tolist(),
                 })
-            print(f"seed {seed} {name:<17} final {outcome.accuracy:.3f} ({outcome.seconds:.1f}s)  {' '.join(proxies)}",
-                  flush=True)
+            print(f"seed {seed} {name:<17} final {outcome.test_accuracy:.3f} ({outcome.seconds:.1f}s)  "
+                  f"{' '.join(proxies)}", flush=True)
     return rows
 
 

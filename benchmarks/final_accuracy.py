@@ -1,44 +1,98 @@
 """Final test accuracy of a pruning plan: the ground truth of every benchmark.
 
-A plan is a requested sparsity per layer. It is applied exactly as the env applies it to the instance of a seed
-(the env's projection onto the budget, the env's within-layer masks on the seeded initialization), then the pruned
-network is trained with the task's full schedule and evaluated on the TEST split, which no reward ever reads (and on
-the validation split, ``validation_accuracy``, for studies that select plans without reading the test split).
+A plan is a requested sparsity per layer. It is applied by the env itself (a ``PruningEnv`` of the task: the
+instance of a seed, the env's projection onto the budget, the env's within-layer masks), then the env's plan
+evaluator (``pruning_env.evaluation.PlanEvaluator``) trains the pruned network with the task's full schedule and
+reads the TEST split, which no reward ever reads, and the validation split (``validation_accuracy``, for studies
+that select plans without reading the test split).
 
     evaluator = FinalEvaluator("mlp-digits", target_sparsity=0.98)
-    outcome = evaluator(plan, seed=0)        # plan: (L,) sparsities; outcome.accuracy is the test accuracy
+    outcome = evaluator(plan, seed=0)        # plan: (L,) sparsities; outcome.test_accuracy in [0, 1]
 
-Reuse one ``FinalEvaluator`` for many plans: it keeps its instances (scored once per seed) and one trainer.
+Reuse one ``FinalEvaluator`` for many plans: it keeps its env's instances (scored once per seed) and one trainer.
 ``evaluator.evaluate_many([(plan, seed), ...])`` trains the plans of one (seed, training seed) together, up to
 ``train_batch`` masked copies side by side (the batched path; ``"auto"``: 1 on CPU, 64 on CUDA).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from pruning_env.compute import TrainResult
-from pruning_env.config import EnvConfig
-from pruning_env.data import Dataset, load_dataset
-from pruning_env.device import default_reward_batch
+from pruning_env.data import Dataset
 from pruning_env.effective import ConnectivityProbe
-from pruning_env.instances import InstanceCache, ModelSource
-from pruning_env.layers import prunable_layers
-from pruning_env.plan import EpisodeResult, PrunedPlan, prune_plan
-from pruning_env.tasks import Task, task_model
-from pruning_env.training import MaskedTrainer, TrainConfig
+from pruning_env.evaluation import PlanEvaluator
+from pruning_env.instances import ModelSource
+from pruning_env.parallel import PruningEnv
+from pruning_env.plan import PrunedPlan, prune_plan
+from pruning_env.tasks import Task
+from pruning_env.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    """One plan of one instance after the full training: the plan as applied, and what it scores on the test and
+    the validation split."""
+
+    seed: int
+    """Init seed of the instance the plan pruned."""
+    train_seed: int
+    """Seed of the training's minibatch order."""
+    target_sparsity: float
+    """The global target (a fraction of the weights, or of the MACs under a FLOPs budget)."""
+    requested: np.ndarray
+    """Requested sparsity per layer ``(L,)``, clipped into [0, 1]."""
+    applied: np.ndarray
+    """Applied sparsity per layer ``(L,)`` after the budget projection."""
+    pruned_counts: np.ndarray
+    """Weights pruned per layer ``(L,)`` int64."""
+    global_sparsity: float
+    """Pruned fraction of all prunable weights."""
+    effective_sparsity: float
+    """Fraction of all prunable weights pruned or dead (``pruning_env.effective``), >= ``global_sparsity``."""
+    flops_reduction: float
+    """Pruned fraction of the prunable layers' multiply-accumulates per sample."""
+    test_accuracy: float
+    """Top-1 accuracy in [0, 1] on the test split (0 when diverged)."""
+    test_loss: float
+    """Mean cross-entropy (nats) on the test split (``inf`` when diverged)."""
+    validation_accuracy: float
+    """Top-1 accuracy in [0, 1] on the validation split after the same training (0 when diverged)."""
+    validation_loss: float
+    """Its mean cross-entropy (nats; ``inf`` when diverged)."""
+    diverged: bool
+    """The training's last loss or an evaluation loss was not finite."""
+    seconds: float
+    """Wall time of the training and the evaluations (a batched run's divided by its copies)."""
+    test_accuracy_at: tuple[float, ...] = ()
+    """Test accuracy after each step of ``eval_at``, in that order (empty without)."""
+
+    @classmethod
+    def of(cls, pruned: PrunedPlan, run: TrainResult, seed: int, train_seed: int, target_sparsity: float,
+           effective_sparsity: float) -> FinalResult:
+        """The result of the plan ``pruned`` trained in ``run`` (evaluated on the test split, the validation split
+        second)."""
+        return cls(
+            seed=seed, train_seed=train_seed, target_sparsity=target_sparsity, requested=pruned.requested,
+            applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
+            effective_sparsity=effective_sparsity, flops_reduction=pruned.flops_reduction,
+            test_accuracy=run.accuracy, test_loss=run.loss, validation_accuracy=run.second_accuracy,
+            validation_loss=run.second_loss, diverged=run.diverged, seconds=run.train_seconds + run.eval_seconds,
+            test_accuracy_at=run.accuracy_at,
+        )
 
 
 class FinalEvaluator:
-    """Trains plans fully on the instances of one task and target and reports test accuracy.
+    """Trains plans fully on the instances of one task and target and reports their test accuracy.
 
-    It applies a plan with the env's own pipeline (``pruning_env.plan.prune_plan`` on the instance of the seed,
-    scored by ``pruning_env.instances.InstanceCache`` with the env's mask scorer), so a plan prunes exactly the
-    weights the env prunes; no proxy is scored and no reward is computed.
+    The plans are applied by the task's env (``env``: its instances scored with its mask scorer, its
+    ``pruning_env.plan.prune_plan``), so a plan prunes exactly the weights the env prunes; no proxy is scored and
+    no reward is computed. The env's trainer trains them through a ``PlanEvaluator`` given the full schedule, the
+    test split and the validation split.
 
     Args:
         task: a task name or ``Task``; its ``final_train`` is the schedule unless ``final_train`` is given.
@@ -66,36 +120,35 @@ class FinalEvaluator:
         train_batch: int | str = "auto",
         model: ModelSource | None = None,
     ) -> None:
-        config = EnvConfig.build(task, target_sparsity=target_sparsity, scorer=scorer, proxies=(), device=device)
-        self.task = config.task
-        self.target_sparsity = config.target_range[0]
-        self.final_train = self.task.final_train if final_train is None else final_train
-        self.data = (data if data is not None else load_dataset(self.task.dataset)).to(config.device)
-        self.budget = config.budget
-        self.instances = InstanceCache.of_network(
-            model if model is not None else task_model(self.task, self.data.num_classes), self.data, (), config.scorer,
-            reinit_module=False, budget=config.budget,
-        )
-        self.layers = self.instances.layers
-        self.connectivity = ConnectivityProbe(self.instances.model, [layer.name for layer in self.layers],
+        self.env = PruningEnv(task, model=model, data=data, target_sparsity=target_sparsity, scorer=scorer,
+                              proxies=(), device=device, reward_batch=train_batch)
+        """The env that applies the plans (``reset(seed=s)`` holds the instance of s)."""
+        self.task = self.env.task
+        self.data = self.env.data
+        self.layers = self.env.layers
+        self.target_sparsity = self.env.config.target_range[0]
+        trainer = self.env.reward_evaluator.trainer  # its model is still θ0's network: the probe reads its structure
+        self.connectivity = ConnectivityProbe(trainer.model, [layer.name for layer in self.layers],
                                               self.data.input_shape)
-        model = copy.deepcopy(self.instances.model)
-        copies = default_reward_batch(config.device) if train_batch == "auto" else train_batch
-        self.trainer = MaskedTrainer(model, prunable_layers(model, self.data.x_train[:2]), self.data.x_train,
-                                     self.data.y_train, copies=copies)
+        self.plans = PlanEvaluator(trainer, self.task.final_train if final_train is None else final_train,
+                                   self.data.x_test, self.data.y_test, second_eval=self.data.val)
+        """The plan evaluator: the full schedule, read on the test split and the validation split."""
 
-    def __call__(self, sparsities: np.ndarray, seed: int, train_seed: int | None = None) -> EpisodeResult:
+    def __call__(
+        self, sparsities: np.ndarray, seed: int, train_seed: int | None = None, eval_at: Sequence[int] = ()
+    ) -> FinalResult:
         """Prune the instance of init seed ``seed`` with the requested ``sparsities`` ``(L,)``, train fully, test.
 
         The plan is projected onto this evaluator's target, so give it the episode's target when the env draws
         targets from a range. ``train_seed`` seeds the minibatch order; by default the init seed, as in the env's
-        reward. The result's ``reward`` and ``accuracy`` are the test accuracy, ``loss`` the test loss.
+        reward. ``eval_at``: steps of the full training after which the test accuracy is also read
+        (``FinalResult.test_accuracy_at``).
         """
-        return self.evaluate_many([(sparsities, seed)], train_seed)[0]
+        return self.evaluate_many([(sparsities, seed)], train_seed, eval_at)[0]
 
     def evaluate_many(
-        self, plans: Sequence[tuple[np.ndarray, int]], train_seed: int | None = None
-    ) -> list[EpisodeResult]:
+        self, plans: Sequence[tuple[np.ndarray, int]], train_seed: int | None = None, eval_at: Sequence[int] = ()
+    ) -> list[FinalResult]:
         """``__call__`` for every ``(sparsities, seed)``, in input order; the plans of one seed train together
         (``train_batch`` side by side). Raises ValueError for no plans or a bad plan, naming it."""
         if len(plans) == 0:
@@ -104,40 +157,25 @@ class FinalEvaluator:
         groups: dict[int, list[int]] = {}
         for index, (_, seed) in enumerate(plans):
             groups.setdefault(seed, []).append(index)
-        results: list[EpisodeResult | None] = [None] * len(plans)
+        results: list[FinalResult | None] = [None] * len(plans)
         for seed, indices in groups.items():
-            runs = self.trainer.run_many(
-                self.instances.get(seed).state, [pruned[i].masks for i in indices], self.final_train,
-                seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test, self.data.val,
-            )
-            for index, run in zip(indices, runs, strict=True):
-                results[index] = self._result(pruned[index], run, seed)
+            order = seed if train_seed is None else train_seed
+            runs = self.plans.runs(pruned[indices[0]][0], [pruned[i][1].masks for i in indices], order, eval_at)
+            for index, (run,) in zip(indices, runs, strict=True):
+                plan = pruned[index][1]
+                results[index] = FinalResult.of(plan, run, seed, order, self.target_sparsity,
+                                                self.connectivity.effective_sparsity(plan.masks))
         return results  # type: ignore[return-value]
 
-    def accuracy_at(
-        self, sparsities: np.ndarray, seed: int, steps: Sequence[int], train_seed: int | None = None
-    ) -> tuple[EpisodeResult, tuple[float, ...]]:
-        """``__call__`` that also reads the test accuracy (in [0, 1]) after each of ``steps`` of the full training
-        (one training, on the sequential path): the result and those accuracies, in the order of ``steps``."""
-        pruned = self._prune(sparsities, seed, "the plan")
-        run = self.trainer.run(self.instances.get(seed).state, pruned.masks, self.final_train,
-                               seed if train_seed is None else train_seed, self.data.x_test, self.data.y_test,
-                               eval_at=steps, second_eval=self.data.val)
-        return self._result(pruned, run, seed), run.accuracy_at
-
-    def _result(self, pruned: PrunedPlan, run: TrainResult, seed: int) -> EpisodeResult:
-        """The result of a trained plan: test accuracy as reward and accuracy, the validation split's accuracy and
-        loss after the same training, the masks' effective sparsity."""
-        result = EpisodeResult.of(pruned, run, run.accuracy, seed, seed, self.target_sparsity,
-                                  effective_sparsity=self.connectivity.effective_sparsity(pruned.masks))
-        return dataclasses.replace(result, validation_accuracy=run.second_accuracy, validation_loss=run.second_loss)
-
-    def _prune(self, sparsities: np.ndarray, seed: int, label: str) -> PrunedPlan:
-        """The plan applied to the instance of ``seed`` as the env applies it; a ValueError names ``label``."""
-        instance = self.instances.get(seed)
+    def _prune(
+        self, sparsities: np.ndarray, seed: int, label: str
+    ) -> tuple[Mapping[str, torch.Tensor], PrunedPlan]:
+        """The instance of ``seed`` (θ0 as a state dict) and the plan applied to it as the env applies it; a
+        ValueError names ``label``."""
+        self.env.reset(seed=seed)
         try:
-            return prune_plan(sparsities, self.layers, self.target_sparsity,
-                              self.instances.mask_orders(instance, self.target_sparsity), budget=self.budget)
+            return self.env.instance.state, prune_plan(sparsities, self.layers, self.target_sparsity,
+                                                       self.env.mask_orders(), budget=self.env.config.budget)
         except ValueError as error:
             raise ValueError(f"{label} (seed {seed}): {error}") from None
 
@@ -158,4 +196,4 @@ def final_test_accuracy(
     one ``FinalEvaluator`` and call it.
     """
     evaluator = FinalEvaluator(task, target_sparsity, scorer=scorer, device=device, final_train=final_train)
-    return evaluator(sparsities, seed).accuracy
+    return evaluator(sparsities, seed).test_accuracy

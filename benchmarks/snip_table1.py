@@ -140,10 +140,10 @@ def train(task: str, target: float, seed: int, schedule: str, init: str, steps: 
     env.close()
     config = schedules(task, steps)[schedule]
     checkpoints = list(range(SAVE_EVERY, config.steps + 1, SAVE_EVERY))
-    result, accuracies = _evaluator(task, target, schedule, init, steps).accuracy_at(plan, seed, checkpoints)
+    result = _evaluator(task, target, schedule, init, steps)(plan, seed, eval_at=checkpoints)
     return {"task": task, "target_sparsity": target, "seed": seed, "schedule": schedule, "init": init,
-            "train": asdict(config), "test_accuracy": result.accuracy,
-            "checkpoint_steps": checkpoints, "checkpoint_accuracies": list(accuracies),
+            "train": asdict(config), "test_accuracy": result.test_accuracy,
+            "checkpoint_steps": checkpoints, "checkpoint_accuracies": list(result.test_accuracy_at),
             "global_sparsity": result.global_sparsity, "requested": plan.tolist(), "applied": result.applied.tolist(),
             "train_seconds": result.seconds, "commit": git_describe(), "versions": versions()}
 

@@ -14,12 +14,13 @@ like any change of kernel does (a CNN with BatchNorm at K = 100, Adam lr 1e-2: u
 so a reward computed batched equals the sequential one to rounding only for short or stable trainings; on one
 device the batched result of a copy does not depend on the other copies in its batch when B >= 2 (tested).
 
-No host synchronisation happens inside the loop: divergence is read once, after the last step.
+The steps themselves are the sequential trainer's (``pruning_env.compute.train_steps``); only the forward pass, the
+loss of B copies and the mask hold differ. No host synchronisation happens inside the loop (except the accuracy
+read-outs of ``eval_at``): divergence is read once, after the last step.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from pruning_env.compute import EVAL_CHUNK, TrainResult, autocast, synchronize
+from pruning_env.compute import EVAL_CHUNK, TrainResult, autocast, train_result, train_steps
 from pruning_env.layers import PrunableLayer
 
 
@@ -59,6 +60,7 @@ def train_copies(
     y_eval: torch.Tensor,
     precision: str = "fp32",
     second_eval: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_at: Sequence[int] = (),
 ) -> list[TrainResult]:
     """Train ``len(masks)`` masked copies of ``model`` from ``init_state`` together and evaluate each.
 
@@ -76,10 +78,13 @@ def train_copies(
         y_eval: their labels.
         precision: ``"fp32"`` or ``"bf16"`` (autocast of the forward passes).
         second_eval: another split ``(x, y)`` every copy is also evaluated on (``TrainResult.second_accuracy``).
+        eval_at: steps (1..steps) after which every copy's accuracy on ``(x_eval, y_eval)`` is also read
+            (``TrainResult.accuracy_at``); those evaluations change nothing in the training.
 
     Returns:
-        One ``TrainResult`` per copy, in order; its seconds are the batch's wall times divided by B. A diverged copy (non-finite last training loss or evaluation loss) gets accuracy 0
-        and loss ``inf`` and does not disturb the others.
+        One ``TrainResult`` per copy, in order; its seconds are the batch's wall times divided by B. A diverged copy
+        (non-finite last training loss or evaluation loss) gets accuracy 0 and loss ``inf`` and does not disturb the
+        others.
     """
     copies = len(masks)
     device = x_train.device
@@ -103,60 +108,52 @@ def train_copies(
         return functional_call(model, (p, b), (x,))
 
     run = vmap(forward, in_dims=(0, 0, None), randomness="different")  # dropout: its own masks per copy
+
+    def losses_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast(device, precision):
+            logits = run(params, buffers, x)  # (B, batch, C)
+        return F.cross_entropy(
+            logits.float().flatten(0, 1), y.repeat(copies), reduction="none"
+        ).view(copies, -1).mean(dim=1)
+
+    def hold_masks() -> None:
+        with torch.no_grad():
+            torch._foreach_mul_(masked, float_masks)
+
+    def evaluate_copies(x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        return _evaluate_copies(model, run, params, buffers, x, y, precision)
+
     model.train()
-    synchronize(device)
+    steps = train_steps(losses_of, hold_masks, lambda: evaluate_copies(x_eval, y_eval)[0], optimizer, scheduler,
+                        batches, x_train, y_train, eval_at)
     start = time.perf_counter()
-    losses = torch.zeros(copies, device=device)
-    with torch.enable_grad():
-        for indices in batches:
-            targets = y_train[indices]
-            with autocast(device, precision):
-                logits = run(params, buffers, x_train[indices])  # (B, batch, C)
-            losses = F.cross_entropy(
-                logits.float().flatten(0, 1), targets.repeat(copies), reduction="none"
-            ).view(copies, -1).mean(dim=1)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-            with torch.no_grad():
-                torch._foreach_mul_(masked, float_masks)
-            if scheduler is not None:
-                scheduler.step()
-    train_finite = torch.isfinite(losses.detach()).tolist()  # the one synchronisation of the training
-    train_seconds = (time.perf_counter() - start) / copies
-    start = time.perf_counter()
-    model.eval()
-    accuracies, eval_losses = _evaluate_copies(run, params, buffers, x_eval, y_eval, device, precision)
-    nans = [math.nan] * copies
-    second_accuracies, second_losses = (nans, nans) if second_eval is None else _evaluate_copies(
-        run, params, buffers, *second_eval, device, precision)
-    model.train()
+    accuracies, eval_losses = evaluate_copies(x_eval, y_eval)
+    second = None if second_eval is None else list(zip(*evaluate_copies(*second_eval), strict=True))
     eval_seconds = (time.perf_counter() - start) / copies
-    results = []
-    for b in range(copies):
-        diverged = not train_finite[b] or not math.isfinite(eval_losses[b])
-        accuracy, loss = (0.0, math.inf) if diverged else (accuracies[b], eval_losses[b])
-        second = (second_accuracies[b], second_losses[b])
-        if diverged and second_eval is not None:
-            second = (0.0, math.inf)
-        results.append(TrainResult(accuracy, loss, diverged, train_seconds, eval_seconds, (), *second))
-    return results
+    return [
+        train_result(steps.finite[b], (accuracies[b], eval_losses[b]), None if second is None else second[b],
+                     steps.seconds / copies, eval_seconds, steps.accuracy_at[b])
+        for b in range(copies)
+    ]
 
 
 @torch.no_grad()
 def _evaluate_copies(
-    run: Callable, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor, device: torch.device, precision: str
+    model: nn.Module, run: Callable, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor, precision: str
 ) -> tuple[list[float], list[float]]:
-    """Top-1 accuracy in [0, 1] and mean cross-entropy (nats) of every copy on ``(x, y)``, in eval mode."""
+    """Top-1 accuracy in [0, 1] and mean cross-entropy (nats) of every copy on ``(x, y)``, with ``model`` (the
+    structure ``run`` calls) in eval mode, then back in train mode."""
     copies = next(iter(params.values())).shape[0]
-    correct = torch.zeros(copies, device=device)
-    loss_sum = torch.zeros(copies, device=device, dtype=torch.float64)
+    model.eval()
+    correct = torch.zeros(copies, device=x.device)
+    loss_sum = torch.zeros(copies, device=x.device, dtype=torch.float64)
     for start in range(0, len(x), EVAL_CHUNK):
         targets = y[start : start + EVAL_CHUNK]
-        with autocast(device, precision):
+        with autocast(x.device, precision):
             logits = run(params, buffers, x[start : start + EVAL_CHUNK]).float()  # (B, chunk, C)
         correct += (logits.argmax(dim=-1) == targets).sum(dim=1)
         loss_sum += F.cross_entropy(
             logits.flatten(0, 1), targets.repeat(copies), reduction="none"
         ).view(copies, -1).sum(dim=1).double()
+    model.train()
     return (correct / len(x)).tolist(), (loss_sum / len(x)).tolist()

@@ -7,7 +7,8 @@ One function serves every place that applies a plan (``PruningEnv.step``, ``Prun
     the budget: exact in weights, or within half a weight's MACs of it under a FLOPs budget; every layer keeps a
     weight, order kept) and within-layer top-k masks from the instance's importance orders.
 
-``EpisodeResult`` is the one record of an evaluated plan: what was asked, what was applied, what it earned.
+``EpisodeResult`` is the one record of a plan the env evaluated: what was asked, what was applied, what it earned
+(a final evaluation has its own, ``benchmarks.final_accuracy.FinalResult``).
 """
 
 from __future__ import annotations
@@ -132,10 +133,9 @@ class EpisodeResult:
     flops_reduction: float
     """Pruned fraction of the prunable layers' multiply-accumulates per sample."""
     reward: float
-    """The team reward (for ``FinalEvaluator``: the test accuracy in [0, 1])."""
+    """The team reward."""
     accuracy: float
-    """Accuracy in [0, 1] of the evaluation (validation split for rewards, test split for final evaluations);
-    NaN for the zero-cost reward."""
+    """Accuracy in [0, 1] of the reward's evaluation (the validation subset); NaN for the zero-cost reward."""
     loss: float
     """Cross-entropy (nats) of that evaluation; NaN for the zero-cost reward, ``inf`` when diverged."""
     diverged: bool
@@ -152,11 +152,6 @@ class EpisodeResult:
     step_seconds: float = math.nan
     """Wall time of the env's step (``evaluate_plans``: the call's time per episode, resets included); NaN
     outside the env."""
-    validation_accuracy: float = math.nan
-    """A final evaluation's accuracy in [0, 1] on the validation split after the same training
-    (``benchmarks.final_accuracy``); NaN for rewards (their ``accuracy`` is the validation one)."""
-    validation_loss: float = math.nan
-    """That evaluation's cross-entropy (nats); NaN for rewards."""
 
     @classmethod
     def of(cls, pruned: PrunedPlan, run: TrainResult, reward: float, seed: int, init_seed: int,

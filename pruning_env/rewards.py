@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from pruning_env.evaluation import PlanEvaluator
 from pruning_env.masking import MaskedWeights
 from pruning_env.scorers import synaptic_flow
 from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult
@@ -54,8 +55,9 @@ def check_reward_kind(kind: str) -> None:
         raise ValueError(f"unknown reward {kind!r}; known rewards: {', '.join(REWARDS)}")
 
 
-class RewardEvaluator:
-    """Computes one reward kind for masks applied to a fixed initialization.
+class RewardEvaluator(PlanEvaluator):
+    """Computes one reward kind for masks applied to a fixed initialization: the plan evaluator
+    (``pruning_env.evaluation``) on the reward's schedule and validation subset, its runs valued by the kind.
 
     Args:
         kind: one of ``REWARDS``.
@@ -78,12 +80,8 @@ class RewardEvaluator:
         orders: int = 1,
     ) -> None:
         check_reward_kind(kind)
-        self.orders = orders
+        super().__init__(trainer, train_config, x_eval, y_eval, orders=orders)
         self.kind = kind
-        self.trainer = trainer
-        self.train_config = train_config
-        self.x_eval = x_eval
-        self.y_eval = y_eval
         self.low, self.high = reward_bounds(kind, num_classes)
 
     def __call__(
@@ -104,13 +102,10 @@ class RewardEvaluator:
         summed)."""
         if self.kind == "zero_cost":
             return [self._zero_cost(init_state, m) for m in masks]
-        per_order = [self.trainer.run_many(init_state, masks, self.train_config, order, self.x_eval, self.y_eval)
-                     for order in order_seeds(seed, self.orders)]
-        outcomes = []
-        for runs in zip(*per_order, strict=True):
-            value = sum(self.value(run) for run in runs) / len(runs)
-            outcomes.append((value, runs[0] if len(runs) == 1 else mean_run(runs)))
-        return outcomes
+        return [
+            (sum(self.value(run) for run in runs) / len(runs), runs[0] if len(runs) == 1 else mean_run(runs))
+            for runs in self.runs(init_state, masks, seed)
+        ]
 
     def value(self, run: TrainResult) -> float:
         """The reward a training run earns: its kind's value, floored at the kind's lowest (also when diverged)."""
@@ -130,11 +125,6 @@ class RewardEvaluator:
         pruned = synaptic_flow(model, layers, input_shape)
         value = zero_cost_value(pruned, dense)
         return value, TrainResult(math.nan, math.nan, False, 0.0, time.perf_counter() - start)
-
-
-def order_seeds(seed: int, count: int) -> list[int]:
-    """``count`` minibatch-order seeds derived from ``seed``; the first is ``seed`` itself (one order = today's)."""
-    return [seed] + [(seed * 1_000_003 + k) % (2**31 - 1) for k in range(1, count)]
 
 
 def mean_run(runs: Sequence[TrainResult]) -> TrainResult:

@@ -23,7 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from pruning_env.batched_training import train_copies
-from pruning_env.compute import EVAL_CHUNK, PRECISIONS, Precision, TrainResult, autocast, synchronize
+from pruning_env.compute import (
+    EVAL_CHUNK,
+    PRECISIONS,
+    Precision,
+    TrainResult,
+    autocast,
+    train_result,
+    train_steps,
+)
 from pruning_env.layers import PrunableLayer
 from pruning_env.masking import MaskedWeights
 
@@ -166,46 +174,31 @@ class MaskedTrainer:
         ``eval_at``: steps (1..``config.steps``) after which the accuracy on ``(x_eval, y_eval)`` is also taken
         (``TrainResult.accuracy_at``, in order); those evaluations change nothing in the training.
         """
-        if any(not 1 <= step <= config.steps for step in eval_at):
-            raise ValueError(f"eval_at steps must be in [1, {config.steps}], got {list(eval_at)}")
         self.model.load_state_dict(init_state)
         masked = MaskedWeights.from_layers(self.layers, masks)
         masked.reapply()
         optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad], config)
         scheduler = make_scheduler(optimizer, config)
         batches = self.minibatch_indices(config.steps, config.batch_size, seed)
+
+        def losses_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with autocast(self.device, self.precision):
+                logits = self.model(x)
+            return F.cross_entropy(logits.float(), y)
+
+        def accuracies() -> list[float]:
+            with autocast(self.device, self.precision):
+                return [evaluate(self.model, x_eval, y_eval)[0]]
+
         self.model.train()
-        synchronize(self.device)
-        start = time.perf_counter()
-        loss = torch.zeros((), device=self.device)
-        checkpoints, accuracy_at = set(eval_at), {}
-        with torch.enable_grad():  # callers may step the env under no_grad (TorchRL's collectors do)
-            for step, indices in enumerate(batches, start=1):
-                with autocast(self.device, self.precision):
-                    logits = self.model(self.x_train[indices])
-                loss = F.cross_entropy(logits.float(), self.y_train[indices])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                masked.reapply()
-                if scheduler is not None:
-                    scheduler.step()
-                if step in checkpoints:
-                    with autocast(self.device, self.precision):
-                        accuracy_at[step] = evaluate(self.model, x_eval, y_eval)[0]
-        train_diverged = not math.isfinite(loss.item())  # .item() synchronizes the device
-        train_seconds = time.perf_counter() - start
+        steps = train_steps(losses_of, masked.reapply, accuracies, optimizer, scheduler, batches, self.x_train,
+                            self.y_train, eval_at)
         start = time.perf_counter()
         with autocast(self.device, self.precision):
-            accuracy, eval_loss = evaluate(self.model, x_eval, y_eval)
-            second = evaluate(self.model, *second_eval) if second_eval is not None else (math.nan, math.nan)
-        eval_seconds = time.perf_counter() - start
-        diverged = train_diverged or not math.isfinite(eval_loss)
-        if diverged:
-            accuracy, eval_loss = 0.0, math.inf
-            second = (math.nan, math.nan) if second_eval is None else (0.0, math.inf)
-        return TrainResult(accuracy, eval_loss, diverged, train_seconds, eval_seconds,
-                           tuple(accuracy_at[step] for step in eval_at), *second)
+            evaluation = evaluate(self.model, x_eval, y_eval)
+            second = evaluate(self.model, *second_eval) if second_eval is not None else None
+        return train_result(steps.finite[0], evaluation, second, steps.seconds, time.perf_counter() - start,
+                            steps.accuracy_at[0])
 
     def run_many(
         self,
@@ -215,24 +208,26 @@ class MaskedTrainer:
         seed: int,
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
+        eval_at: Sequence[int] = (),
         second_eval: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[TrainResult]:
         """``run`` for every mask dict in ``masks`` (one shared minibatch order from ``seed``), in order.
 
-        With ``copies > 1`` they train in chunks of up to ``copies`` side by side, split on out-of-memory errors.
-        Raises ValueError for an empty ``masks``.
+        With ``copies > 1`` they train in chunks of up to ``copies`` side by side, split on out-of-memory errors;
+        ``eval_at`` reads every copy's accuracy at those steps on either path. Raises ValueError for an empty
+        ``masks``.
         """
         if not masks:
             raise ValueError("run_many needs at least one mask dict, got none")
         if self.copies == 1:
-            return [self.run(init_state, m, config, seed, x_eval, y_eval, second_eval=second_eval) for m in masks]
+            return [self.run(init_state, m, config, seed, x_eval, y_eval, eval_at, second_eval) for m in masks]
         batches = self.minibatch_indices(config.steps, config.batch_size, seed)
 
         def run_chunk(chunk: Sequence[Mapping[str, torch.Tensor]]) -> list[TrainResult]:
             return train_copies(
                 self.model, self.layers, init_state, chunk, lambda params: make_optimizer(params, config),
                 lambda optimizer: make_scheduler(optimizer, config), batches, self.x_train, self.y_train,
-                x_eval, y_eval, self.precision, second_eval,
+                x_eval, y_eval, self.precision, second_eval, eval_at,
             )
 
         return split_on_oom(masks, self.copies, run_chunk)

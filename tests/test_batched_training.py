@@ -292,8 +292,8 @@ def test_final_evaluator_trains_the_plans_of_one_seed_together() -> None:
     assert [r.seed for r in together] == [seed for _, seed in plans]
     test_size = len(one.data.y_test)
     for a, b in zip(alone, together, strict=True):
-        assert b.loss == pytest.approx(a.loss, abs=1e-5)
-        assert abs(b.accuracy - a.accuracy) <= 1 / test_size + 1e-12
+        assert b.test_loss == pytest.approx(a.test_loss, abs=1e-5)
+        assert abs(b.test_accuracy - a.test_accuracy) <= 1 / test_size + 1e-12
     with pytest.raises(ValueError, match=r"plan 0 \(seed 0\)"):
         many.evaluate_many([(np.full(len(one.layers) + 2, 0.9), 0)])
 
@@ -332,3 +332,24 @@ def test_a_second_split_is_measured_after_the_same_training(copies: int) -> None
         assert (one.accuracy, one.loss) == (a.accuracy, a.loss)
         assert (one.second_accuracy, one.second_loss) == (b.accuracy, b.loss)
         assert math.isnan(a.second_accuracy) and math.isnan(a.second_loss)
+
+
+def test_eval_at_reads_each_copy_like_a_shorter_batched_run_without_changing_the_training() -> None:
+    """Checkpoint reads on the batched path: with a constant rate, copy b's accuracy after step k is that of the
+    k-step batched run (the same minibatch order), and the training is the one without reads."""
+    model, x, y, layers, init = _mlp([32, 16])
+    masks = _random_masks(layers, 3, keep=0.4, seed=6)
+    trainer = MaskedTrainer(model, layers, x, y, copies=3)
+
+    def config(steps: int) -> TrainConfig:
+        return TrainConfig(steps=steps, batch_size=32, optimizer="sgd", lr=0.2, cosine=False)
+
+    probed = trainer.run_many(init, masks, config(6), 0, x[:48], y[:48], eval_at=(2, 6, 4))
+    plain = trainer.run_many(init, masks, config(6), 0, x[:48], y[:48])
+    shorter = {k: trainer.run_many(init, masks, config(k), 0, x[:48], y[:48]) for k in (2, 4)}
+    for b, (one, two) in enumerate(zip(probed, plain, strict=True)):
+        assert (one.accuracy, one.loss) == (two.accuracy, two.loss) and two.accuracy_at == ()
+        assert one.accuracy_at == (shorter[2][b].accuracy, one.accuracy, shorter[4][b].accuracy)
+    assert len({run.accuracy_at for run in probed}) > 1  # each copy its own read-outs
+    with pytest.raises(ValueError, match=r"eval_at steps must be in \[1, 6\]"):
+        trainer.run_many(init, masks, config(6), 0, x, y, eval_at=(0,))

@@ -68,8 +68,9 @@ def test_final_evaluator_prunes_like_the_env_and_is_deterministic():
 
     # the trained weights are nonzero exactly where SNIP's top-k of the seed's initialization keeps them at those
     # counts (an independent recomputation of the masks)
-    instance = evaluator.instances.get(3)
-    model, layers = evaluator.trainer.model, evaluator.trainer.layers
+    evaluator.env.reset(seed=3)
+    instance = evaluator.env.instance
+    model, layers = evaluator.plans.trainer.model, evaluator.plans.trainer.layers
     trained = {layer.name: layer.weight.detach() != 0 for layer in layers}
     model.load_state_dict(instance.state)
     scores = compute_scores("snip", model, layers, instance.batch)
@@ -79,7 +80,8 @@ def test_final_evaluator_prunes_like_the_env_and_is_deterministic():
     assert first.pruned_counts.sum() == round(0.95 * sum(layer.num_weights for layer in layers))
 
     second = evaluator(plan, seed=3)
-    assert (second.accuracy, second.loss, second.reward) == (first.accuracy, first.loss, first.reward)
+    assert (second.test_accuracy, second.test_loss, second.validation_accuracy) == (
+        first.test_accuracy, first.test_loss, first.validation_accuracy)
     np.testing.assert_array_equal(second.applied, first.applied)
 
 

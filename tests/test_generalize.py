@@ -44,8 +44,8 @@ def test_train_on_a_tiny_family_then_prune_a_held_out_member() -> None:
     outcome = evaluator(plan, seed=7)
     assert outcome.pruned_counts.sum() == round(0.95 * env.sizes.sum())
     np.testing.assert_array_equal(outcome.pruned_counts, env.evaluate_plan(7, plan).pruned_counts)
-    assert not outcome.diverged and 0.0 <= outcome.accuracy <= 1.0
-    print(f"tiny family: held-out {held_out.name} at 0.95 -> test accuracy {outcome.accuracy:.3f} after 40 steps")
+    assert not outcome.diverged and 0.0 <= outcome.test_accuracy <= 1.0
+    print(f"tiny family: held-out {held_out.name} at 0.95 -> test accuracy {outcome.test_accuracy:.3f} after 40 steps")
 
 
 @pytest.mark.slow

@@ -101,7 +101,7 @@ def test_a_diverged_training_earns_the_lowest_reward() -> None:
 
 # --- rewards over several minibatch orders, and orders drawn per episode ------------------------------------------
 def test_a_reward_over_two_orders_is_the_mean_of_the_two_trainings() -> None:
-    from pruning_env.rewards import order_seeds
+    from pruning_env.evaluation import order_seeds
 
     options = {"reward_steps": 5, "target_sparsity": 0.9, "device": "cpu"}
     one, two = PruningEnv("mlp-digits", **options), PruningEnv("mlp-digits", reward_orders=2, **options)

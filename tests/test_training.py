@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pruning_env import training
+from pruning_env.compute import TrainResult, train_result
 from pruning_env.layers import prunable_layers
 from pruning_env.training import MaskedTrainer, TrainConfig, evaluate
 
@@ -248,6 +249,18 @@ def test_finite_training_is_not_diverged() -> None:
     result = _trainer(model, x, y).run(_state(model), _hand_masks(), config, seed=0, x_eval=x, y_eval=y)
     assert result.diverged is False
     assert math.isfinite(result.loss) and 0.0 <= result.accuracy <= 1.0
+
+
+def test_a_result_is_diverged_when_the_training_or_the_evaluation_loss_is_not_finite() -> None:
+    """``compute.train_result``, by hand: the one rule of both trainers (0 accuracy and inf loss on both splits)."""
+    kept = train_result(True, (0.5, 1.25), (0.25, 1.5), 2.0, 0.5, (0.125,))
+    assert kept == TrainResult(0.5, 1.25, False, 2.0, 0.5, (0.125,), 0.25, 1.5)
+    for finite, evaluation in ((False, (0.5, 1.25)), (True, (0.5, math.nan)), (True, (0.5, math.inf))):
+        lost = train_result(finite, evaluation, (0.25, 1.5), 2.0, 0.5)
+        assert (lost.accuracy, lost.loss, lost.diverged, lost.second_accuracy, lost.second_loss) == (
+            0.0, math.inf, True, 0.0, math.inf)
+    alone = train_result(False, (0.5, 1.25), None, 2.0, 0.5)
+    assert alone.diverged and math.isnan(alone.second_accuracy) and math.isnan(alone.second_loss)
 
 
 # --- TrainConfig validation ---------------------------------------------------------------------------------------

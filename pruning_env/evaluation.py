@@ -1,0 +1,77 @@
+"""The one plan evaluator: pruned masks of one initialization trained with a schedule and read on a split.
+
+It serves the env's reward and the benchmark's final evaluation; the caller passes the schedule and the split:
+
+| caller                                       | schedule                       | split             | second split |
+|----------------------------------------------|--------------------------------|-------------------|--------------|
+| ``pruning_env.rewards.RewardEvaluator``      | the reward's (K steps or full) | validation subset | none         |
+| ``benchmarks.final_accuracy.FinalEvaluator`` | the task's ``final_train``     | test              | validation   |
+
+The masks of one initialization train with one minibatch order, side by side when the trainer's ``copies`` > 1
+(``MaskedTrainer.run_many``); with ``orders`` = n > 1 every plan trains once on each of n orders (``order_seeds``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult
+
+Split = tuple[torch.Tensor, torch.Tensor]
+"""An evaluation split: inputs ``(N, *input_shape)`` and labels ``(N,)`` int64, on the trainer's device."""
+
+
+class PlanEvaluator:
+    """Trains masks of an initialization with one schedule and evaluates them on one split (and a second one).
+
+    Args:
+        trainer: the masked trainer; it owns the model that is trained in place.
+        train_config: the schedule every plan trains with.
+        x_eval: the inputs of the evaluation split, on the trainer's device.
+        y_eval: its labels.
+        second_eval: another split ``(x, y)`` read after the same training (``TrainResult.second_accuracy``).
+        orders: minibatch orders every plan trains on (``order_seeds``), >= 1.
+    """
+
+    def __init__(
+        self,
+        trainer: MaskedTrainer,
+        train_config: TrainConfig,
+        x_eval: torch.Tensor,
+        y_eval: torch.Tensor,
+        second_eval: Split | None = None,
+        orders: int = 1,
+    ) -> None:
+        if not (isinstance(orders, int) and orders >= 1):
+            raise ValueError(f"orders must be an integer >= 1, got {orders!r}")
+        self.trainer = trainer
+        self.train_config = train_config
+        self.x_eval = x_eval
+        self.y_eval = y_eval
+        self.second_eval = second_eval
+        self.orders = orders
+
+    def runs(
+        self, init_state: Mapping[str, torch.Tensor], masks: Sequence[Mapping[str, torch.Tensor]], seed: int,
+        eval_at: Sequence[int] = (),
+    ) -> list[tuple[TrainResult, ...]]:
+        """Every mask dict (layer name -> bool mask, True = kept) applied to ``init_state`` and trained: per mask
+        dict, in order, its runs on the minibatch orders ``order_seeds(seed, orders)``.
+
+        ``eval_at``: steps (1..``train_config.steps``) after which the accuracy on the split is also read
+        (``TrainResult.accuracy_at``). Raises ValueError for no masks or an ``eval_at`` step out of range.
+        """
+        per_order = [
+            self.trainer.run_many(init_state, masks, self.train_config, order, self.x_eval, self.y_eval, eval_at,
+                                  self.second_eval)
+            for order in order_seeds(seed, self.orders)
+        ]
+        return list(zip(*per_order, strict=True))
+
+
+def order_seeds(seed: int, count: int) -> list[int]:
+    """``count`` minibatch-order seeds derived from ``seed``; the first is ``seed`` itself (one order = today's)."""
+    return [seed] + [(seed * 1_000_003 + k) % (2**31 - 1) for k in range(1, count)]
+
