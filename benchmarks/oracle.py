@@ -145,6 +145,13 @@ def cell_settings(args: Args) -> dict[str, Any]:
             "final_steps": args.final_steps, "search_seeds": list(SEARCH_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS)}
 
 
+def superseded(cell: dict[str, Any], args: Args) -> bool:
+    """A recorded cell that this run searches again: one of its (task, target, seed) recorded under other settings.
+    Cells of other tasks, targets or seeds stay, whatever their settings (the report shows each cell's own)."""
+    return (cell["task"] == args.task and cell["target_sparsity"] in args.targets and cell["seed"] in args.seeds
+            and cell["settings"] != cell_settings(args))
+
+
 def search_cell(trainings: Trainings, seed: int, args: Args) -> dict[str, Any]:
     """One cell: the heuristics' plans and scores, both searches' traces, the oracle, its held-out trainings."""
     heuristics, costs = heuristic_plans(trainings.task, trainings.target, seed)
@@ -185,8 +192,8 @@ def run_study(args: Args) -> str:
     cells = RecordFile(args.out / "oracle.jsonl", ("task", "target_sparsity", "seed"))
     reference_cells = {cells.key(c): c for c in read_records(args.reference / "oracle.jsonl")}
     settings = cell_settings(args)
-    cells.discard(lambda c: c["settings"] != settings)
     if not args.report_only:
+        cells.discard(lambda c: superseded(c, args))
         cells_total = len(args.targets) * len(args.seeds)
         trainings_total = cells_total * ((2 * args.evaluations + len(HEURISTICS)) * len(SEARCH_SEEDS)
                                          + (1 + len(HEURISTICS) + len(args.seeds) - 1) * len(HELD_OUT_SEEDS))

@@ -59,6 +59,20 @@ def fake_training(task: str, target: float, seed: int, train_seed: int, plan: li
             "code": "x", "versions": {}, "finished": "now"}
 
 
+def test_a_run_searches_again_only_its_own_cells_recorded_under_other_settings() -> None:
+    """Another task's cells, searched with another budget, stay in the study's file (they were all dropped)."""
+    args = oracle.Args(task="cnn-digits", targets=(0.99,), seeds=(0, 1, 2), evaluations=32, patience=16)
+    mine = oracle.cell_settings(args)
+    other = oracle.cell_settings(oracle.Args())
+    cell = lambda task, target, seed, settings: {  # noqa: E731
+        "task": task, "target_sparsity": target, "seed": seed, "settings": settings}
+    assert oracle.superseded(cell("cnn-digits", 0.99, 1, other), args)
+    assert not oracle.superseded(cell("cnn-digits", 0.99, 1, mine), args)
+    assert not oracle.superseded(cell("mlp-digits", 0.99, 1, other), args)
+    assert not oracle.superseded(cell("cnn-digits", 0.98, 1, other), args)
+    assert not oracle.superseded(cell("cnn-digits", 0.99, 3, other), args)
+
+
 def test_the_headroom_interval_is_the_paired_t_interval_by_hand(tmp_path: Path) -> None:
     """Three instances whose oracle beats the best heuristic by 1, 2 and 3 test points: +2.0 ± 2.5 (t(0.975, 2) =
     4.303 times the standard error 1/sqrt(3)), an interval that holds 0 (not beyond noise); the other heuristics
