@@ -3,14 +3,18 @@
 A controller maps the layer agents' observations to their actions through the env's public PettingZoo API only:
 ``act(observations, infos) -> actions``. Learning controllers also implement ``train``. Observation columns are
 looked up by name in ``env.feature_names`` (e.g. ``"target_sparsity"``, ``"snip_density"``).
+
+Every controller class declares what the benchmark does with it as class attributes (``Declaration``): its ``kind``,
+whether its factory ``accepts_pool`` and whether its ``train`` or ``search`` ``accepts_on_update``. The benchmark
+reads them with ``declaration_of``; what a class leaves out is read from the protocol it implements.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 
 import numpy as np
 
@@ -39,7 +43,10 @@ class TrainingReport:
 
 @runtime_checkable
 class Controller(Protocol):
-    """Chooses every layer's requested sparsity."""
+    """Chooses every layer's requested sparsity.
+
+    Its class also declares ``kind``, ``accepts_pool`` and ``accepts_on_update`` (``Declaration``; what it leaves
+    out is read from the protocol it implements, see ``declaration_of``)."""
 
     name: str
 
@@ -56,8 +63,10 @@ class TrainableController(Controller, Protocol):
     def train(self, make_env: EnvFactory, episodes: int, seed: int) -> TrainingReport:
         """Spend at most ``episodes`` reward evaluations on envs from ``make_env``; return the report.
 
-        Our learners also take ``on_update(spent)``, called at the start and after each policy update (``act`` then gives the
-        current policy's plan): the learning-curve benchmark reads it."""
+        A learner that declares ``accepts_on_update = True`` (ours, except BenchMARL's) also takes
+        ``on_update(spent)``, called at the start and after each policy update (``act`` then gives the current
+        policy's plan): the benchmark reads its plans there at ``CHECKPOINTS`` of the budget, the learning-curve
+        benchmark at every update."""
         ...
 
 
@@ -69,8 +78,10 @@ class SearchController(Controller, Protocol):
     def search(self, episodes: int | None = None, seed: int | None = None) -> TrainingReport:
         """Spend at most ``episodes`` reward evaluations on the instance of ``seed``; return the report.
 
-        Our searchers also take ``on_update(spent)``, called after each generation or batch, and have
-        ``current_plan()`` (what they would return at that moment): the learning-curve benchmark reads both."""
+        A searcher that declares ``accepts_on_update = True`` (ours) also takes ``on_update(spent)``, called after
+        each generation or batch; ours also have ``current_plan()`` (what they would return at that moment): the
+        learning-curve benchmark reads both. One that declares ``accepts_pool = True`` (ours) is built as
+        ``factory(None, seed=seed, pool=pool, **options)`` and evaluates on the pool's workers."""
         ...
 
 
@@ -153,19 +164,99 @@ def fixed_target(controller: Controller | str) -> float | None:
     return getattr(controller, "target_sparsity", None)
 
 
-KINDS: tuple[str, ...] = ("reference", "heuristic", "searcher", "learner")
+Kind = Literal["reference", "heuristic", "searcher", "learner"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 """What the benchmark does with a controller: a reference (a fixed target: evaluated once per task and seed), a
 heuristic (acts on every cell without reward evaluations), a searcher (``search`` on every cell), a learner
 (``train`` once per task and seed over the target range, then acts on every cell)."""
 
 
-def controller_kind(controller: Controller | Callable[..., Any]) -> str:
-    """The ``KINDS`` entry of a controller, from the protocols it implements: read on the object, or on the class
-    of a factory (a class, or a ``functools.partial`` of one); a function factory is read as a heuristic until the
-    controller it builds is read."""
-    if fixed_target(controller) is not None:
-        return "reference"
+@dataclass(frozen=True)
+class Declaration:
+    """What a controller declares about itself, as class attributes of the same names on its class (``kind =
+    "searcher"``, ``accepts_pool = True``, ...; a function factory through ``declare``). The benchmark reads it with
+    ``declaration_of`` before it builds anything, and builds each controller once per use: a reference or a heuristic
+    once per cell it acts on, a searcher once per cell it searches, a learner once per (task, seed)."""
+
+    kind: Kind
+    """``KINDS`` entry: ``"learner"`` implements ``TrainableController``, ``"searcher"`` ``SearchController``,
+    ``"reference"`` has a fixed ``target_sparsity`` (``fixed_target``), ``"heuristic"`` only acts."""
+    accepts_pool: bool
+    """Its factory takes ``pool=`` (an evaluation pool, ``pruning_env.pools``): the benchmark builds it as
+    ``factory(None, seed=seed, pool=pool, **options)`` with the cell's pool, whose worker processes evaluate its
+    plans."""
+    accepts_on_update: bool
+    """Its ``train`` or ``search`` takes ``on_update(spent)`` (called with the reward evaluations spent, at the start
+    and after each update): the benchmark reads its plans there at ``CHECKPOINTS`` of the budget (the
+    sample-efficiency table); without it they are read at 100% only."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"a controller's kind is one of {', '.join(map(repr, KINDS))}, got {self.kind!r}")
+        for flag in ("accepts_pool", "accepts_on_update"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"a controller's {flag} is True or False, got {getattr(self, flag)!r}")
+
+
+DECLARED: tuple[str, ...] = tuple(f.name for f in fields(Declaration))
+"""The class attributes a controller declares (``Declaration``'s fields)."""
+
+FactoryT = TypeVar("FactoryT", bound=Callable[..., Any])
+
+
+def declare(kind: Kind, accepts_pool: bool = False, accepts_on_update: bool = False
+            ) -> Callable[[FactoryT], FactoryT]:
+    """Decorator setting the ``Declaration`` of what a function factory builds on the function (a controller class
+    declares with class attributes instead), e.g. ``@declare("learner", accepts_on_update=True)``."""
+    declaration = Declaration(kind, accepts_pool, accepts_on_update)
+
+    def mark(factory: FactoryT) -> FactoryT:
+        for attribute in DECLARED:
+            setattr(factory, attribute, getattr(declaration, attribute))
+        return factory
+
+    return mark
+
+
+def declaration_of(controller: Controller | Callable[..., Any]) -> Declaration:
+    """The ``Declaration`` of a controller object or factory: the attributes of its class (of the class a
+    ``functools.partial`` wraps), or those ``declare`` set on a function factory.
+
+    A class that leaves an attribute out (an outside controller, say) gets it derived from the protocol it
+    satisfies: kind ``"reference"`` with a ``target_sparsity``, else ``"learner"`` with ``train``, ``"searcher"``
+    with ``search``, ``"heuristic"`` otherwise; ``accepts_pool`` when its constructor takes ``pool``;
+    ``accepts_on_update`` when its ``train`` or ``search`` takes ``on_update``.
+
+    Raises:
+        ValueError: for a function factory without ``declare`` (what it builds is unknown until it is called), a
+            declared value out of range, a kind other than ``"reference"`` with a fixed target (or the reverse), or
+            a learner without ``train`` or a searcher without ``search``.
+    """
     inner = getattr(controller, "func", controller)
+    function = callable(inner) and not isinstance(inner, type) and not hasattr(inner, "act")
+    described = describe_factory(inner if function or isinstance(inner, type) else type(inner))
+    if function and not hasattr(inner, "kind"):
+        raise ValueError(
+            f"the controller factory {described} is a function, which does not say what it "
+            f"builds: decorate it with @agents.base.declare(kind, accepts_pool=..., accepts_on_update=...) (kind one "
+            f"of {', '.join(map(repr, KINDS))}), or register the controller class itself"
+        )
+    derive = {"kind": _derived_kind, "accepts_pool": _takes_pool, "accepts_on_update": _takes_on_update}
+    declaration = Declaration(**{attribute: getattr(inner, attribute) if hasattr(inner, attribute)
+                                 else derive[attribute](inner) for attribute in DECLARED})
+    if (declaration.kind == "reference") != (fixed_target(inner) is not None):
+        raise ValueError(f"{described} declares kind {declaration.kind!r} with target_sparsity "
+                         f"{fixed_target(inner)!r}: a reference, and only a reference, has a fixed target_sparsity")
+    method = {"learner": "train", "searcher": "search"}.get(declaration.kind)
+    if method and not function and not callable(getattr(inner, method, None)):
+        raise ValueError(f"{described} declares kind {declaration.kind!r} but has no {method}() "
+                         f"(agents.base.{'TrainableController' if method == 'train' else 'SearchController'})")
+    return declaration
+
+
+def _derived_kind(inner: Any) -> Kind:
+    if fixed_target(inner) is not None:
+        return "reference"
     if callable(getattr(inner, "train", None)):
         return "learner"
     if callable(getattr(inner, "search", None)):
@@ -173,20 +264,39 @@ def controller_kind(controller: Controller | Callable[..., Any]) -> str:
     return "heuristic"
 
 
+def _takes_pool(inner: Any) -> bool:
+    return "pool" in _parameters(inner if isinstance(inner, type) else type(inner))
+
+
+def _takes_on_update(inner: Any) -> bool:
+    method = getattr(inner, "train", None) or getattr(inner, "search", None)
+    return method is not None and "on_update" in _parameters(method)
+
+
+def _parameters(function: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    try:
+        return inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin or C-level callable without a signature
+        return {}
+
+
+def controller_kind(controller: Controller | Callable[..., Any]) -> Kind:
+    """The declared ``kind`` of a controller object or factory (``declaration_of``)."""
+    return declaration_of(controller).kind
+
+
 def kind_of(name: str, recorded: Mapping[str, str] | None = None) -> str:
-    """The kind of the controller named ``name``: as ``recorded`` (e.g. with a benchmark's plans), else read from
-    its registered factory (``controller_kind``)."""
+    """The kind of the controller named ``name``: as ``recorded`` (e.g. with a benchmark's plans), else declared by
+    its registered factory; a name no longer registered (records of an earlier run) reads as a heuristic."""
     if recorded and name in recorded:
         return recorded[name]
-    return controller_kind(CONTROLLERS.get(name))
+    return controller_kind(CONTROLLERS[name]) if name in CONTROLLERS else "heuristic"
 
 
 def has_update_probe(controller: Controller | Callable[..., Any]) -> bool:
-    """Whether a learner's ``train`` or a searcher's ``search`` takes ``on_update(spent)``: the benchmark reads its
-    plans at 25% and 50% of the budget through it (the sample-efficiency table)."""
-    inner = getattr(controller, "func", controller)
-    method = getattr(inner, "train", None) or getattr(inner, "search", None)
-    return method is not None and "on_update" in inspect.signature(method).parameters
+    """Whether a controller object or factory declares ``accepts_on_update`` (``declaration_of``): the benchmark reads
+    its plans at 25% and 50% of the budget through ``on_update`` (the sample-efficiency table)."""
+    return declaration_of(controller).accepts_on_update
 
 
 @register_controller("dense")
@@ -194,6 +304,9 @@ class DenseController:
     """The unpruned reference: requests sparsity 0 for every layer and is evaluated at target 0."""
 
     name = "dense"
+    kind = "reference"
+    accepts_pool = False
+    accepts_on_update = False
     target_sparsity = 0.0
 
     def __init__(self, env: object, seed: int = 0) -> None:

@@ -57,6 +57,10 @@ class BenchMARLController:
         frames_per_batch: episodes collected per BenchMARL iteration; the budget is rounded down to a multiple.
     """
 
+    kind = "learner"
+    accepts_pool = False
+    accepts_on_update = False
+
     def __init__(self, env: Any, seed: int = 0, algorithm: str = "mappo", hidden: tuple[int, ...] = (64, 64),
                  frames_per_batch: int = 16) -> None:
         self.algorithm_config = algorithm_config(algorithm)

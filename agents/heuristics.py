@@ -87,6 +87,10 @@ class ReferenceController:
         seed: unused (the allocation is deterministic); for the registry's signature.
     """
 
+    kind = "heuristic"
+    accepts_pool = False
+    accepts_on_update = False
+
     def __init__(self, env: object, reference: str, name: str | None = None, seed: int = 0) -> None:
         self.name = reference if name is None else name
         self.reference = reference
@@ -106,6 +110,9 @@ class RandomController:
     """
 
     name = "random"
+    kind = "heuristic"
+    accepts_pool = False
+    accepts_on_update = False
 
     def __init__(self, env: object, seed: int | None = 0) -> None:
         self.rng = np.random.default_rng(seed)

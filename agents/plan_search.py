@@ -53,6 +53,9 @@ class PlanSearch:
     """
 
     name = "plan_search"
+    kind = "searcher"
+    accepts_pool = True
+    accepts_on_update = True
     minimum_episodes = 1
 
     def __init__(self, env: PruningEnv | None, episodes: int, reference: str, seed: int, progress: bool,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import TrainingReport, register_controller
+from agents.base import TrainingReport, declare, register_controller
 from agents.mappo.config import MappoConfig
 from agents.mappo.controller import MappoController
 from pruning_env import __version__
@@ -84,11 +84,12 @@ def train_on_family(recipe: Recipe, seed: int) -> tuple[MappoController, Trainin
     return controller, report
 
 
+@declare("learner", accepts_on_update=True)
 def load_pretrained(
     env: PruningEnv | MultiTaskPruningEnv, path: str | Path = PRETRAINED_FILE, seed: int = 0
 ) -> MappoController:
     """The controller saved at ``path`` (default: the shipped one), checked against ``env``'s observation
-    (``seed`` is unused: the controller acts deterministically).
+    (``seed`` is unused: the controller acts deterministically); declared as the ``MappoController`` it returns.
 
     Raises:
         ValueError: the env's features or action type differ from those the controller was trained with.

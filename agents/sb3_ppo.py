@@ -184,6 +184,9 @@ class SB3PPOController:
     """
 
     name = "sb3_ppo"
+    kind = "learner"
+    accepts_pool = False
+    accepts_on_update = True
 
     def __init__(
         self,

@@ -41,6 +41,10 @@ class MappoController:
         seed: seed of the weights' initialization.
     """
 
+    kind = "learner"
+    accepts_pool = False
+    accepts_on_update = True
+
     def __init__(self, env: PruningEnv, config: MappoConfig | None = None, seed: int = 0, **fields: Any) -> None:
         info = EnvInfo.of(env)
         self._setup(replace(config or MappoConfig(), **fields), info.feature_names, info.action_bins, seed)
