@@ -6,7 +6,10 @@ The factory is a controller class or a function ``(env, seed=0, **options) -> co
 ``agents.register_controller``); the object it builds follows ``agents.base.Controller`` (``name`` and
 ``act(observations, infos)``), and also ``TrainableController`` (``train``: a learner, trained once per task and
 seed over the suite's target range) or ``SearchController`` (``search``: searched on every cell) when it
-implements them. Its row is named by the factory's ``name`` attribute (else the object's name after ``:``).
+implements them. The class declares which (``agents.base.Declaration``: ``kind``, ``accepts_pool``,
+``accepts_on_update`` as class attributes); what it leaves out is derived from the protocol it implements
+(``agents.base.declaration_of``), and a function factory declares with ``@agents.base.declare``. Its row is named
+by the factory's ``name`` attribute (else the object's name after ``:``).
 
 A cell's fingerprint covers the factory's module file (``controller_source``): edit it and rerun, and that
 controller's cells are computed again while the others are reused. Code it imports from other files of yours is
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import agents
-from agents.base import Controller
+from agents.base import Controller, declaration_of
 from benchmarks.provenance import CODE_PACKAGES, ROOT, source_hash
 from pruning_env.parallel import PruningEnv
 
@@ -56,11 +59,12 @@ def load_factory(path: str) -> tuple[str, Callable[..., Any]]:
 
 def register_outside(path: str, env: PruningEnv) -> str:
     """Import and register the controller of ``path`` after checking, on ``env``, that what it builds follows the
-    controller protocol; its registered name.
+    controller protocol and that its declaration reads (``agents.base.declaration_of``); its registered name.
 
     Raises:
         ValueError: see ``load_factory``; or the factory fails on ``env``, or builds an object without ``name`` and
-            ``act``, or its name is taken by another registered controller.
+            ``act``, or declares nothing as a function or something inconsistent, or its name is taken by another
+            registered controller.
     """
     name, factory = load_factory(path)
     try:
@@ -72,6 +76,7 @@ def register_outside(path: str, env: PruningEnv) -> str:
         missing = [attribute for attribute in ("name", "act") if not hasattr(controller, attribute)]
         raise ValueError(f"{path!r} builds a {type(controller).__name__}, which lacks {', '.join(missing)}: a "
                          "controller has a name and act(observations, infos) -> actions (agents.base.Controller)")
+    declaration_of(factory)
     agents.register_controller(name)(factory)
     return name
 

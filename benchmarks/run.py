@@ -19,18 +19,18 @@ committed reference, which only ``python -m benchmarks.promote`` changes). At th
 table with intervals, the paired differences, the rliable aggregate of ``benchmarks.aggregate``, the sample
 efficiency) and the plots are rebuilt from the records (``write_report``).
 
-The protocol is a product of the controller registry's protocols (``agents.base``), not of names:
-a ``TrainableController`` (learner) trains once per (task, seed) over the suite's target range with
-``rl_episodes`` reward evaluations and then acts on every target; a ``SearchController`` searches every cell
-with ``search_episodes_per_cell``; any other controller acts on every cell; a controller with a fixed target
-(``agents.base.fixed_target``: the dense reference) is evaluated once per (task, seed), at that target.
+The protocol is a product of what the registered controllers declare (``agents.base.Declaration``, read before
+anything is built), not of names or signatures: a learner is built once per (task, seed), trains over the suite's
+target range with ``rl_episodes`` reward evaluations and then acts on every target; a searcher is built once per cell
+and searches it with ``search_episodes_per_cell`` (on the cell's evaluation pool when it accepts one); a heuristic is
+built once per cell and acts; a reference (a fixed target, ``agents.base.fixed_target``: the dense row) is built and
+evaluated once per (task, seed), at that target.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -45,12 +45,12 @@ import tyro
 import agents
 from agents.base import (
     Controller,
-    SearchController,
-    TrainableController,
     controller_kind,
+    declaration_of,
     describe_factory,
     fixed_target,
     has_update_probe,
+    kind_of,
 )
 from benchmarks.aggregate import (
     aggregate_caption,
@@ -191,9 +191,9 @@ class Checkpoints:
             plans = self.read()
             self.plans.update({fraction: (spent, plans) for fraction in reached})
 
-    def probe(self, controller: Controller) -> dict[str, Any]:
-        """``{"on_update": self}`` when the controller's ``train`` or ``search`` takes it (ours do; an outside
-        controller may not: its plans are then read at the end of its budget only)."""
+    def probe(self, controller: Controller | Callable[..., Any]) -> dict[str, Any]:
+        """``{"on_update": self}`` when the controller (an object or its factory) declares ``accepts_on_update``
+        (ours do, except BenchMARL's; without it its plans are read at the end of its budget only)."""
         return {"on_update": self} if has_update_probe(controller) else {}
 
 
@@ -201,51 +201,68 @@ def group_plans(suite: Suite, task: str, seed: int, controllers: list[str], devi
                 starting: Callable[[str], None] = lambda name: None) -> Iterator[dict[str, Any]]:
     """Plan records of ``controllers`` for every target of one (task, seed), and of each learner's and searcher's
     checkpoints (records with ``budget_fraction`` and ``spent``). Every record names the controller's ``kind``
-    (``agents.base.KINDS``), its reward ``evaluations`` for the cell and whether it has the ``on_update`` probe.
-    ``starting(name)`` is called as each controller starts."""
+    (``agents.base.KINDS``) and whether it accepts the ``on_update`` probe (``probe``), as it declares them
+    (``agents.base.declaration_of``), and its reward ``evaluations`` for the cell. ``starting(name)`` is called as
+    each controller starts."""
     with CellPools(suite, task, seed, device) as pools:
         yield from _group_plans(suite, task, seed, controllers, device, starting, pools)
 
 
 def _group_plans(suite: Suite, task: str, seed: int, controllers: list[str], device: str,
                  starting: Callable[[str], None], pools: CellPools) -> Iterator[dict[str, Any]]:
-    target_range = (min(suite.sparsities), max(suite.sparsities))
     for name in controllers:
         starting(name)
+        declared = declaration_of(agents.CONTROLLERS[name])
+        if declared.kind == "learner":
+            plans = learned_plans(suite, name, task, seed, device)
+        elif declared.kind == "searcher":
+            plans = searched_plans(suite, name, task, seed, device, pools)
+        else:
+            plans = acted_plans(suite, name, task, seed, device)
+        for plan in plans:
+            yield {**plan, "kind": declared.kind, "probe": declared.accepts_on_update}
+
+
+def acted_plans(suite: Suite, name: str, task: str, seed: int, device: str) -> Iterator[dict[str, Any]]:
+    """A heuristic's or a reference's plan records: built on each cell's env (``cell_targets``) and acting there."""
+    for target in cell_targets(suite, name):
         start = time.perf_counter()
-        controller = controller_for(suite, name, shared_cell_env(suite, task, target_range, seed, device), seed)
-        kind = {"kind": controller_kind(controller), "probe": has_update_probe(controller)}
-        own_target = fixed_target(controller)
-        if own_target is not None:
-            env = shared_cell_env(suite, task, own_target, seed, device)
-            yield {**record(name, own_target, plan_of(controller, env, seed), time.perf_counter() - start), **kind,
-                   "evaluations": 0}
-            continue
-        if isinstance(controller, TrainableController):
-            make_env = functools.partial(cell_env, suite, task, target_range, seed, device)
-            checkpoints = Checkpoints(suite.rl_episodes, lambda c=controller: {
-                target: plan_of(c, shared_cell_env(suite, task, target, seed, device), seed)
-                for target in suite.sparsities})
-            controller.train(make_env, suite.rl_episodes, seed, **checkpoints.probe(controller))
-            for fraction, (spent, plans) in checkpoints.plans.items():
-                for target, plan in plans.items():
-                    yield {**record(name, target, plan, 0.0), **kind, "budget_fraction": fraction, "spent": spent}
-        train_seconds = time.perf_counter() - start
-        for target in suite.sparsities:
-            start = time.perf_counter()
-            env = shared_cell_env(suite, task, target, seed, device)
-            evaluations = 0
-            if isinstance(controller, TrainableController):
-                plan, evaluations = plan_of(controller, env, seed), suite.rl_episodes
-            elif isinstance(controller, SearchController):
-                plan, checkpoint_plans = search_plan(suite, name, task, target, seed, device, pools)
-                evaluations = suite.search_episodes_per_cell
-                for fraction, (spent, early) in checkpoint_plans.items():
-                    yield {**record(name, target, early, 0.0), **kind, "budget_fraction": fraction, "spent": spent}
-            else:
-                plan = plan_of(controller_for(suite, name, env, seed), env, seed)
-            yield {**record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities)),
-                   **kind, "evaluations": evaluations}
+        env = shared_cell_env(suite, task, target, seed, device)
+        plan = plan_of(controller_for(suite, name, env, seed), env, seed)
+        yield {**record(name, target, plan, time.perf_counter() - start), "evaluations": 0}
+
+
+def learned_plans(suite: Suite, name: str, task: str, seed: int, device: str) -> Iterator[dict[str, Any]]:
+    """A learner's plan records: built once for the (task, seed), trained over the suite's target range, then acting
+    on every target; and its plans at the ``CHECKPOINTS`` of its budget when it accepts ``on_update``."""
+    start = time.perf_counter()
+    target_range = (min(suite.sparsities), max(suite.sparsities))
+    learner = controller_for(suite, name, shared_cell_env(suite, task, target_range, seed, device), seed)
+    make_env = functools.partial(cell_env, suite, task, target_range, seed, device)
+    checkpoints = Checkpoints(suite.rl_episodes, lambda: {
+        target: plan_of(learner, shared_cell_env(suite, task, target, seed, device), seed)
+        for target in suite.sparsities})
+    learner.train(make_env, suite.rl_episodes, seed, **checkpoints.probe(agents.CONTROLLERS[name]))
+    for fraction, (spent, plans) in checkpoints.plans.items():
+        for target, plan in plans.items():
+            yield {**record(name, target, plan, 0.0), "budget_fraction": fraction, "spent": spent}
+    train_seconds = time.perf_counter() - start
+    for target in suite.sparsities:
+        start = time.perf_counter()
+        plan = plan_of(learner, shared_cell_env(suite, task, target, seed, device), seed)
+        yield {**record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities)),
+               "evaluations": suite.rl_episodes}
+
+
+def searched_plans(suite: Suite, name: str, task: str, seed: int, device: str,
+                   pools: CellPools) -> Iterator[dict[str, Any]]:
+    """A searcher's plan records on every cell (``search_plan``), each after its plans at the ``CHECKPOINTS``."""
+    for target in suite.sparsities:
+        start = time.perf_counter()
+        plan, checkpoint_plans = search_plan(suite, name, task, target, seed, device, pools)
+        for fraction, (spent, early) in checkpoint_plans.items():
+            yield {**record(name, target, early, 0.0), "budget_fraction": fraction, "spent": spent}
+        yield {**record(name, target, plan, time.perf_counter() - start), "evaluations": suite.search_episodes_per_cell}
 
 
 class CellPools:
@@ -274,21 +291,20 @@ class CellPools:
 def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, device: str,
                 pools: CellPools | None = None) -> tuple[np.ndarray, dict[float, tuple[int, np.ndarray]]]:
     """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell, and its best plans at
-    the ``CHECKPOINTS`` (fraction -> (spent, plan)); a searcher that takes a ``pool`` (ours) evaluates on the
-    cell's pool of ``pools`` (one of its own when None; ``suite.workers`` processes, the same rewards as in this
-    process), any other on the cell's env."""
+    the ``CHECKPOINTS`` (fraction -> (spent, plan)); a searcher that declares ``accepts_pool`` (ours) is built on,
+    and evaluates on, the cell's pool of ``pools`` (one of its own when None; ``suite.workers`` processes, the same
+    rewards as in this process), any other on the cell's env."""
     env = shared_cell_env(suite, task, target, seed, device)
     budget = suite.search_episodes_per_cell
-    if "pool" not in inspect.signature(agents.CONTROLLERS[name]).parameters:
-        searcher = controller_for(suite, name, env, seed)
-        checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
-        searcher.search(budget, seed, **checkpoints.probe(searcher))
-        return plan_of(searcher, env, seed), checkpoints.plans
+    factory = agents.CONTROLLERS[name]
     with contextlib.ExitStack() as stack:
-        pool = (pools or stack.enter_context(CellPools(suite, task, seed, device)))(target)
-        searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
+        if declaration_of(factory).accepts_pool:
+            pool = (pools or stack.enter_context(CellPools(suite, task, seed, device)))(target)
+            searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
+        else:
+            searcher = controller_for(suite, name, env, seed)
         checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
-        searcher.search(budget, seed, **checkpoints.probe(searcher))
+        searcher.search(budget, seed, **checkpoints.probe(factory))
         return plan_of(searcher, env, seed), checkpoints.plans
 
 
@@ -318,7 +334,7 @@ class RunCost:
 
     def plan(self, record: dict[str, Any]) -> float:
         """The steps a plan record's cell cost (a learner's training is shared by its targets)."""
-        kind = record.get("kind") or controller_kind(agents.CONTROLLERS.get(record["controller"]))
+        kind = record.get("kind") or kind_of(record["controller"])
         share = len(self.suite.sparsities) if kind == "learner" else 1
         return record.get("evaluations", 0) * self.reward_steps(record["task"]) / share
 

@@ -24,9 +24,12 @@ END_SHARE = {share}
 
 
 class EndsDense:
-    """The target everywhere but the first and last layers, which get END_SHARE of it."""
+    """The target everywhere but the first and last layers, which get END_SHARE of it (declared a heuristic)."""
 
     name = "ends_dense"
+    kind = "heuristic"
+    accepts_pool = False
+    accepts_on_update = False
 
     def __init__(self, env, seed=0):
         self.target = env.feature_names.index("target_sparsity")
@@ -38,7 +41,8 @@ class EndsDense:
 
 
 class Shake:
-    """A searcher without on_update: tries END_SHARE-scaled random plans and keeps the best."""
+    """A searcher without on_update and without declarations (read by its protocol): tries END_SHARE-scaled random
+    plans and keeps the best."""
 
     name = "shake"
 
