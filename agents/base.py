@@ -19,11 +19,11 @@ from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
 import numpy as np
 
 from pruning_env.parallel import PruningEnv
+from pruning_env.plan_env import EnvFactory
 from pruning_env.spaces import stack_observations
 
 Observations = dict[str, np.ndarray]
 Actions = dict[str, np.ndarray]
-EnvFactory = Callable[[], PruningEnv]
 
 
 @dataclass

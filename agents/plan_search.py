@@ -41,7 +41,7 @@ training (the learning-curve benchmark reads the controller's current plan there
 
 
 class PlanSearch:
-    """What both searchers share: the pool, the reference, the budget, the best plan and the history.
+    """What the searchers (random search, CMA-ES, TPE) share: the pool, the reference, the budget, the best plan and the history.
 
     Args:
         env: the env whose instance is searched; None when ``pool`` is given.

@@ -40,7 +40,7 @@ from agents.mappo.controller import MappoController
 from pruning_env import __version__
 from pruning_env.families import Family, family_tasks
 from pruning_env.multi_task import MultiTaskPruningEnv
-from pruning_env.parallel import PruningEnv
+from pruning_env.plan_env import PlanEnv
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 PRETRAINED_FILE = WEIGHTS_DIR / "mappo-digits-v1.pt"
@@ -86,7 +86,7 @@ def train_on_family(recipe: Recipe, seed: int) -> tuple[MappoController, Trainin
 
 @declare("learner", accepts_on_update=True)
 def load_pretrained(
-    env: PruningEnv | MultiTaskPruningEnv, path: str | Path = PRETRAINED_FILE, seed: int = 0
+    env: PlanEnv, path: str | Path = PRETRAINED_FILE, seed: int = 0
 ) -> MappoController:
     """The controller saved at ``path`` (default: the shipped one), checked against ``env``'s observation
     (``seed`` is unused: the controller acts deterministically); declared as the ``MappoController`` it returns.

@@ -37,7 +37,7 @@ import tyro
 from tqdm import tqdm
 
 import agents
-from agents.base import SearchController, fixed_target
+from agents.base import declaration_of, fixed_target
 from agents.mappo.controller import MappoController
 from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
 from benchmarks.cells import instance_env, plan_of, run_finals
@@ -177,7 +177,7 @@ def cell_plans(args: Args, cell: Cell, names: Sequence[str], learners: dict[tupl
             record["train_seed"] = train_seed
         else:
             controller = agents.make_controller(name, env, seed=cell.seed, **options.get(name, {}))
-            if isinstance(controller, SearchController):
+            if declaration_of(controller).kind == "searcher":
                 controller.search(args.search_episodes, cell.seed)
         target = fixed_target(controller)
         acting_env = env if target is None else instance_env(cell.task, target, cell.seed, "neg_loss", None, device)

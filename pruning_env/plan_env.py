@@ -12,7 +12,7 @@ single-task envs an env draws its episodes from (``[env]`` for a ``PruningEnv``)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gymnasium
@@ -78,3 +78,8 @@ class PlanEnv(Protocol):
     def draws_per_episode(self) -> bool:
         """The env draws a new task, initialization or target on every reset."""
         ...
+
+
+EnvFactory = Callable[[], PlanEnv]
+"""A zero-argument callable that builds a new env (picklable where worker processes build it, e.g.
+``functools.partial(PruningEnv, "mlp-digits", reward_steps=20)``): what learners train on and pools build from."""

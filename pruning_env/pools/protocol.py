@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
-from pruning_env.plan_env import PlanEnv
+from pruning_env.plan_env import EnvFactory, PlanEnv
 from pruning_env.spaces import stack_observations
 
-EnvSource = Mapping[str, Any] | Callable[[], PlanEnv]
+EnvSource = Mapping[str, Any] | EnvFactory
 """``PruningEnv`` keyword arguments, or a picklable factory (e.g. ``functools.partial(PruningEnv, ...)``)."""
 Call = tuple[str, int, Any]
 """One worker call: ("observe", source index, reset seed) or ("evaluate", source index, [(seed, plan), ...])."""
