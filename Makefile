@@ -36,7 +36,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 ifeq ($(SUITE),generalize)
-	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,)
+	$(if $(CONTROLLER),$(error SUITE=generalize evaluates the family's own controllers and takes no CONTROLLER: run your controller on a suite (make bench SUITE=tiny CONTROLLER=...)),)
+	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,) $(if $(SEEDS),--eval-seeds $(SEEDS),) \
+		$(if $(WORKERS),--workers $(WORKERS),)
 else
 	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),) \
 		$(if $(SEEDS),--seeds $(SEEDS),) $(if $(WORKERS),--workers $(WORKERS),)
