@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from agents.mappo.config import MappoConfig
 from agents.mappo.policy import TokenPolicy
 from agents.mappo.ppo import Batch, RunningMeanStd, group_advantages, one_step_targets, ppo_update
 from agents.mappo.rollout import Episode, collect, episode_plan, pad
+from pruning_env.files import replacing
 from pruning_env.pools import EnvInfo, EvaluationPool
 
 CHECKPOINT = "checkpoint.pt"
@@ -118,13 +118,6 @@ def run_update(
 
 
 # --- files ----------------------------------------------------------------------------------------------------
-def _atomic(path: Path, write: Any) -> None:
-    """Call ``write(temporary_path)``, then move the result over ``path`` in one step."""
-    temporary = path.with_name(path.name + ".tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def save_checkpoint(path: Path, policy: TokenPolicy, optimizer: torch.optim.Optimizer, state: TrainState,
                     config: MappoConfig, seed: int) -> None:
     """Weights, optimizer, ``state`` and the config, written atomically."""
@@ -132,7 +125,8 @@ def save_checkpoint(path: Path, policy: TokenPolicy, optimizer: torch.optim.Opti
         "config": asdict(config.numbers()), "seed": seed, "policy": policy.state_dict(),
         "optimizer": optimizer.state_dict(), "state": asdict(state),
     }
-    _atomic(path, lambda temporary: torch.save(payload, temporary))
+    with replacing(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_checkpoint(path: Path, policy: TokenPolicy, optimizer: torch.optim.Optimizer, config: MappoConfig,
@@ -160,7 +154,8 @@ class RunLog:
         self.writer = _tensorboard_writer(out, purge_step=len(history) + 1) if out is not None and tensorboard else None
         self.fields: list[str] | None = list(history[0]) if history else None
         if self.csv_path is not None:
-            _atomic(self.csv_path, lambda temporary: self._write(temporary, history))
+            with replacing(self.csv_path) as temporary:
+                self._write(temporary, history)
 
     def _write(self, path: Path, rows: Sequence[dict[str, float]]) -> None:
         with open(path, "w", newline="") as file:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.request import urlopen
 
 from tqdm.auto import tqdm
+
+from pruning_env.files import replacing
 
 CACHE_ENV = "PRUNING_ENV_DATA"
 TIMEOUT_S = 60.0
@@ -97,16 +98,11 @@ def _verify(path: Path, name: str, remedy: str) -> None:
 
 def _download(url: str, path: Path) -> None:
     """Stream ``url`` into a temporary file next to ``path``, verify it, then rename it into place."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(handle, "wb") as out, urlopen(url, timeout=TIMEOUT_S) as response:
+    with replacing(path) as temp:
+        with temp.open("wb") as out, urlopen(url, timeout=TIMEOUT_S) as response:
             size = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=None) as bar:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     out.write(chunk)
                     bar.update(len(chunk))
         _verify(temp, path.name, f"the download from {url} was deleted")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
