@@ -102,7 +102,7 @@ def test_ray_scaling_finds_the_same_rewards_on_one_and_two_workers(run: Run, tmp
 
 @pytest.mark.slow
 def test_ray_pool_random_search_on_lenet300(run: Run) -> None:
-    done = run("agents.ray_pool", "--task", "lenet300-mnist", "--episodes", "4", "--workers", "2",
+    done = run("agents.random_search_ray", "--task", "lenet300-mnist", "--episodes", "4", "--workers", "2",
                "--reward-steps", "2")
     summary = re.search(r"4 episodes on 2 workers in [\d.]+ s \((\d+) actors replaced\); best reward (\S+)", done.stdout)
     assert summary, done.stdout

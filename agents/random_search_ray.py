@@ -1,7 +1,7 @@
 """Random search with its plans evaluated on a Ray pool (``pruning_env.pools.ray.RayPool``), from the command line.
 
-    python -m agents.ray_pool --task lenet300-mnist --episodes 64 --workers 2          # local Ray
-    python -m agents.ray_pool --task lenet300-mnist --episodes 512 --workers 16 --ray-address auto  # a cluster
+    python -m agents.random_search_ray --task lenet300-mnist --episodes 64 --workers 2    # local Ray
+    python -m agents.random_search_ray --task lenet300-mnist --episodes 512 --workers 16 --ray-address auto  # cluster
 
 A plan's reward depends only on (reset seed, plan) on one kind of device, so 1 and N workers give the same
 rewards and the same best plan as ``RandomSearch`` evaluating in-process.
@@ -39,7 +39,7 @@ class Args:
     """Reward kind."""
     reward_steps: int | None = None
     """K of the reward (the task's when None)."""
-    center: str = "erk"
+    reference: str = "erk"
     """Reference allocation the plans are drawn around."""
     scale: float = 1.0
     """Logit-space standard deviation of the plans."""
@@ -54,7 +54,7 @@ class Args:
 def main(args: Args) -> None:
     gpus: float | Literal["auto"] = "auto" if args.gpus_per_worker is None else args.gpus_per_worker
     with RayPool([args.env_kwargs()], args.workers, args.ray_address, gpus) as pool:
-        search = RandomSearch(None, args.episodes, args.center, args.scale, args.seed, progress=True, pool=pool)
+        search = RandomSearch(None, args.episodes, args.reference, args.scale, args.seed, progress=True, pool=pool)
         report = search.search()
         restarts = pool.restarts
     print(f"{args.episodes} episodes on {args.workers} workers in {report.seconds:.1f} s "
