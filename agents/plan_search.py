@@ -3,7 +3,7 @@ reference allocation, evaluations through a pool, the best plan so far and one h
 
 A plan is given by logit offsets x ``(L,)`` from the reference sparsities c ``(L,)``:
 
-    s_l = sigmoid(logit(c_l) + x_l),   c_l clipped to [CENTER_EPS, 1 - CENTER_EPS],
+    s_l = sigmoid(logit(c_l) + x_l),   c_l clipped to [REFERENCE_EPS, 1 - REFERENCE_EPS],
 
 so x = 0 is the reference (a shift of x_l is the same shift, sign flipped, of the layer's logit density), and
 plans are rounded to float32 like the env's Box actions.
@@ -22,13 +22,14 @@ from agents.heuristics import reference_index, reference_sparsities
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, LocalPool, PlanRequest
 
-CENTER_EPS = 1e-4
-"""Reference sparsities are clipped to [CENTER_EPS, 1 - CENTER_EPS] before the logit."""
+REFERENCE_EPS = 1e-4
+"""Reference sparsities are clipped to [REFERENCE_EPS, 1 - REFERENCE_EPS] before the logit."""
 
 
-def offset_plans(center: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Plans ``(N, L)`` of sparsities in (0, 1): ``center`` ``(L,)`` moved by logit ``offsets`` ``(N, L)``."""
-    plans = expit(logit(np.clip(center, CENTER_EPS, 1.0 - CENTER_EPS)) + offsets)
+def offset_plans(reference: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Plans ``(N, L)`` of sparsities in (0, 1): the ``reference`` sparsities ``(L,)`` moved by logit ``offsets``
+    ``(N, L)``."""
+    plans = expit(logit(np.clip(reference, REFERENCE_EPS, 1.0 - REFERENCE_EPS)) + offsets)
     return plans.astype(np.float32).astype(np.float64)
 
 

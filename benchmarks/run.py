@@ -78,7 +78,7 @@ from benchmarks.report import (
     save_plot,
     weight_sparsity_table,
 )
-from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, get_suite
+from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, as_recorded, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, make_pool
@@ -152,6 +152,16 @@ def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict
         "versions": versions(),
         "code": {"package": code_fingerprint(*BENCH_CODE), "controller": controller_source(controller)},
     }
+
+
+def recorded_settings(suite: Suite, record: dict[str, Any], device: str) -> dict[str, Any]:
+    """The settings a stored record's cell has now (``cell_settings``), its keys spelled as the record spells them
+    (``benchmarks.suites.as_recorded``: a record written before a key was renamed reads without a refusal); a
+    controller the suite no longer has (e.g. an outside controller of an earlier run) keeps the record's own."""
+    recorded = record.get("settings", {})
+    if record["controller"] not in suite.controllers:
+        return recorded
+    return as_recorded(cell_settings(suite, record["task"], record["controller"], device), recorded)
 
 
 def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
@@ -383,12 +393,8 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
                                                                                             CHECKPOINT_KEY)
     candidates = RecordFile(paths["candidates"], CANDIDATE_KEY)
 
-    def settings_of(record: dict[str, Any]) -> dict[str, Any]:
-        if record["controller"] not in suite.controllers:  # e.g. an outside controller of an earlier run: kept
-            return record.get("settings", {})
-        return cell_settings(suite, record["task"], record["controller"], device)
-
-    dropped = check_settings([plans, cells, early_plans, early], settings_of, FRESH_HINT)
+    dropped = check_settings([plans, cells, early_plans, early],
+                             functools.partial(recorded_settings, suite, device=device), FRESH_HINT)
     for cell, changes in dropped.items():
         print(f"computing again ({'; '.join(changes)}): {cell}")
     package = code_fingerprint(*BENCH_CODE)

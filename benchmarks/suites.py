@@ -33,11 +33,14 @@ LEARNERS: tuple[str, ...] = ("sb3_ppo", "mappo", "mappo_ar")
 SEARCHERS: tuple[str, ...] = ("random_search", "cma_es", "tpe")
 """Per-instance searchers: each searches every cell with ``search_episodes_per_cell`` evaluations."""
 SEARCH_OPTIONS: dict[str, dict[str, Any]] = {
-    "random_search": {"progress": False, "center": "snip", "scale": 0.7, "include_center": True},
+    "random_search": {"progress": False, "reference": "snip", "scale": 0.7, "include_reference": True},
     "cma_es": {"progress": False},
     "tpe": {"progress": False},
 }
 """Every searcher starts at global SNIP's plan (random search draws around it with CMA-ES's initial step size)."""
+RECORDED_NAMES: dict[str, str] = {"reference": "center", "include_reference": "include_center"}
+"""Settings keys renamed since records were first written -> the old name, which records written before the
+rename carry (random search's ``center`` and ``include_center`` until issue 28); see ``as_recorded``."""
 QUIET_MAPPO: dict[str, Any] = {"progress": False, "tensorboard": False, "workers": 2}
 """MAPPO in a benchmark: no bar or TensorBoard files of its own, its episodes on 2 worker processes."""
 PARALLEL_SB3: dict[str, Any] = {"num_vec_envs": 2, "workers": 2}
@@ -134,6 +137,20 @@ PUBLISHED: dict[tuple[str, float], tuple[str, float]] = {
     ("lenet5-mnist", 0.98): ("SNIP (Lee et al. 2019), 0.8% error", 99.2),
     ("lenet5-mnist", 0.99): ("SNIP (Lee et al. 2019), 1.1% error", 98.9),
 }
+
+
+def as_recorded(settings: Mapping[str, Any], recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with each renamed key (``RECORDED_NAMES``) spelled as the stored ``recorded`` settings spell
+    it, at any depth: the old name where ``recorded`` has the old name and not the new one. Compared with a record
+    written before a rename, ``as_recorded(current, record["settings"])`` shows only what really changed."""
+    spelled: dict[str, Any] = {}
+    for key, value in settings.items():
+        old = RECORDED_NAMES.get(key)
+        name = old if old is not None and old in recorded and key not in recorded else key
+        below = recorded.get(name)
+        nested = isinstance(value, Mapping) and isinstance(below, Mapping)
+        spelled[name] = as_recorded(value, below) if nested else value
+    return spelled
 
 
 def get_suite(name: str, **overrides: object) -> Suite:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from benchmarks.records import read_records
+from benchmarks.records import RecordFile, check_settings, fingerprint, read_records
 from benchmarks.report import markdown_table
-from benchmarks.run import Checkpoints, RunCost, run_suite, search_plan
-from benchmarks.suites import get_suite
+from benchmarks.run import (
+    CELL_KEY,
+    Checkpoints,
+    RunCost,
+    cell_settings,
+    recorded_settings,
+    run_suite,
+    search_plan,
+)
+from benchmarks.suites import as_recorded, get_suite
+
+REFERENCE = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "reference"
 
 
 @pytest.mark.slow
@@ -72,6 +83,30 @@ def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path
     assert both[:2] == records  # seed 0's cells kept as they were, not trained again
     assert sorted((r["controller"], r["seed"]) for r in both[2:]) == [("dense", 1), ("uniform", 1)]
     assert "±" in table.split("Test accuracy")[0]  # two seeds: the cells get intervals
+
+
+def test_a_record_written_before_the_renames_reads_in_its_own_names(tmp_path) -> None:
+    # the committed short records spell random search's options as they were named then (center, include_center)
+    committed = next(r for r in read_records(REFERENCE / "short_plans.jsonl") if r["controller"] == "random_search")
+    suite = get_suite("short")
+    now = cell_settings(suite, committed["task"], "random_search", "cpu")
+    assert now["options"] == {"progress": False, "reference": "snip", "scale": 0.7, "include_reference": True}
+    spelled = as_recorded(now, committed["settings"])
+    assert spelled["options"] == committed["settings"]["options"] and spelled["suite"] == committed["settings"]["suite"]
+    assert as_recorded(now, now) == now
+
+    # a record of the same settings in the old names, made by older code: computed again, not refused
+    old = {**now, "suite": committed["settings"]["suite"], "options": committed["settings"]["options"],
+           "code": {**now["code"], "package": "older code"}}
+    record = {**{field: committed[field] for field in CELL_KEY}, "settings": old, "fingerprint": fingerprint(old)}
+    (tmp_path / "short_plans.jsonl").write_text(json.dumps(record) + "\n")
+    dropped = check_settings([RecordFile(tmp_path / "short_plans.jsonl", CELL_KEY)],
+                             lambda r: recorded_settings(suite, r, "cpu"), "start fresh")
+    assert list(dropped.values()) == [["code.package: 'older code' -> " + repr(now["code"]["package"])]]
+    (tmp_path / "short_plans.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(ValueError, match=r"options\.center: 'snip' -> '\(absent\)'"):  # without the old names
+        check_settings([RecordFile(tmp_path / "short_plans.jsonl", CELL_KEY)],
+                       lambda r: cell_settings(suite, r["task"], r["controller"], "cpu"), "start fresh")
 
 
 @pytest.mark.slow

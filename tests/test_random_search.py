@@ -25,21 +25,21 @@ def reward_of(env: PruningEnv, actions) -> float:
     return rewards["layer_0"]
 
 
-def test_plans_are_logit_normal_around_the_center():
-    center = np.array([0.5, 0.5, 0.9])
-    plans = sample_plans(center, 2.0, 3, np.random.default_rng(0))
+def test_plans_are_logit_normal_around_the_reference():
+    reference = np.array([0.5, 0.5, 0.9])
+    plans = sample_plans(reference, 2.0, 3, np.random.default_rng(0))
     noise = np.random.default_rng(0).standard_normal((3, 3))
     np.testing.assert_allclose(plans[:, :2], expit(2.0 * noise[:, :2]))
     np.testing.assert_allclose(plans[:, 2], expit(np.log(9.0) + 2.0 * noise[:, 2]))
 
 
-def test_zero_scale_gives_the_center_and_extremes_are_clipped():
+def test_zero_scale_gives_the_reference_and_extremes_are_clipped():
     plans = sample_plans(np.array([0.0, 0.3, 1.0]), 0.0, 2, np.random.default_rng(0))
     np.testing.assert_allclose(plans, [[1e-4, 0.3, 1 - 1e-4]] * 2)
 
 
 def test_keeps_the_best_of_n_plans_and_acts_with_it(env):
-    search = RandomSearch(env, episodes=6, center="erk", scale=1.0, seed=SEED, progress=False)
+    search = RandomSearch(env, episodes=6, reference="erk", scale=1.0, seed=SEED, progress=False)
     report = search.search()
     rewards = [row["reward_mean"] for row in report.history]
     assert report.episodes == 6 and len(rewards) == 6
@@ -49,8 +49,8 @@ def test_keeps_the_best_of_n_plans_and_acts_with_it(env):
     assert reward_of(env, search.act(observations, infos)) == report.best_reward
 
 
-def test_include_center_evaluates_the_reference_first(env):
-    search = RandomSearch(env, episodes=2, center="snip", seed=SEED, include_center=True, progress=False)
+def test_include_reference_evaluates_the_reference_first(env):
+    search = RandomSearch(env, episodes=2, reference="snip", seed=SEED, include_reference=True, progress=False)
     report = search.search()
     observations, infos = env.reset(seed=SEED)
     assert report.history[0]["reward_mean"] == reward_of(env, make_controller("global_snip", env).act(observations, infos))
@@ -69,7 +69,7 @@ def test_registered_and_validated(env):
     with pytest.raises(ValueError, match="scale"):
         RandomSearch(env, scale=-1.0)
     with pytest.raises(ValueError, match="fisher_density"):
-        RandomSearch(env, center="fisher")
+        RandomSearch(env, reference="fisher")
     with pytest.raises(ValueError, match="search"):
         RandomSearch(env).act({}, {})
     with pytest.raises(ValueError, match="exactly one of env"):
