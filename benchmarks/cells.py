@@ -8,10 +8,8 @@ plans in worker processes (the ground truth), with the versions each record carr
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,7 @@ from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.ground_truth import GroundTruth
 from benchmarks.provenance import versions
 from benchmarks.records import RecordFile
+from benchmarks.workers import WorkerPool
 from pruning_env.data import Dataset
 from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.instances import ModelSource
@@ -92,8 +91,8 @@ Job = tuple[tuple[str, float, int, int | None], list[dict[str, Any]]]
 
 
 class FinalPool:
-    """Full trainings (``final_cells``) of jobs in ``workers`` spawned processes kept for the pool's life, or in
-    this process for one worker (no start-up of a spawned interpreter); the numbers are the same.
+    """Full trainings (``final_cells``) of jobs in a ``benchmarks.workers.WorkerPool`` of ``workers``: spawned
+    processes kept for the pool's life, or this process for one worker; the numbers are the same.
 
         with FinalPool(workers=2, final_steps=None, device="cpu") as pool:
             for members, results in pool.train(jobs):      # as each job finishes
@@ -102,8 +101,7 @@ class FinalPool:
 
     def __init__(self, workers: int, final_steps: int | None, device: str) -> None:
         self.final_steps, self.device = final_steps, device
-        self.executor = (None if workers <= 1 else
-                         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")))
+        self.workers = WorkerPool(workers)
 
     def __enter__(self) -> FinalPool:
         return self
@@ -113,23 +111,14 @@ class FinalPool:
 
     def close(self) -> None:
         """Stop the worker processes (waiting for running trainings)."""
-        if self.executor is not None:
-            self.executor.shutdown(cancel_futures=True)
+        self.workers.close()
 
     def train(self, jobs: list[Job]) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
         """(plan records, their ``final_cells``) of every job, as it finishes."""
-        if self.executor is None:
-            for (task, target, seed, train_seed), members in jobs:
-                yield members, final_cells(task, target, seed, [p["requested"] for p in members], self.final_steps,
-                                           self.device, train_seed)
-            return
-        futures: dict[Future, list[dict[str, Any]]] = {
-            self.executor.submit(final_cells, task, target, seed, [p["requested"] for p in members],
-                                 self.final_steps, self.device, train_seed): members
-            for (task, target, seed, train_seed), members in jobs
-        }
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        arguments = [(task, target, seed, [p["requested"] for p in members], self.final_steps, self.device, train_seed)
+                     for (task, target, seed, train_seed), members in jobs]
+        for index, results in self.workers.run(final_cells, arguments):
+            yield jobs[index][1], results
 
 
 def store_record(plan: dict[str, Any], result: dict[str, Any], final_steps: int | None, source: str,

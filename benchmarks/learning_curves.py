@@ -23,11 +23,9 @@ Records resume like ``make bench`` (``learning_curves.jsonl``: one curve per (co
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +44,7 @@ from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
 from benchmarks.suites import SEARCH_OPTIONS
+from benchmarks.workers import WorkerPool
 
 CONTROLLERS: tuple[str, ...] = ("mappo", "mappo_ar", "sb3_ppo", "cma_es", "tpe", "random_search")
 REFERENCES: tuple[str, ...] = ("global_snip", "lamp")
@@ -180,19 +179,15 @@ def reference_plans(task: str, target: float, seed: int, reward: str, reward_ste
     return {name: (plan.tolist(), result.reward) for (name, plan), result in zip(plans.items(), results, strict=True)}
 
 
-def run_curves(args: Args, curves: RecordFile, bar: tqdm) -> None:
+def run_curves(args: Args, curves: RecordFile) -> None:
     """Every missing curve, one job per worker process."""
-    jobs = [(target, seed, name) for target, seed in instances(args) for name in args.controllers
+    jobs = [(args.task, target, seed, name, args.episodes, args.every, args.reward, args.reward_steps,
+             args.reward_orders) for target, seed in instances(args) for name in args.controllers
             if (name, target, seed) not in curves]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:
-        futures = [pool.submit(run_curve, args.task, target, seed, name, args.episodes, args.every, args.reward,
-                               args.reward_steps, args.reward_orders) for target, seed, name in jobs]
-        for future in as_completed(futures):
-            record = future.result()
+    with WorkerPool(min(args.workers, len(jobs))) as pool:
+        for _, record in pool.run(run_curve, jobs, "learning curves" if args.progress else None, unit="curve"):
             settings = settings_of(args, record["controller"])
             curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings), "code": code_fingerprint()})
-            bar.update(1)
 
 
 def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, int], dict[str, Any]]
@@ -309,11 +304,7 @@ def main(args: Args) -> str:
     curves, finals = RecordFile(paths[0], CURVE_KEY), RecordFile(paths[1], FINAL_KEY)
     check_settings([curves, finals], lambda record: settings_of(args, record["controller"]),
                    "start again with --fresh, or write to another folder with --out")
-    total = len(instances(args)) * len(args.controllers)
-    bar = tqdm(total=total, initial=len(curves.records), desc="learning curves", unit="curve",
-               disable=not args.progress)
-    run_curves(args, curves, bar)
-    bar.close()
+    run_curves(args, curves)
     references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps, args.reward_orders)
                   for t, s in instances(args)}
     plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from agents.mappo.controller import MappoController
 from agents.plan_search import offset_plans
 from benchmarks.cells import plan_of
 from benchmarks.records import write_atomic
+from benchmarks.workers import WorkerPool
 from pruning_env.parallel import PruningEnv
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -156,8 +155,8 @@ def main(args: Args) -> str:
     torch.set_num_threads(1)
     start = time.perf_counter()
     jobs = [("ruggedness", n) for n in args.orders] + [("mappo", name) for name in args.variants] + [("cma_es", None)]
-    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        records = list(pool.map(_run, jobs, [args] * len(jobs)))
+    with WorkerPool(min(args.workers, len(jobs))) as pool:
+        records = pool.map(_run, [(job, args) for job in jobs], progress="MAPPO diagnosis")
     args.out.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out / "mappo_diagnosis.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     text = markdown(args, records) + f"\nWall time {(time.perf_counter() - start) / 60:.1f} min (CPU).\n"

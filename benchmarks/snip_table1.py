@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from typing import Any
 import torch
 import tyro
 from torch import nn
-from tqdm import tqdm
 
 import agents
 from benchmarks.cells import instance_env, plan_of
@@ -38,6 +35,7 @@ from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.provenance import git_describe, versions
 from benchmarks.records import RecordFile, write_atomic
 from benchmarks.suites import PUBLISHED
+from benchmarks.workers import WorkerPool
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.models import build_model
 from pruning_env.registry import get_task
@@ -186,11 +184,9 @@ def main(args: Args) -> None:
             for init in args.inits for schedule in args.schedules for seed in args.seeds
             if (task, target, seed, schedule, init) not in records]
     start = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool, tqdm(total=len(jobs), desc="SNIP Table 1") as bar:
-        for future in as_completed([pool.submit(train, *job, args.final_steps) for job in jobs]):
-            records.add(future.result())
-            bar.update(1)
+    with WorkerPool(min(args.workers, len(jobs))) as pool:
+        for _, record in pool.run(train, [(*job, args.final_steps) for job in jobs], progress="SNIP Table 1"):
+            records.add(record)
     text = table(records.records)
     write_atomic(args.out / "snip_table1.md", text)
     print(text + f"\n{len(jobs)} trainings in {time.perf_counter() - start:.0f} s; records in {records.path}")
