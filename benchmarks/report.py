@@ -33,7 +33,7 @@ def rows_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     for controller in suite.controllers:
         mine = [r for r in records if r["controller"] == controller]
         kind = kind_of(controller, kinds)
-        budget = {"learner": f"{suite.rl_episodes} per seed, shared by the targets (training), then none",
+        budget = {"learner": f"{suite.episodes_per_seed} per seed, shared by the targets (training), then none",
                   "searcher": f"{suite.search_episodes_per_cell} per cell"}.get(kind, "none")
         probes = {r.get("probe") for r in mine}
         early = ("–" if kind not in ("learner", "searcher") else "yes (on_update)" if probes == {True}
@@ -141,7 +141,7 @@ def caption(suite: Suite, device: str, seconds: float, kinds: Mapping[str, str] 
         f"interval of their difference paired over seeds (none where no lead is that clear); dense = unpruned; er and "
         f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({learners}) "
         f"train once per seed on that seed's initialization over targets in [{min(suite.sparsities)}, "
-        f"{max(suite.sparsities)}] with {suite.rl_episodes} reward evaluations (reward {suite.reward}, "
+        f"{max(suite.sparsities)}] with {suite.episodes_per_seed} reward evaluations (reward {suite.reward}, "
         f"K={suite.reward_steps or 'task default'}); the searchers "
         f"({searchers}) get {suite.search_episodes_per_cell} per "
         f"cell (the same total per seed). Device {device}; wall time {seconds / 60:.1f} min. Below: each "

@@ -21,10 +21,10 @@ efficiency) and the plots are rebuilt from the records (``write_report``).
 
 The protocol is a product of what the registered controllers declare (``agents.base.Declaration``, read before
 anything is built), not of names or signatures: a learner is built once per (task, seed), trains over the suite's
-target range with ``rl_episodes`` reward evaluations and then acts on every target; a searcher is built once per cell
-and searches it with ``search_episodes_per_cell`` (on the cell's evaluation pool when it accepts one); a heuristic is
-built once per cell and acts; a reference (a fixed target, ``agents.base.fixed_target``: the dense row) is built and
-evaluated once per (task, seed), at that target.
+target range with ``episodes_per_seed`` reward evaluations and then acts on every target; a searcher is built once
+per cell and searches it with ``search_episodes_per_cell`` (on the cell's evaluation pool when it accepts one); a
+heuristic is built once per cell and acts; a reference (a fixed target, ``agents.base.fixed_target``: the dense row)
+is built and evaluated once per (task, seed), at that target.
 """
 
 from __future__ import annotations
@@ -143,8 +143,9 @@ def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict
     and ``BENCH_CODE``; ``code.controller``: an outside controller's module, None for ours)."""
     spec = get_task(task)
     return {
-        "suite": {"name": suite.name, "sparsities": list(suite.sparsities), "rl_episodes": suite.rl_episodes,
-                  "reward": suite.reward, "reward_steps": suite.reward_steps, "final_steps": suite.final_steps},
+        "suite": {"name": suite.name, "sparsities": list(suite.sparsities),
+                  "episodes_per_seed": suite.episodes_per_seed, "reward": suite.reward,
+                  "reward_steps": suite.reward_steps, "final_steps": suite.final_steps},
         "task": {"model": str(spec.model), "dataset": spec.dataset, "scorer": spec.scorer, "proxies": list(spec.proxies),
                  "reward_train": asdict(spec.reward_train), "final_train": asdict(spec.final_train)},
         "controller": controller, "factory": describe_factory(agents.CONTROLLERS[controller]),
@@ -249,10 +250,10 @@ def learned_plans(suite: Suite, name: str, task: str, seed: int, device: str) ->
     target_range = (min(suite.sparsities), max(suite.sparsities))
     learner = controller_for(suite, name, shared_cell_env(suite, task, target_range, seed, device), seed)
     make_env = functools.partial(cell_env, suite, task, target_range, seed, device)
-    checkpoints = Checkpoints(suite.rl_episodes, lambda: {
+    checkpoints = Checkpoints(suite.episodes_per_seed, lambda: {
         target: plan_of(learner, shared_cell_env(suite, task, target, seed, device), seed)
         for target in suite.sparsities})
-    learner.train(make_env, suite.rl_episodes, seed, **checkpoints.probe(agents.CONTROLLERS[name]))
+    learner.train(make_env, suite.episodes_per_seed, seed, **checkpoints.probe(agents.CONTROLLERS[name]))
     for fraction, (spent, plans) in checkpoints.plans.items():
         for target, plan in plans.items():
             yield {**record(name, target, plan, 0.0), "budget_fraction": fraction, "spent": spent}
@@ -261,7 +262,7 @@ def learned_plans(suite: Suite, name: str, task: str, seed: int, device: str) ->
         start = time.perf_counter()
         plan = plan_of(learner, shared_cell_env(suite, task, target, seed, device), seed)
         yield {**record(name, target, plan, time.perf_counter() - start + train_seconds / len(suite.sparsities)),
-               "evaluations": suite.rl_episodes}
+               "evaluations": suite.episodes_per_seed}
 
 
 def searched_plans(suite: Suite, name: str, task: str, seed: int, device: str,
@@ -358,7 +359,7 @@ class RunCost:
             for name in self.suite.controllers:
                 kind = controller_kind(agents.CONTROLLERS[name])
                 targets = len(cell_targets(self.suite, name))
-                evaluations = {"learner": self.suite.rl_episodes / targets,
+                evaluations = {"learner": self.suite.episodes_per_seed / targets,
                                "searcher": self.suite.search_episodes_per_cell}.get(kind, 0)
                 trainings = targets * (1 + len(CHECKPOINTS) * (kind in ("learner", "searcher") and self.train_checkpoints))
                 steps += len(self.suite.seeds) * (targets * evaluations * self.reward_steps(task)

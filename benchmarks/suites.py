@@ -1,10 +1,11 @@
-"""Benchmark suites: tasks x sparsities x seeds x controllers, with the RL budgets that make them fit.
+"""Benchmark suites: tasks x sparsities x seeds x controllers, with the evaluation budgets that make them fit.
 
 Protocol (per-instance search at an equal budget of reward evaluations): for each task and seed, every learning
 controller trains once on that seed's initialization with targets drawn from the suite's sparsity range (the
-target is a feature, so one policy serves every sparsity), spending ``rl_episodes`` reward evaluations; each searcher
-(random search, CMA-ES, TPE) gets the same number per seed, split evenly over the sparsities. Each plan then prunes the seeded
-initialization and the pruned network is trained with the task's full schedule; the test accuracy is reported.
+target is a feature, so one policy serves every sparsity), spending ``episodes_per_seed`` reward evaluations; each
+searcher (random search, CMA-ES, TPE) gets the same number per seed, split evenly over the sparsities
+(``search_episodes_per_cell``). Each plan then prunes the seeded initialization and the pruned network is trained with
+the task's full schedule; the test accuracy is reported.
 
 The ``flops`` suite prunes cnn-digits under a FLOPs budget at 0.95 and 0.98 of the MACs removed: a sweep of the
 heuristics over 0.5-0.98 (``benchmarks/results/reference/flops_sweep``) found sensible plans within 1 point up to
@@ -38,9 +39,11 @@ SEARCH_OPTIONS: dict[str, dict[str, Any]] = {
     "tpe": {"progress": False},
 }
 """Every searcher starts at global SNIP's plan (random search draws around it with CMA-ES's initial step size)."""
-RECORDED_NAMES: dict[str, str] = {"reference": "center", "include_reference": "include_center"}
+RECORDED_NAMES: dict[str, str] = {"reference": "center", "include_reference": "include_center",
+                                   "episodes_per_seed": "rl_episodes"}
 """Settings keys renamed since records were first written -> the old name, which records written before the
-rename carry (random search's ``center`` and ``include_center`` until issue 28); see ``as_recorded``."""
+rename carry (random search's ``center`` and ``include_center`` and the suite's ``rl_episodes`` until issue 28);
+see ``as_recorded``."""
 QUIET_MAPPO: dict[str, Any] = {"progress": False, "tensorboard": False, "workers": 2}
 """MAPPO in a benchmark: no bar or TensorBoard files of its own, its episodes on 2 worker processes."""
 PARALLEL_SB3: dict[str, Any] = {"num_vec_envs": 2, "workers": 2}
@@ -59,10 +62,12 @@ class Suite:
     seeds: tuple[int, ...]
     controllers: tuple[str, ...]
     """Controller names from ``agents.CONTROLLERS`` (``"dense"``: the unpruned reference row)."""
-    rl_episodes: int = 96
-    """Reward evaluations per learning controller per (task, seed); random search gets the same per seed."""
+    episodes_per_seed: int = 96
+    """The equal budget: reward evaluations (one-step episodes) per controller per (task, seed). A learner spends
+    them training over the target range; a searcher gets them split evenly over the targets
+    (``search_episodes_per_cell``)."""
     reward: str = "neg_loss"
-    """Reward the learning controllers and random search optimize."""
+    """Reward the learners and the searchers optimize."""
     reward_steps: int | None = None
     """K of that reward (the task's when None)."""
     final_steps: int | None = None
@@ -80,8 +85,8 @@ class Suite:
 
     @property
     def search_episodes_per_cell(self) -> int:
-        """Random search's reward evaluations per (task, sparsity, seed) cell."""
-        return max(1, self.rl_episodes // len(self.sparsities))
+        """A searcher's reward evaluations per (task, sparsity, seed) cell: its share of ``episodes_per_seed``."""
+        return max(1, self.episodes_per_seed // len(self.sparsities))
 
 
 def available_cores() -> int:
@@ -96,11 +101,11 @@ QUICK_CONTROLLERS = ("dense", *(name for name in HEURISTICS if name != "er"), *S
 SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in (
-        Suite("short", ("mlp-digits",), (0.98, 0.99), (0, 1, 2), QUICK_CONTROLLERS, rl_episodes=48,
+        Suite("short", ("mlp-digits",), (0.98, 0.99), (0, 1, 2), QUICK_CONTROLLERS, episodes_per_seed=48,
               train_checkpoints=False),
-        Suite("quick", ("mlp-digits",), (0.98, 0.99), (0, 1, 2, 3, 4), QUICK_CONTROLLERS, rl_episodes=200),
+        Suite("quick", ("mlp-digits",), (0.98, 0.99), (0, 1, 2, 3, 4), QUICK_CONTROLLERS, episodes_per_seed=200),
         Suite("mnist", ("lenet300-mnist", "lenet5-mnist"), (0.95, 0.98, 0.99, 0.995), (0, 1, 2), ALL_CONTROLLERS),
-        Suite("flops", ("cnn-digits-flops",), (0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS, rl_episodes=200),
+        Suite("flops", ("cnn-digits-flops",), (0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS, episodes_per_seed=200),
         Suite("cifar", ("resnet20-cifar10", "vgg19-cifar10"), (0.9, 0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS),
         Suite(
             "benchmarl",
@@ -115,7 +120,7 @@ SUITES: dict[str, Suite] = {
             (0.5, 0.999),
             (0,),
             ("dense", "uniform", "erk", "global_snip", "random_search", "mappo"),
-            rl_episodes=8,
+            episodes_per_seed=8,
             reward_steps=5,
             final_steps=60,
         ),

@@ -86,11 +86,13 @@ def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path
 
 
 def test_a_record_written_before_the_renames_reads_in_its_own_names(tmp_path) -> None:
-    # the committed short records spell random search's options as they were named then (center, include_center)
+    # the committed short records spell random search's options and the suite's budget as they were named then
+    # (center, include_center, rl_episodes)
     committed = next(r for r in read_records(REFERENCE / "short_plans.jsonl") if r["controller"] == "random_search")
     suite = get_suite("short")
     now = cell_settings(suite, committed["task"], "random_search", "cpu")
     assert now["options"] == {"progress": False, "reference": "snip", "scale": 0.7, "include_reference": True}
+    assert now["suite"]["episodes_per_seed"] == committed["settings"]["suite"]["rl_episodes"] == 48
     spelled = as_recorded(now, committed["settings"])
     assert spelled["options"] == committed["settings"]["options"] and spelled["suite"] == committed["settings"]["suite"]
     assert as_recorded(now, now) == now
@@ -149,7 +151,7 @@ def test_table_bolds_only_a_controller_ahead_of_every_other_beyond_the_paired_in
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cma_es"])
 def test_a_searcher_finds_the_same_plan_on_two_worker_processes_as_in_this_one(name) -> None:
-    suite = get_suite("tiny", rl_episodes=20, sparsities=(0.99,), workers=1)
+    suite = get_suite("tiny", episodes_per_seed=20, sparsities=(0.99,), workers=1)
     one, early_one = search_plan(suite, name, "mlp-digits", 0.99, 0, "cpu")
     two, early_two = search_plan(replace(suite, workers=2), name, "mlp-digits", 0.99, 0, "cpu")
     assert one.tolist() == two.tolist()

@@ -237,7 +237,7 @@ def test_the_runner_builds_each_controller_once_per_use_and_records_its_declarat
         register_controller(cls.name)(cls)
     BUILDS.clear()
     names = ["counted_reference", "counted_heuristic", "counted_searcher", "counted_learner"]
-    suite = replace(get_suite("tiny"), sparsities=(0.5, 0.9), seeds=(0,), rl_episodes=4, reward="zero_cost",
+    suite = replace(get_suite("tiny"), sparsities=(0.5, 0.9), seeds=(0,), episodes_per_seed=4, reward="zero_cost",
                     workers=1, controllers=tuple(names))
     records = list(group_plans(suite, "mlp-digits", 0, names, "cpu"))
     assert BUILDS == [("counted_reference", (0.0, 0.0)),
@@ -251,4 +251,4 @@ def test_the_runner_builds_each_controller_once_per_use_and_records_its_declarat
     assert early == sorted((fraction, target) for fraction in CHECKPOINTS for target in suite.sparsities)
     assert {r["controller"]: r["evaluations"] for r in records if "evaluations" in r} == {
         "counted_reference": 0, "counted_heuristic": 0, "counted_searcher": suite.search_episodes_per_cell,
-        "counted_learner": suite.rl_episodes}
+        "counted_learner": suite.episodes_per_seed}
