@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +20,7 @@ def replacing(path: Path) -> Iterator[Path]:
     when the block ends normally the file is synced to disk and renamed over ``path`` in one step; when it raises
     (a failed check of the written file, say) the file is deleted and ``path`` is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
+    temporary = _new_file(path.parent, f".{path.name}.")
     try:
         yield temporary
         with temporary.open("rb+") as file:
@@ -30,6 +28,18 @@ def replacing(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _new_file(folder: Path, prefix: str) -> Path:
+    """A new empty file ``<folder>/<prefix><random token>.tmp``, created exclusively with the permissions of any
+    plainly created file (0666 less the umask; ``tempfile.mkstemp`` would give 0600)."""
+    while True:
+        candidate = folder / f"{prefix}{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -26,3 +26,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         raise ValueError("bad digest")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_the_new_file_has_the_permissions_of_a_plainly_created_one(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    write_atomic(atomic, "x")
+    assert atomic.stat().st_mode == plain.stat().st_mode
