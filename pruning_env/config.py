@@ -30,6 +30,10 @@ from pruning_env.tasks import Task
 from pruning_env.training import TrainConfig
 
 ActionType = Literal["continuous", "discrete"]
+PruneAt = Literal["init", "trained"]
+PRUNE_AT: tuple[str, ...] = ("init", "trained")
+TRAINED_SCORER = "magnitude"
+"""The within-layer mask criterion of ``prune_at="trained"`` when ``scorer`` is not given."""
 Init = Literal["fixed", "per_episode"] | int
 RENDER_MODES: tuple[str, ...] = ("ansi", "human")
 RewardOrder = Literal["instance", "episode"]
@@ -51,9 +55,9 @@ class EnvConfig:
     """Scorers whose statistics feed the observation (target-free ones only)."""
     reward: str
     """Reward kind, one of ``pruning_env.rewards.REWARDS``."""
-    reward_train: TrainConfig
+    reward_train: TrainConfig | None
     """Schedule of the reward's training: the task's K-step proxy (``reward_steps`` applied), or its full
-    schedule for ``reward="full"``."""
+    schedule for ``reward="full"``; None for ``reward_steps=0`` (the pruned network is evaluated as it is)."""
     action_type: ActionType
     """``"continuous"`` sparsities or ``"discrete"`` bins."""
     action_bins: int
@@ -80,6 +84,9 @@ class EnvConfig:
     budget: Budget = "weights"
     """What the target is a fraction of: ``"weights"`` (the prunable weights) or ``"flops"`` (the prunable layers'
     multiply-accumulates per sample); see ``pruning_env.budget``."""
+    prune_at: PruneAt = "init"
+    """What a plan prunes: ``"init"``, the seeded initialization θ0; ``"trained"``, the network trained from θ0
+    with the task's ``final_train`` schedule (``pruning_env.trained``)."""
 
     @classmethod
     def build(
@@ -102,6 +109,7 @@ class EnvConfig:
         reward_precision: Precision = "fp32",
         reward_orders: int = 1,
         reward_order: RewardOrder = "instance",
+        prune_at: PruneAt = "init",
         budget: Budget | None = None,
     ) -> EnvConfig:
         """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
@@ -112,7 +120,10 @@ class EnvConfig:
         task = task if isinstance(task, Task) else get_task(task)
         reward = task.reward if reward is None else reward
         check_reward_kind(reward)
-        scorer = task.scorer if scorer is None else scorer
+        if prune_at not in PRUNE_AT:
+            raise ValueError(f"prune_at must be one of {list(PRUNE_AT)}, got {prune_at!r}")
+        if scorer is None:
+            scorer = task.scorer if prune_at == "init" else TRAINED_SCORER
         proxies = tuple(task.proxies if proxies is None else proxies)
         for name in (scorer, *proxies):
             if name not in SCORERS:
@@ -139,16 +150,25 @@ class EnvConfig:
         if reward_order not in REWARD_ORDERS:
             raise ValueError(f"reward_order must be one of {list(REWARD_ORDERS)}, got {reward_order!r}")
         budget = check_budget(task.budget if budget is None else budget)
-        reward_train = task.final_train if reward == "full" else task.reward_train
-        if reward_steps is not None:
+        if reward_steps is not None and reward_steps < 0:
+            raise ValueError(f"reward_steps must be an integer >= 0 (0: no training), got {reward_steps!r}")
+        reward_train: TrainConfig | None = task.final_train if reward == "full" else task.reward_train
+        if reward_steps == 0:
+            reward_train = None
+        elif reward_steps is not None:
             reward_train = replace(reward_train, steps=reward_steps)
         device = resolve_device(device)
         return cls(
             task, target_range(task.target_sparsity if target_sparsity is None else target_sparsity), scorer,
             proxies, reward, reward_train, action_type, action_bins, init, device, seed, render_mode,
             cache_size, default_reward_batch(device) if reward_batch == "auto" else reward_batch, reward_precision,
-            reward_orders, reward_order, budget,
+            reward_orders, reward_order, budget, prune_at,
         )
+
+    @property
+    def reward_steps(self) -> int:
+        """Training steps of the reward (0: none, the pruned network is evaluated as it is)."""
+        return 0 if self.reward_train is None else self.reward_train.steps
 
     @property
     def draws_per_episode(self) -> bool:

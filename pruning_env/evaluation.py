@@ -9,15 +9,20 @@ It serves the env's reward and the benchmark's final evaluation; the caller pass
 
 The masks of one initialization train with one minibatch order, side by side when the trainer's ``copies`` > 1
 (``MaskedTrainer.run_many``); with ``orders`` = n > 1 every plan trains once on each of n orders (``order_seeds``).
+With no schedule (``train_config=None``, the env's ``reward_steps=0``) nothing trains: each pruned network is read
+on the split as it is, one forward pass (no optimizer), and the orders do not matter (one run per plan).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult
+from pruning_env.compute import autocast, train_result
+from pruning_env.masking import MaskedWeights
+from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult, evaluate
 
 Split = tuple[torch.Tensor, torch.Tensor]
 """An evaluation split: inputs ``(N, *input_shape)`` and labels ``(N,)`` int64, on the trainer's device."""
@@ -28,7 +33,7 @@ class PlanEvaluator:
 
     Args:
         trainer: the masked trainer; it owns the model that is trained in place.
-        train_config: the schedule every plan trains with.
+        train_config: the schedule every plan trains with; None: no training (``evaluate_masked``).
         x_eval: the inputs of the evaluation split, on the trainer's device.
         y_eval: its labels.
         second_eval: another split ``(x, y)`` read after the same training (``TrainResult.second_accuracy``).
@@ -38,7 +43,7 @@ class PlanEvaluator:
     def __init__(
         self,
         trainer: MaskedTrainer,
-        train_config: TrainConfig,
+        train_config: TrainConfig | None,
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
         second_eval: Split | None = None,
@@ -62,13 +67,34 @@ class PlanEvaluator:
 
         ``eval_at``: steps (1..``train_config.steps``) after which the accuracy on the split is also read
         (``TrainResult.accuracy_at``). Raises ValueError for no masks or an ``eval_at`` step out of range.
+
+        Without a schedule every mask dict has one run, ``evaluate_masked``'s (``eval_at`` must be empty).
         """
+        if self.train_config is None:
+            if eval_at:
+                raise ValueError(f"eval_at needs training steps; this evaluator trains none, got {list(eval_at)}")
+            if not masks:
+                raise ValueError("runs needs at least one mask dict, got none")
+            return [(self.evaluate_masked(init_state, m),) for m in masks]
         per_order = [
             self.trainer.run_many(init_state, masks, self.train_config, order, self.x_eval, self.y_eval, eval_at,
                                   self.second_eval)
             for order in order_seeds(seed, self.orders)
         ]
         return list(zip(*per_order, strict=True))
+
+    def evaluate_masked(self, init_state: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> TrainResult:
+        """``init_state`` pruned with ``masks`` and read on the split (and the second split) with no training: one
+        forward pass in eval mode on the trainer's model, under its precision; ``train_seconds`` is 0, a
+        non-finite loss makes the run diverged."""
+        start = time.perf_counter()
+        model = self.trainer.model
+        model.load_state_dict(init_state)
+        MaskedWeights.from_layers(self.trainer.layers, masks).reapply()
+        with autocast(self.trainer.device, self.trainer.precision):
+            evaluation = evaluate(model, self.x_eval, self.y_eval)
+            second = evaluate(model, *self.second_eval) if self.second_eval is not None else None
+        return train_result(True, evaluation, second, 0.0, time.perf_counter() - start)
 
 
 def order_seeds(seed: int, count: int) -> list[int]:

@@ -1,11 +1,12 @@
 """Problem instances: one seeded initialization of a network with its scoring batch and proxy scores, cached.
 
-An instance is what one init seed fixes: the initial weights θ0, the scoring batch (``per_class`` training samples
+An instance is what one init seed fixes: the weights a plan prunes (the initial weights θ0, or with a ``trained``
+hook the network trained from θ0, ``pruning_env.trained``), the scoring batch (``per_class`` training samples
 of each class), the within-layer scorer's per-weight scores and a summary of every observation proxy's scores.
 Scoring is the expensive part of a reset, so the last ``capacity`` instances are kept. All scoring of the env
 happens here: a target-dependent mask scorer (``scorers.is_target_dependent``) is scored per target, on demand.
 
-Ownership: the cache owns its working model (the network θ0 is loaded into for scoring); nobody else mutates it.
+Ownership: the cache owns its working model (the network an instance's weights are loaded into for scoring); nobody else mutates it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pruning_env.scorers import compute_scores, is_target_dependent
 
 ModelSource = nn.Module | Callable[[int], nn.Module]
 """A network: a module whose own weights are θ0, or a factory ``seed -> module`` giving a seeded init."""
+Trained = Callable[[int, nn.Module], dict[str, torch.Tensor]]
+"""``(init seed, network holding its θ0) -> the state dict the plan prunes`` (``pruning_env.trained.TrainedWeights``);
+it leaves the network as it is."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,12 @@ class Instance:
 
     init_seed: int
     state: dict[str, torch.Tensor]
-    """The initialization θ0 as a state dict on the env's device (BatchNorm buffers included)."""
+    """The weights the plan prunes as a state dict on the env's device (BatchNorm buffers included): the
+    initialization θ0, or the network trained from it (``prune_at="trained"``)."""
     batch: tuple[torch.Tensor, torch.Tensor]
     """Scoring batch: ``per_class`` training samples of each class, on the device."""
     mask_orders: dict[str, torch.Tensor] | None
-    """Layer name -> ``masking.importance_order`` of the within-layer scorer's scores of θ0 (None for a
+    """Layer name -> ``masking.importance_order`` of the within-layer scorer's scores of ``state`` (None for a
     target-dependent scorer: ``InstanceCache.mask_orders`` scores it per target)."""
     summaries: tuple[ProxySummary, ...]
     """``features.summarize_proxy`` of each observation proxy under the cache's budget, in order."""
@@ -100,6 +105,7 @@ class InstanceCache:
         per_class: scoring batch samples per class.
         capacity: how many instances to keep (least recently used dropped first).
         budget: the budget the proxies' global rankings are for (``"weights"`` or ``"flops"``).
+        trained: what the plan prunes instead of θ0 (``Trained``); None: θ0 itself.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class InstanceCache:
         per_class: int = 10,
         capacity: int = 8,
         budget: Budget = "weights",
+        trained: Trained | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
@@ -127,6 +134,7 @@ class InstanceCache:
         self.per_class = per_class
         self.capacity = capacity
         self.budget = budget
+        self.trained = trained
         self._instances: OrderedDict[int, Instance] = OrderedDict()
         self._module_state = copy.deepcopy(source.state_dict()) if isinstance(source, nn.Module) else None
         self._target_orders: OrderedDict[tuple[int, float], dict[str, torch.Tensor]] = OrderedDict()
@@ -134,13 +142,14 @@ class InstanceCache:
     @classmethod
     def of_network(
         cls, source: ModelSource, data: Dataset, proxies: Sequence[str], mask_scorer: str, reinit_module: bool,
-        capacity: int = 8, budget: Budget = "weights",
+        capacity: int = 8, budget: Budget = "weights", trained: Trained | None = None,
     ) -> InstanceCache:
         """A cache over its own copy of the network of ``source``, on ``data``'s device (layers discovered on it)."""
         model = materialize(source).to(data.device)
         layers = prunable_layers(model, data.x_train[:2])
         check_outputs(model, data)
-        return cls(source, model, layers, data, proxies, mask_scorer, reinit_module, capacity=capacity, budget=budget)
+        return cls(source, model, layers, data, proxies, mask_scorer, reinit_module, capacity=capacity, budget=budget,
+                   trained=trained)
 
     def __contains__(self, init_seed: int) -> bool:
         return init_seed in self._instances
@@ -158,7 +167,7 @@ class InstanceCache:
 
     def mask_orders(self, instance: Instance, target_sparsity: float) -> dict[str, torch.Tensor]:
         """The within-layer importance orders of ``instance`` at a target: the instance's own, or for a
-        target-dependent scorer the scores of θ0 at ``target_sparsity`` (the last ``capacity`` kept)."""
+        target-dependent scorer the scores of its ``state`` at ``target_sparsity`` (the last ``capacity`` kept)."""
         if instance.mask_orders is not None:
             return instance.mask_orders
         key = (instance.init_seed, target_sparsity)
@@ -171,14 +180,14 @@ class InstanceCache:
         return self._target_orders[key]
 
     def pruned_model(self, instance: Instance, masks: dict[str, torch.Tensor]) -> nn.Module:
-        """A new copy of the network holding ``instance``'s θ0 with the pruned weights set to zero."""
+        """A new copy of the network holding ``instance``'s ``state`` with the pruned weights set to zero."""
         model = copy.deepcopy(self.model)
         model.load_state_dict(instance.state)
         MaskedWeights.from_layers(prunable_layers(model, self.data.x_train[:2]), masks).reapply()
         return model
 
     def _scores(self, name: str, instance: Instance, **options: object) -> dict[str, torch.Tensor]:
-        """Scores of the working model (holding ``instance``'s θ0) by ``name``, seeded by the init seed."""
+        """Scores of the working model (holding ``instance``'s ``state``) by ``name``, seeded by the init seed."""
         generator = torch.Generator().manual_seed(instance.init_seed)
         return compute_scores(name, self.model, self.layers, instance.batch, generator=generator, **options)
 
@@ -194,6 +203,9 @@ class InstanceCache:
 
     def _build(self, init_seed: int) -> Instance:
         state = self._initial_state(init_seed)
+        if self.trained is not None:
+            state = self.trained(init_seed, self.model)
+            self.model.load_state_dict(state)
         generator = torch.Generator().manual_seed(init_seed)
         batch = scoring_batch(self.data, per_class=self.per_class, generator=generator)
         scratch = Instance(init_seed, state, batch, None, ())

@@ -25,6 +25,7 @@ from pruning_env.plan import EpisodeResult, PrunedPlan, prune_plan
 from pruning_env.rewards import RewardEvaluator
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task, task_model
+from pruning_env.trained import TrainedWeights
 from pruning_env.training import MaskedTrainer
 
 ARGUMENTS: tuple[str, ...] = ("task", "model", "data", *OPTIONS)
@@ -41,6 +42,12 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     from zero-cost pruning-at-initialization proxies, each requests a sparsity, the requests are projected onto the
     exact budget, the initialization is pruned with the within-layer scorer's masks, and the team is rewarded with the
     pruned network's proxy accuracy.
+
+    With ``prune_at="trained"`` the plan prunes the network trained from the initialization with the task's final
+    schedule instead (post-training one-shot pruning, AMC's setting): the instance's weights, the observation's proxies
+    and the within-layer masks (magnitude by default) are those of the trained network, trained once per init seed and
+    cached on disk (``pruning_env.trained``); ``reward_steps=0`` then rewards the pruned network's validation accuracy
+    or loss with no fine-tuning, one forward pass.
 
     The budget (``budget``) says what the target is a fraction of: ``"weights"`` (default), the prunable weights;
     ``"flops"`` (AMC's constraint), the prunable layers' multiply-accumulates per sample, where a layer's MACs are its
@@ -109,7 +116,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | proxies         | 5 proxies      | scorers whose statistics feed the observation (magnitude, snip, grasp,    |
     |                 |                | synflow, lamp); ``feature_names`` are the observation's columns          |
     | reward          | "neg_loss"     | "neg_loss", "accuracy", "zero_cost" or "full"                             |
-    | reward_steps    | task's K       | training steps of the accuracy / neg_loss rewards                         |
+    | reward_steps    | task's K       | training steps of the accuracy / neg_loss rewards; 0: none, the pruned    |
+    |                 |                | network is read as it is (one forward pass on the validation subset)      |
     | action_type     | "continuous"   | "continuous" or "discrete"                                                |
     | action_bins     | 21             | number of discrete sparsity levels                                        |
     | init            | "fixed"        | "fixed": θ0 from the reset seed; "per_episode": a new θ0 every episode;  |
@@ -123,6 +131,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | reward_precision| "fp32"         | "fp32", or "bf16" autocast of the reward's forward passes                 |
     | reward_orders   | 1              | minibatch orders the reward averages over (n trainings per plan)          |
     | reward_order    | "instance"     | orders from the init seed, or "episode": drawn at each reset              |
+    | prune_at        | "init"         | "init": plans prune θ0; "trained": the network trained from θ0 with the  |
+    |                 |                | task's final schedule, cached on disk (``pruning_env.trained``); the      |
+    |                 |                | default scorer is then "magnitude"                                        |
 
     The options after ``data`` are those of ``pruning_env.config.EnvConfig.build``, which defaults them from the task
     and validates them once (a bad value is a ValueError naming the option); the env keeps the result as ``config``.
@@ -150,6 +161,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
       Later still: the ``effective_sparsity`` info was added, the wall-time infos (``reward_seconds``,
       ``step_seconds``, ``reset_seconds``) moved to ``last_result``, and an unknown option became a ValueError
       (observations, actions and rewards unchanged).
+      Later: the ``prune_at`` option (``"trained"``: prune the trained network) and ``reward_steps=0`` (no training);
+      the defaults behave as before.
     - v0: initial release.
     """
 
@@ -170,6 +183,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         self._instances = InstanceCache.of_network(
             model if model is not None else task_model(self.task, self.data.num_classes), self.data, config.proxies,
             config.scorer, reinit_module=config.init == "per_episode", capacity=config.cache_size, budget=config.budget,
+            trained=TrainedWeights(self.task.name, self.task.final_train, self.data) if config.prune_at == "trained"
+            else None,
         )
         self.layers: list[PrunableLayer] = self._instances.layers
         self.sizes = np.array([layer.num_weights for layer in self.layers], dtype=np.int64)
@@ -235,7 +250,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         """``"mlp-digits, target 0.99, reward neg_loss K=100"``: what the env poses, for titles and logs."""
         low, high = self.config.target_range
         target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
-        return f"{self.task.name}, target {target}, reward {self.config.reward} K={self.config.reward_train.steps}"
+        return f"{self.task.name}, target {target}, reward {self.config.reward} K={self.config.reward_steps}"
 
     # --- spaces -----------------------------------------------------------------------------------------------
     @cached_property

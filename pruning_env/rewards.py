@@ -18,6 +18,10 @@ value is at most 0 (the dense network); a disconnected network (R = 0) and anyth
 earn the floor -50. Measured at seed 0 (uniform / global-SNIP plans): mlp-digits at 0.99 about -6.3, ResNet-20 at
 0.9 -14.2 / -8.9 and at 0.99 -18.3 / -17.3, VGG-19 at 0.99 -22.2: the flow shrinks geometrically with depth.
 
+With ``reward_steps=0`` (``train_config=None``) the accuracy, neg_loss and full kinds train nothing: they read the
+pruned network as it is on the validation subset, one forward pass (AMC's reward after training, ``prune_at=
+"trained"``; at initialization it is near chance for every plan).
+
 The test split is never used by a reward. A diverged training (non-finite loss) earns the kind's lowest value and
 ``diverged = 1`` in infos.
 """
@@ -62,7 +66,7 @@ class RewardEvaluator(PlanEvaluator):
     Args:
         kind: one of ``REWARDS``.
         trainer: the masked trainer; it owns the model that is trained (or, for ``zero_cost``, masked) in place.
-        train_config: the schedule for ``accuracy`` / ``neg_loss`` (K steps) or ``full``.
+        train_config: the schedule for ``accuracy`` / ``neg_loss`` (K steps) or ``full``; None: no training.
         x_eval: the inputs of the fixed validation subset, on the trainer's device.
         y_eval: its labels.
         num_classes: number of classes (sets the ``neg_loss`` floor).
@@ -73,7 +77,7 @@ class RewardEvaluator(PlanEvaluator):
         self,
         kind: str,
         trainer: MaskedTrainer,
-        train_config: TrainConfig,
+        train_config: TrainConfig | None,
         x_eval: torch.Tensor,
         y_eval: torch.Tensor,
         num_classes: int,

@@ -1,0 +1,159 @@
+"""Pruning trained networks (``prune_at="trained"``) and the zero-step reward (``reward_steps=0``), by hand.
+
+A tiny MLP (64 -> 16 -> 10) on the embedded digits, trained 20 steps: the instance's weights are that training's
+result, cached on disk once per (task, init seed, fingerprint) and reused; the zero-step reward is the accuracy or
+minus the loss of the masked trained weights on the reward's validation subset, one forward pass.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pruning_env import training
+from pruning_env.layers import prunable_layers
+from pruning_env.parallel import PruningEnv
+from pruning_env.registry import get_task
+from pruning_env.tasks import Task
+from pruning_env.trained import CACHE_ENV, TrainedWeights
+from pruning_env.training import MaskedTrainer, TrainConfig
+
+TINY = replace(get_task("mlp-digits"), final_train=TrainConfig(steps=20, lr=1e-2))
+"""mlp-digits with a 20-step final schedule: the trained instance costs a fraction of a second."""
+PLAN = np.array([0.6, 0.1])
+
+
+def tiny_mlp(seed: int) -> nn.Module:
+    """Flatten, then 64 -> 16 -> 10 with ReLU, drawn from ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+def tiny_env(task: Task = TINY, **options: object) -> PruningEnv:
+    """The tiny MLP under ``prune_at="trained"`` with one cheap proxy, target 0.5, on the CPU."""
+    settings = {"prune_at": "trained", "reward_steps": 0, "proxies": ("magnitude",), "target_sparsity": 0.5,
+                "device": "cpu", **options}
+    return PruningEnv(task, model=tiny_mlp, **settings)
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's trained networks go to its own folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "trained"))
+    return tmp_path / "trained"
+
+
+def cached_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.pt"))
+
+
+def test_instance_is_the_network_trained_from_its_seeded_initialization() -> None:
+    env = tiny_env()
+    env.reset(seed=3)
+    model = tiny_mlp(3)
+    init_state = {key: value.clone() for key, value in model.state_dict().items()}
+    layers = prunable_layers(model, env.data.x_train[:2])
+    kept = {layer.name: torch.ones(layer.weight_shape, dtype=torch.bool) for layer in layers}
+    trainer = MaskedTrainer(model, layers, env.data.x_train, env.data.y_train)
+    trainer.run(init_state, kept, TINY.final_train, 3, env.data.x_val, env.data.y_val)
+    for key, value in model.state_dict().items():
+        assert torch.equal(env.instance.state[key], value), key
+    assert not torch.equal(env.instance.state["1.weight"], init_state["1.weight"])
+    assert env.config.scorer == "magnitude"
+    assert PruningEnv(TINY, model=tiny_mlp, device="cpu", proxies=()).config.scorer == TINY.scorer
+
+
+@pytest.mark.parametrize("kind", ["accuracy", "neg_loss"])
+def test_zero_step_reward_is_the_masked_trained_network_read_by_hand(kind: str) -> None:
+    env = tiny_env(reward=kind)
+    result = env.evaluate_plan(0, PLAN)
+    net = tiny_mlp(0)
+    net.load_state_dict(env.instance.state)
+    with torch.no_grad():
+        for name, mask in env.last_masks.items():
+            net.get_submodule(name).weight.mul_(mask)
+        size = min(TINY.reward_eval_size, len(env.data.x_val))
+        logits = net(env.data.x_val[:size])
+    labels = env.data.y_val[:size]
+    accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
+    loss = F.cross_entropy(logits.double(), labels).item()
+    assert result.accuracy == pytest.approx(accuracy, abs=1e-12)
+    assert result.loss == pytest.approx(loss, rel=1e-6)
+    assert result.reward == pytest.approx(accuracy if kind == "accuracy" else -loss, rel=1e-6)
+    # the masks are the within-layer magnitude top-k of the trained weights
+    first = env.instance.state["1.weight"].abs().flatten()
+    kept = env.last_masks["1"].flatten()
+    assert first[kept].min() >= first[~kept].max()
+
+
+def test_zero_step_reward_is_one_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tiny_env()
+    env.reset(seed=0)
+
+    def no_optimizer(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the zero-step reward built an optimizer")
+
+    monkeypatch.setattr(training, "make_optimizer", no_optimizer)
+    forwards: list[int] = []
+    env.reward_evaluator.trainer.model.register_forward_hook(lambda module, inputs, output: forwards.append(len(output)))
+    result = env.evaluate_plan(0, PLAN)
+    assert forwards == [min(TINY.reward_eval_size, len(env.data.x_val))]
+    assert result.accuracy > 0.5 and env.config.reward_steps == 0 and env.reward_evaluator.train_config is None
+
+
+def test_cache_is_reused_and_rebuilt_when_the_schedule_changes(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainings: list[int] = []
+    train = TrainedWeights._train
+
+    def counted(self: TrainedWeights, init_seed: int, *args: object) -> None:
+        trainings.append(init_seed)
+        train(self, init_seed, *args)
+
+    monkeypatch.setattr(TrainedWeights, "_train", counted)
+    first = tiny_env().evaluate_plan(0, PLAN)
+    [path] = cached_files(cache_dir)
+    written = path.stat().st_mtime_ns
+    second = tiny_env().evaluate_plan(0, PLAN)
+    assert trainings == [0] and path.stat().st_mtime_ns == written
+    assert second.reward == first.reward
+    longer = replace(TINY, final_train=replace(TINY.final_train, steps=21))
+    tiny_env(longer).evaluate_plan(0, PLAN)
+    assert trainings == [0, 0] and len(cached_files(cache_dir)) == 2
+    tiny_env().evaluate_plan(1, PLAN)
+    assert trainings == [0, 0, 1] and len(cached_files(cache_dir)) == 3
+
+
+def trained_first_weight(cache: str) -> list[float]:
+    """In a fresh process: the tiny env's trained first-layer weights of init seed 0 (cache folder ``cache``)."""
+    import os
+
+    os.environ[CACHE_ENV] = cache
+    env = tiny_env()
+    env.reset(seed=0)
+    return env.instance.state["1.weight"].flatten().tolist()
+
+
+def test_two_workers_building_one_instance_leave_one_valid_entry(cache_dir: Path) -> None:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        weights = pool.map(trained_first_weight, [str(cache_dir)] * 2)
+    [path] = cached_files(cache_dir)
+    stored = torch.load(path, weights_only=True)["state"]["1.weight"].flatten().tolist()
+    assert weights[0] == weights[1] == stored
+    assert not list(cache_dir.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"prune_at": "pretrained"}, "prune_at"),
+    ({"reward_steps": -1}, "reward_steps"),
+])
+def test_bad_inputs_raise_value_error_naming_the_option(options: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        PruningEnv(TINY, model=tiny_mlp, device="cpu", **options)
