@@ -5,5 +5,6 @@
 - ``pruning_env.integrations.rllib``: an RLlib ``MultiAgentEnv`` and the shared-policy mapping for PPO.
 - ``pruning_env.integrations.vector``: SuperSuit multi-process and Gymnasium ``AsyncVectorEnv`` vectorization.
 
-The pool of Ray actors for our own controllers is ``agents.ray_pool``.
+The pool of Ray actors for our own controllers is ``pruning_env.pools.ray.RayPool`` (a random search over it from the
+command line: ``python -m agents.random_search_ray``).
 """
