@@ -18,7 +18,8 @@ is reported beside the learners' one-off training cost. Learner training seed i 
     python -m benchmarks.generalize --learners mappo --train-seeds 0   # a shorter run
 
 Records (``generalize_plans.jsonl``, ``generalize.jsonl``) resume like ``make bench``; trained controllers are
-kept in ``generalize_controllers/``. The table goes to ``generalize.md``, the plot to ``generalize.png``.
+kept in ``generalize_controllers/``. The table goes to ``generalize.md``, the plot to ``generalize.png``
+(``--report-only`` rebuilds both from the records).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.provenance import code_fingerprint, versions
-from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
+from benchmarks.records import RecordFile, write_atomic
 from benchmarks.run import CELL_KEY
+from benchmarks.study import StudyArgs, open_records, publish, run_options, stamped
 from benchmarks.suites import HEURISTICS
 from pruning_env.device import resolve_device
 from pruning_env.families import family_tasks
@@ -57,11 +59,12 @@ ZERO_SHOT_HEURISTICS = tuple(name for name in HEURISTICS if name != "random")
 
 
 @dataclass
-class Args:
+class Args(StudyArgs):
+    """The study's options; ``workers`` run the learners' episodes and the final trainings, ``--fresh`` keeps the
+    trained controllers."""
+
     family: str = "digits"
     """Architecture family (pruning_env.families)."""
-    out: Path = Path("benchmarks/results")
-    """Folder of the records, table, plot and trained controllers."""
     learners: tuple[str, ...] = ("mappo", "mappo_ar")
     """MAPPO variants trained on the family (one run per training seed)."""
     train_seeds: tuple[int, ...] = (0, 1, 2)
@@ -82,21 +85,13 @@ class Args:
     """Override of the full training's steps (None: the family's schedule; smaller only for tests)."""
     pretrained: Path | None = PRETRAINED_FILE
     """The shipped controller evaluated as "pretrained" (None: leave that row out)."""
-    workers: int = 2
-    """Processes for the learners' episodes and the final trainings."""
     device: str = "auto"
     """"auto" (CUDA when present), "cpu" or "cuda"."""
-    progress: bool = True
-    """Show progress bars."""
-    fresh: bool = False
-    """Delete the generalization records in ``out`` first and start again (trained controllers are kept)."""
 
     def settings(self, controller: str, device: str) -> dict[str, Any]:
         """What a record's numbers depend on: the options below (not where or how fast it runs), the controller,
         the device, the hash of the code (``benchmarks.provenance.code_fingerprint``) and the versions."""
-        options = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()
-                   if k not in ("out", "progress", "workers", "fresh", "device")}
-        return {**options, "controller": controller, "device": device, "code": code_fingerprint(), "versions": versions()}
+        return {**run_options(self, leave_out=("device",)), "controller": controller, "device": device, "code": code_fingerprint(), "versions": versions()}
 
     def recipe(self, learner: str) -> Recipe:
         base = Recipe()
@@ -188,17 +183,25 @@ def cell_plans(args: Args, cell: Cell, names: Sequence[str], learners: dict[tupl
 
 
 def run(args: Args) -> str:
-    """Run (or resume) the generalization benchmark; returns the Markdown report."""
+    """Run (or resume) the generalization benchmark, or with ``report_only`` only rebuild its report from the
+    records (on the device they were computed on); returns the Markdown report."""
     start = time.perf_counter()
     device = str(resolve_device(args.device))
+    plans, results = open_records(
+        args, [(args.out / "generalize_plans.jsonl", CELL_KEY), (args.out / "generalize.jsonl", CELL_KEY)],
+        lambda record: args.settings(record["controller"], device),
+        "start again with --fresh (make bench SUITE=generalize FRESH=1) or write to another --out")
+    if args.report_only:
+        device = ", ".join(sorted({r["device"] for r in results.records})) or device
+    else:
+        compute(args, plans, results, device)
+    return publish(args.out, "generalize", report(args, results.records, time.perf_counter() - start, device),
+                   lambda path: save_plot(args, results.records, path))
+
+
+def compute(args: Args, plans: RecordFile, results: RecordFile, device: str) -> None:
+    """Every missing plan and full training: the learners trained (or loaded) first."""
     learners = trained_learners(args)
-    paths = [args.out / "generalize_plans.jsonl", args.out / "generalize.jsonl"]
-    if args.fresh:
-        for path in paths:
-            path.unlink(missing_ok=True)
-    plans, results = (RecordFile(path, CELL_KEY) for path in paths)
-    check_settings([plans, results], lambda record: args.settings(record["controller"], device),
-                   "start again with --fresh (make bench SUITE=generalize FRESH=1) or write to another --out")
     cells = cells_of(args)
     bar = tqdm(total=2 * len(cells) * len(args.controllers), desc="generalize (plans, then full trainings)",
                unit="step", disable=not args.progress)
@@ -207,16 +210,11 @@ def run(args: Args) -> str:
         key = {name: (cell.task, name, 0.0 if name == DENSE else cell.target_sparsity, cell.seed) for name in args.controllers}
         missing = [name for name in args.controllers if key[name] not in plans]
         for record in cell_plans(args, cell, missing, learners, device):
-            settings = args.settings(record["controller"], device)
-            plans.add({**record, "settings": settings, "fingerprint": fingerprint(settings)})
+            plans.add(stamped(record, args.settings(record["controller"], device)))
             bar.update(1)
     todo = [p for p in plans.records if plans.key(p) not in results]
     run_finals(todo, results, args.workers, args.final_steps, device, lambda _: bar.update(1), suite="generalize")
     bar.close()
-    text = report(args, results.records, time.perf_counter() - start, device)
-    write_atomic(args.out / "generalize.md", text)
-    save_plot(args, results.records, args.out / "generalize.png")
-    return text
 
 
 # --- report ---------------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ instances of the paired difference).
 
 Records resume like ``make bench`` (``learning_curves.jsonl``: one curve per (controller, target, seed);
 ``learning_curves_finals.jsonl``: one full training per plan and training seed); the table goes to
-``learning_curves.md``, the plot to ``learning_curves.png``.
+``learning_curves.md``, the plot to ``learning_curves.png`` (``--report-only`` rebuilds both from the records and
+the reference heuristics' plans, computed again).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.provenance import code_fingerprint, versions
-from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
+from benchmarks.records import RecordFile
+from benchmarks.study import StudyArgs, open_records, publish, stamped
 from benchmarks.suites import SEARCH_OPTIONS
 from benchmarks.workers import WorkerPool
 
@@ -62,7 +64,9 @@ FINAL_KEY = ("task", "controller", "target_sparsity", "seed", "train_seed")
 
 
 @dataclass
-class Args:
+class Args(StudyArgs):
+    """The study's options; ``workers`` run one (controller, target, seed) curve or one full training each."""
+
     task: str = "mlp-digits"
     """Task name (``pruning_env.registry``)."""
     targets: tuple[float, ...] = (0.98, 0.99)
@@ -85,16 +89,8 @@ class Args:
     """K of that reward (the task's when None)."""
     reward_orders: int = 1
     """Minibatch orders the reward averages over (``PruningEnv(reward_orders=...)``; each costs one training)."""
-    workers: int = 2
-    """Processes: one (controller, target, seed) curve or one full training each."""
     final_steps: int | None = None
     """Override of the full training's steps (None: the task's schedule); only for tests."""
-    out: Path = Path("benchmarks/results")
-    """Folder of the records, table and plot."""
-    fresh: bool = False
-    """Delete the records in ``out`` first (a resume under other settings refuses)."""
-    progress: bool = True
-    """Show progress bars."""
     best_known: Path | None = None
     """The run's best known plans (``benchmarks.best_known``; default ``<out>/best_known.jsonl``, read over the
     committed reference): every final plan is a candidate for its cell when ``final_seeds`` are the best known
@@ -186,8 +182,7 @@ def run_curves(args: Args, curves: RecordFile) -> None:
             if (name, target, seed) not in curves]
     with WorkerPool(min(args.workers, len(jobs))) as pool:
         for _, record in pool.run(run_curve, jobs, "learning curves" if args.progress else None, unit="curve"):
-            settings = settings_of(args, record["controller"])
-            curves.add({**record, "settings": settings, "fingerprint": fingerprint(settings), "code": code_fingerprint()})
+            curves.add(stamped(record, settings_of(args, record["controller"]), code=code_fingerprint()))
 
 
 def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, int], dict[str, Any]]
@@ -198,9 +193,8 @@ def final_plans(args: Args, curves: RecordFile, references: dict[tuple[float, in
         named = {name: plan for name, (plan, _) in references[(target, seed)].items()}
         named.update({r["controller"]: r["final_plan"] for r in curves.records
                       if r["target_sparsity"] == target and r["seed"] == seed})
-        plans += [{"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
-                   "train_seed": train_seed, "requested": plan, "settings": settings_of(args, name),
-                   "fingerprint": fingerprint(settings_of(args, name)), "code": code_fingerprint()}
+        plans += [stamped({"task": args.task, "controller": name, "target_sparsity": target, "seed": seed,
+                           "train_seed": train_seed, "requested": plan}, settings_of(args, name), code=code_fingerprint())
                   for name, plan in named.items() for train_seed in args.final_seeds]
     return plans
 
@@ -295,31 +289,30 @@ def save_plot(args: Args, curves: Sequence[dict[str, Any]], references: dict[tup
 
 
 def main(args: Args) -> str:
+    """Run (or resume) the study, or with ``report_only`` only rebuild its report; prints and returns the report."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    paths = [args.out / "learning_curves.jsonl", args.out / "learning_curves_finals.jsonl"]
-    if args.fresh:
-        for path in paths:
-            path.unlink(missing_ok=True)
-    curves, finals = RecordFile(paths[0], CURVE_KEY), RecordFile(paths[1], FINAL_KEY)
-    check_settings([curves, finals], lambda record: settings_of(args, record["controller"]),
-                   "start again with --fresh, or write to another folder with --out")
-    run_curves(args, curves)
+    curves, finals = open_records(
+        args, [(args.out / "learning_curves.jsonl", CURVE_KEY), (args.out / "learning_curves_finals.jsonl", FINAL_KEY)],
+        lambda record: settings_of(args, record["controller"]),
+        "start again with --fresh, or write to another folder with --out")
+    if not args.report_only:
+        run_curves(args, curves)
     references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps, args.reward_orders)
                   for t, s in instances(args)}
-    plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
-    bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
-    run_finals(plans, finals, args.workers, args.final_steps, "cpu", lambda _: bar.update(1))
-    bar.close()
+    if not args.report_only:
+        plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
+        bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
+        run_finals(plans, finals, args.workers, args.final_steps, "cpu", lambda _: bar.update(1))
+        bar.close()
     text = markdown(args, curves.records, finals.records, references)
-    if tuple(args.final_seeds) == TRAIN_SEEDS:
+    if tuple(args.final_seeds) == TRAIN_SEEDS and not args.report_only:
         best = BestKnown(args.best_known or args.out / "best_known.jsonl", base=REFERENCE)
         changed = best.update([{**r, "suite": "learning_curves"} for r in finals.records],
                               {args.task: schedule_of(args.task, args.final_steps)})
         text += f"\nBest known plans ({best.path}): {len(changed)} cells improved by these final plans.\n"
     text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n"
-    write_atomic(args.out / "learning_curves.md", text)
-    save_plot(args, curves.records, references, args.out / "learning_curves.png")
+    publish(args.out, "learning_curves", text, lambda path: save_plot(args, curves.records, references, path))
     print(text)
     return text
 

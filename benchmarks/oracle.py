@@ -41,7 +41,8 @@ from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.oracle_search import Trace, cma_search, level_search
 from benchmarks.progress import Progress
 from benchmarks.provenance import code_fingerprint
-from benchmarks.records import RecordFile, read_records, write_atomic
+from benchmarks.records import read_records, write_atomic
+from benchmarks.study import StudyArgs, drop_superseded, open_records
 from benchmarks.suites import available_cores
 from pruning_env.registry import get_task
 
@@ -61,7 +62,10 @@ if set(SEARCH_SEEDS) & set(HELD_OUT_SEEDS):  # the test numbers would be read on
 
 
 @dataclass
-class Args:
+class Args(StudyArgs):
+    """The study's options; ``out`` receives oracle.jsonl, oracle.md, oracle_*.png, ground_truth.jsonl and
+    best_known.jsonl (``--fresh`` deletes oracle.jsonl only: the stored trainings replay the searches)."""
+
     task: str = "mlp-digits"
     """The task (a FLOPs variant searches under its MACs budget)."""
     targets: tuple[float, ...] = (0.99,)
@@ -78,14 +82,8 @@ class Args:
     """Processes training plans."""
     final_steps: int | None = None
     """Shorten the full training (tests only: such trainings are not the ground truth of a benchmark)."""
-    out: Path = Path("benchmarks/results")
-    """Writes oracle.jsonl, oracle.md, oracle_*.png, ground_truth.jsonl and best_known.jsonl here."""
     reference: Path = BEST_KNOWN_REFERENCE.parent
     """The committed results, read beneath the run's (stored trainings and best known plans)."""
-    report_only: bool = False
-    """Only rebuild the report from what is stored."""
-    progress: bool = True
-    """Show a progress bar."""
 
 
 class Trainings:
@@ -145,11 +143,9 @@ def cell_settings(args: Args) -> dict[str, Any]:
             "final_steps": args.final_steps, "search_seeds": list(SEARCH_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS)}
 
 
-def superseded(cell: dict[str, Any], args: Args) -> bool:
-    """A recorded cell that this run searches again: one of its (task, target, seed) recorded under other settings.
-    Cells of other tasks, targets or seeds stay, whatever their settings (the report shows each cell's own)."""
-    return (cell["task"] == args.task and cell["target_sparsity"] in args.targets and cell["seed"] in args.seeds
-            and cell["settings"] != cell_settings(args))
+def in_run(cell: dict[str, Any], args: Args) -> bool:
+    """Whether a recorded cell is one of this run's (task, target, seed)."""
+    return cell["task"] == args.task and cell["target_sparsity"] in args.targets and cell["seed"] in args.seeds
 
 
 def search_cell(trainings: Trainings, seed: int, args: Args) -> dict[str, Any]:
@@ -189,11 +185,11 @@ def run_study(args: Args) -> str:
     """Search every cell not yet recorded, train the transfers, write the report; returns its path."""
     args.out.mkdir(parents=True, exist_ok=True)
     store = GroundTruth(args.out / "ground_truth.jsonl", base=args.reference / "ground_truth.jsonl")
-    cells = RecordFile(args.out / "oracle.jsonl", ("task", "target_sparsity", "seed"))
+    cells, = open_records(args, [(args.out / "oracle.jsonl", ("task", "target_sparsity", "seed"))])
     reference_cells = {cells.key(c): c for c in read_records(args.reference / "oracle.jsonl")}
     settings = cell_settings(args)
     if not args.report_only:
-        cells.discard(lambda c: superseded(c, args))
+        drop_superseded(cells, lambda c: in_run(c, args), settings)
         cells_total = len(args.targets) * len(args.seeds)
         trainings_total = cells_total * ((2 * args.evaluations + len(HEURISTICS)) * len(SEARCH_SEEDS)
                                          + (1 + len(HEURISTICS) + len(args.seeds) - 1) * len(HELD_OUT_SEEDS))

@@ -12,6 +12,8 @@ import pytest
 from benchmarks import oracle
 from benchmarks.ground_truth import FIELDS, GroundTruth, key
 from benchmarks.oracle_search import cma_search, level_search, to_plan, to_units
+from benchmarks.records import RecordFile
+from benchmarks.study import drop_superseded
 
 
 def peaked(optimum: np.ndarray):
@@ -59,18 +61,20 @@ def fake_training(task: str, target: float, seed: int, train_seed: int, plan: li
             "code": "x", "versions": {}, "finished": "now"}
 
 
-def test_a_run_searches_again_only_its_own_cells_recorded_under_other_settings() -> None:
+def test_a_run_searches_again_only_its_own_cells_recorded_under_other_settings(tmp_path: Path) -> None:
     """Another task's cells, searched with another budget, stay in the study's file (they were all dropped)."""
     args = oracle.Args(task="cnn-digits", targets=(0.99,), seeds=(0, 1, 2), evaluations=32, patience=16)
     mine = oracle.cell_settings(args)
     other = oracle.cell_settings(oracle.Args())
-    cell = lambda task, target, seed, settings: {  # noqa: E731
-        "task": task, "target_sparsity": target, "seed": seed, "settings": settings}
-    assert oracle.superseded(cell("cnn-digits", 0.99, 1, other), args)
-    assert not oracle.superseded(cell("cnn-digits", 0.99, 1, mine), args)
-    assert not oracle.superseded(cell("mlp-digits", 0.99, 1, other), args)
-    assert not oracle.superseded(cell("cnn-digits", 0.98, 1, other), args)
-    assert not oracle.superseded(cell("cnn-digits", 0.99, 3, other), args)
+    cells = RecordFile(tmp_path / "oracle.jsonl", ("task", "target_sparsity", "seed"))
+    for task, target, seed, settings in (("cnn-digits", 0.99, 1, other), ("cnn-digits", 0.99, 2, mine),
+                                         ("mlp-digits", 0.99, 1, other), ("cnn-digits", 0.98, 1, other),
+                                         ("cnn-digits", 0.99, 3, other)):
+        cells.add({"task": task, "target_sparsity": target, "seed": seed, "settings": settings})
+    dropped = drop_superseded(cells, lambda cell: oracle.in_run(cell, args), mine)
+    assert [cells.key(c) for c in dropped] == [("cnn-digits", 0.99, 1)]
+    assert [cells.key(c) for c in RecordFile(cells.path, cells.key_fields).records] == [
+        ("cnn-digits", 0.99, 2), ("mlp-digits", 0.99, 1), ("cnn-digits", 0.98, 1), ("cnn-digits", 0.99, 3)]
 
 
 def test_the_headroom_interval_is_the_paired_t_interval_by_hand(tmp_path: Path) -> None:
