@@ -26,14 +26,11 @@ from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.registry import get_task
 from pruning_env.rewards import check_reward_kind
 from pruning_env.scorers import SCORERS, is_target_dependent
-from pruning_env.tasks import Task
+from pruning_env.tasks import PRUNE_AT, TRAINED_SCORER, PruneAt, Task
 from pruning_env.training import TrainConfig
 
 ActionType = Literal["continuous", "discrete"]
-PruneAt = Literal["init", "trained"]
-PRUNE_AT: tuple[str, ...] = ("init", "trained")
-TRAINED_SCORER = "magnitude"
-"""The within-layer mask criterion of ``prune_at="trained"`` when ``scorer`` is not given."""
+
 Init = Literal["fixed", "per_episode"] | int
 RENDER_MODES: tuple[str, ...] = ("ansi", "human")
 RewardOrder = Literal["instance", "episode"]
@@ -86,7 +83,9 @@ class EnvConfig:
     multiply-accumulates per sample); see ``pruning_env.budget``."""
     prune_at: PruneAt = "init"
     """What a plan prunes: ``"init"``, the seeded initialization θ0; ``"trained"``, the network trained from θ0
-    with the task's ``final_train`` schedule (``pruning_env.trained``)."""
+    with the task's ``final_train`` schedule (``pruning_env.trained``). The task's own by default; under
+    ``"trained"`` ``reward_steps`` defaults to 0 (not for ``reward="full"``), and a task made for ``"init"`` masks
+    with ``TRAINED_SCORER`` (magnitude) unless ``scorer`` is given."""
 
     @classmethod
     def build(
@@ -109,7 +108,7 @@ class EnvConfig:
         reward_precision: Precision = "fp32",
         reward_orders: int = 1,
         reward_order: RewardOrder = "instance",
-        prune_at: PruneAt = "init",
+        prune_at: PruneAt | None = None,
         budget: Budget | None = None,
     ) -> EnvConfig:
         """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
@@ -120,10 +119,11 @@ class EnvConfig:
         task = task if isinstance(task, Task) else get_task(task)
         reward = task.reward if reward is None else reward
         check_reward_kind(reward)
+        prune_at = task.prune_at if prune_at is None else prune_at
         if prune_at not in PRUNE_AT:
             raise ValueError(f"prune_at must be one of {list(PRUNE_AT)}, got {prune_at!r}")
-        if scorer is None:
-            scorer = task.scorer if prune_at == "init" else TRAINED_SCORER
+        if scorer is None:  # a task made for initialization pruned after training: that mode's criterion
+            scorer = TRAINED_SCORER if prune_at == "trained" and task.prune_at == "init" else task.scorer
         proxies = tuple(task.proxies if proxies is None else proxies)
         for name in (scorer, *proxies):
             if name not in SCORERS:
@@ -152,6 +152,8 @@ class EnvConfig:
         budget = check_budget(task.budget if budget is None else budget)
         if reward_steps is not None and reward_steps < 0:
             raise ValueError(f"reward_steps must be an integer >= 0 (0: no training), got {reward_steps!r}")
+        if reward_steps is None and prune_at == "trained" and reward != "full":
+            reward_steps = 0  # after training, the K-step rewards read the pruned network as it is unless asked
         reward_train: TrainConfig | None = task.final_train if reward == "full" else task.reward_train
         if reward_steps == 0:
             reward_train = None

@@ -11,13 +11,16 @@ import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import pruning_env  # noqa: F401  (registers the ids)
 from pruning_env import training
+from pruning_env.config import EnvConfig
 from pruning_env.layers import prunable_layers
 from pruning_env.parallel import PruningEnv
 from pruning_env.registry import get_task
@@ -157,3 +160,17 @@ def test_two_workers_building_one_instance_leave_one_valid_entry(cache_dir: Path
 def test_bad_inputs_raise_value_error_naming_the_option(options: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         PruningEnv(TINY, model=tiny_mlp, device="cpu", **options)
+
+
+def test_trained_tasks_default_to_magnitude_masks_and_the_zero_step_reward() -> None:
+    trained = EnvConfig.build("MlpDigitsTrained-v1", device="cpu")
+    assert (trained.task.name, trained.prune_at, trained.scorer, trained.reward_steps) == (
+        "mlp-digits-trained", "trained", "magnitude", 0)
+    assert trained.reward_train is None and trained.target_range == (0.9, 0.9)
+    switched = EnvConfig.build("mlp-digits", prune_at="trained", device="cpu")
+    assert (switched.scorer, switched.reward_steps) == ("magnitude", 0)
+    assert EnvConfig.build("mlp-digits", prune_at="trained", scorer="snip", reward_steps=7, device="cpu").reward_steps == 7
+    assert EnvConfig.build("mlp-digits", prune_at="trained", reward="full", device="cpu").reward_steps == 600
+    default = EnvConfig.build("mlp-digits", device="cpu")
+    assert (default.prune_at, default.scorer, default.reward_steps) == ("init", "snip", 100)
+    assert {"pruning_env/MlpDigitsTrained-v1", "pruning_env/CnnDigitsTrained-v1"} <= set(gymnasium.registry)
