@@ -15,7 +15,6 @@ Writes ``mappo_diagnosis.jsonl`` (one record per measurement) and ``mappo_diagno
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import agents
 from agents.mappo.controller import MappoController
 from agents.plan_search import offset_plans
 from benchmarks.cells import plan_of
-from benchmarks.records import write_atomic
+from benchmarks.study import check_known, publish, write_records
 from benchmarks.workers import WorkerPool
 from pruning_env.parallel import PruningEnv
 
@@ -149,18 +148,15 @@ def markdown(args: Args, records: Sequence[dict[str, Any]]) -> str:
 
 
 def main(args: Args) -> str:
-    unknown = sorted(set(args.variants) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"unknown MAPPO variants {unknown}; known: {list(VARIANTS)}")
+    check_known(args.variants, VARIANTS, "MAPPO variants")
     torch.set_num_threads(1)
     start = time.perf_counter()
     jobs = [("ruggedness", n) for n in args.orders] + [("mappo", name) for name in args.variants] + [("cma_es", None)]
     with WorkerPool(min(args.workers, len(jobs))) as pool:
         records = pool.map(_run, [(job, args) for job in jobs], progress="MAPPO diagnosis")
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "mappo_diagnosis.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    text = markdown(args, records) + f"\nWall time {(time.perf_counter() - start) / 60:.1f} min (CPU).\n"
-    write_atomic(args.out / "mappo_diagnosis.md", text)
+    write_records(args.out / "mappo_diagnosis.jsonl", records)
+    text = publish(args.out, "mappo_diagnosis",
+                   markdown(args, records) + f"\nWall time {(time.perf_counter() - start) / 60:.1f} min (CPU).\n")
     print(text)
     return text
 

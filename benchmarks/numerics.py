@@ -24,7 +24,7 @@ from typing import Any
 import tyro
 from tqdm import tqdm
 
-from benchmarks.records import write_atomic
+from benchmarks.study import check_known, publish, write_records
 
 KERNELS: dict[str, dict[str, str]] = {
     "as found": {},
@@ -116,18 +116,16 @@ def table(records: list[dict[str, Any]]) -> str:
 
 
 def main(args: Args) -> None:
-    unknown = sorted(set(args.kernels) - set(KERNELS))
-    if unknown:
-        raise SystemExit(f"unknown kernel selections {unknown}; choose from {list(KERNELS)}")
+    check_known(args.kernels, KERNELS, "kernel selections")
     start = time.perf_counter()
     records = []
     for name in tqdm(args.kernels, desc="kernel selections"):
         records += run_kernels(name, args)
     path = args.out / "numerics.jsonl"
-    write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    text = (f"Test images correct of {_test_size(args.task)} (test loss) after the full training, on "
-            f"{records[0]['versions']['cpu']}, torch {records[0]['versions']['torch']}:\n\n" + table(records))
-    write_atomic(args.out / "numerics.md", text)
+    write_records(path, records)
+    text = publish(args.out, "numerics", f"Test images correct of {_test_size(args.task)} (test loss) after the full "
+                   f"training, on {records[0]['versions']['cpu']}, torch {records[0]['versions']['torch']}:\n\n"
+                   + table(records))
     print(text + f"\n{len(records)} trainings in {time.perf_counter() - start:.0f} s; records in {path}")
 
 

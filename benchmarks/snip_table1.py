@@ -12,7 +12,8 @@ PyTorch initializes it (weights and biases uniform in ±1/sqrt(fan_in): weight s
 the initialization of SNIP's code (``tf.variance_scaling_initializer``: weights from a normal truncated at two
 standard deviations with std 1/sqrt(fan_in) after truncation, biases zero), 1.7x the weight scale. Every
 combination prunes the seeded initialization with its global SNIP plan through the env's pipeline
-(``FinalEvaluator``); records go to ``<out>/snip_table1.jsonl`` (resumable), the table to ``<out>/snip_table1.md``.
+(``FinalEvaluator``); records go to ``<out>/snip_table1.jsonl`` (resumable), the table to ``<out>/snip_table1.md``
+(``--report-only`` rebuilds it from the records).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,7 +33,7 @@ from benchmarks.cells import instance_env, plan_of
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.provenance import git_describe, versions
-from benchmarks.records import RecordFile, write_atomic
+from benchmarks.study import StudyArgs, check_known, open_records, publish
 from benchmarks.suites import PUBLISHED
 from benchmarks.workers import WorkerPool
 from pruning_env.data import Dataset, load_dataset
@@ -98,7 +98,9 @@ def code_report(record: dict[str, Any]) -> float | None:
 
 
 @dataclass
-class Args:
+class Args(StudyArgs):
+    """The study's options; ``workers`` run one training each."""
+
     tasks: tuple[str, ...] = ("lenet300-mnist",)
     """Tasks of ``PAPER_ERRORS``."""
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -107,10 +109,6 @@ class Args:
     """Which training schedules to run."""
     inits: tuple[str, ...] = INITS
     """Which initializations to run (``torch``, ``paper``)."""
-    workers: int = 2
-    """Processes for the trainings."""
-    out: Path = Path("benchmarks/results")
-    """Folder of the records and the table."""
     final_steps: int | None = None
     """Training iterations of both schedules (None: theirs, 10k and 50k); a few make a quick smoke run, not
     comparable with the paper (a resume refuses records of another length)."""
@@ -172,23 +170,23 @@ def table(records: list[dict[str, Any]]) -> str:
 
 
 def main(args: Args) -> None:
-    unknown = sorted(set(args.inits) - set(INITS)) + sorted(set(args.schedules) - {"shipped", "paper"})
-    if unknown:
-        raise SystemExit(f"unknown initializations or schedules {unknown}; inits: {list(INITS)}, schedules: shipped, paper")
-    records = RecordFile(args.out / "snip_table1.jsonl", ("task", "target_sparsity", "seed", "schedule", "init"))
+    check_known(args.inits, INITS, "initializations")
+    check_known(args.schedules, ("shipped", "paper"), "schedules")
+    records, = open_records(args, [(args.out / "snip_table1.jsonl", ("task", "target_sparsity", "seed", "schedule",
+                                                                     "init"))])
     other = [r for r in records.records if r["train"]["steps"] != schedules(r["task"], args.final_steps)[r["schedule"]].steps]
-    if other:
+    if other and not args.report_only:
         raise SystemExit(f"{records.path} holds {len(other)} records trained for another number of iterations "
-                         "(--final-steps): give another --out")
+                         "(--final-steps): give another --out, or start again with --fresh")
     jobs = [(task, target, seed, schedule, init) for (task, target) in PAPER_ERRORS if task in args.tasks
             for init in args.inits for schedule in args.schedules for seed in args.seeds
-            if (task, target, seed, schedule, init) not in records]
+            if (task, target, seed, schedule, init) not in records and not args.report_only]
     start = time.perf_counter()
     with WorkerPool(min(args.workers, len(jobs))) as pool:
-        for _, record in pool.run(train, [(*job, args.final_steps) for job in jobs], progress="SNIP Table 1"):
+        for _, record in pool.run(train, [(*job, args.final_steps) for job in jobs],
+                                  progress="SNIP Table 1" if args.progress else None):
             records.add(record)
-    text = table(records.records)
-    write_atomic(args.out / "snip_table1.md", text)
+    text = publish(args.out, "snip_table1", table(records.records))
     print(text + f"\n{len(jobs)} trainings in {time.perf_counter() - start:.0f} s; records in {records.path}")
 
 

@@ -19,6 +19,7 @@ the cells of this run recorded under other settings (``drop_superseded``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +80,20 @@ def drop_superseded(records: RecordFile, in_run: Callable[[dict[str, Any]], bool
     """Drop the records of this run's cells (``in_run``) made under other ``settings`` (to be computed again); the
     records of other cells stay, whatever their settings. Returns the dropped ones."""
     return records.discard(lambda record: in_run(record) and record["settings"] != settings)
+
+
+def check_known(given: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Refuse (SystemExit: "unknown <what> [...]; known: [...]") any name of ``given`` not in ``known``."""
+    known = list(known)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise SystemExit(f"unknown {what} {unknown}; known: {known}")
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write the records of a study that measures afresh every run (no resume) as JSONL, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, "".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
 
 
 def publish(out: Path, name: str, text: str, plot: Callable[[Path], None] | None = None) -> str:

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.records import fingerprint
-from benchmarks.study import RUN_OPTIONS, StudyArgs, open_records, publish, run_options, stamped
+from benchmarks.records import fingerprint, read_records
+from benchmarks.study import (
+    RUN_OPTIONS,
+    StudyArgs,
+    check_known,
+    open_records,
+    publish,
+    run_options,
+    stamped,
+    write_records,
+)
 
 REFERENCE = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "reference"
 
@@ -44,29 +53,42 @@ def test_resuming_refuses_other_settings_and_fresh_or_report_only_do_not(tmp_pat
     assert not (tmp_path / "cells.jsonl").exists()
 
 
-def test_publish_writes_the_report_and_its_plot(tmp_path: Path) -> None:
+def test_publish_writes_the_report_and_its_plot_and_a_measurement_its_records(tmp_path: Path) -> None:
     assert publish(tmp_path / "new", "study", "# text\n", lambda path: path.write_bytes(b"png")) == "# text\n"
     assert (tmp_path / "new" / "study.md").read_text() == "# text\n"
     assert (tmp_path / "new" / "study.png").read_bytes() == b"png"
+    write_records(tmp_path / "other" / "study.jsonl", [{"b": 1, "a": [0.5]}, {"a": 2}])
+    assert (tmp_path / "other" / "study.jsonl").read_text() == '{"a": [0.5], "b": 1}\n{"a": 2}\n'
+    assert read_records(tmp_path / "other" / "study.jsonl") == [{"a": [0.5], "b": 1}, {"a": 2}]
+
+
+def test_unknown_names_refuse_with_what_is_known() -> None:
+    check_known(("b",), {"a": 1, "b": 2}, "variants")
+    with pytest.raises(SystemExit, match=r"unknown variants \['c', 'd'\]; known: \['a', 'b'\]"):
+        check_known(("d", "b", "c"), {"a": 1, "b": 2}, "variants")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", ["oracle", "generalize", "learning_curves"])
+@pytest.mark.parametrize("study", ["oracle", "generalize", "learning_curves", "snip_table1"])
 def test_a_report_only_rebuild_of_the_committed_records_gives_the_committed_report(study: str, tmp_path: Path) -> None:
     """Every line but the run's wall time (not a record: the rebuild takes its own)."""
-    from benchmarks import generalize, learning_curves, oracle
+    from benchmarks import generalize, learning_curves, oracle, snip_table1
 
     files = {"oracle": ["oracle.jsonl", "ground_truth.jsonl"],
              "generalize": ["generalize_plans.jsonl", "generalize.jsonl", "generalize_controllers"],
-             "learning_curves": ["learning_curves.jsonl", "learning_curves_finals.jsonl"]}[study]
+             "learning_curves": ["learning_curves.jsonl", "learning_curves_finals.jsonl"],
+             "snip_table1": ["snip_table1.jsonl"]}[study]
     for name in files:
         (shutil.copytree if (REFERENCE / name).is_dir() else shutil.copy)(REFERENCE / name, tmp_path / name)
     if study == "oracle":
         text = oracle.run_study(oracle.Args(out=tmp_path, reference=tmp_path / "none", report_only=True))
     elif study == "generalize":
         text = generalize.run(generalize.Args(out=tmp_path, report_only=True, progress=False))
-    else:
+    elif study == "learning_curves":
         text = learning_curves.main(learning_curves.Args(out=tmp_path, seeds_per_target=(3, 5), report_only=True))
+    else:
+        snip_table1.main(snip_table1.Args(out=tmp_path, report_only=True, progress=False))
+        text = (tmp_path / "snip_table1.md").read_text()
     timed = ("min this run", "Wall time")
     committed = [line for line in (REFERENCE / f"{study}.md").read_text().splitlines() if not line.startswith(timed)]
     rebuilt = [line for line in text.splitlines() if not line.startswith(timed)]
