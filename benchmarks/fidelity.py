@@ -43,6 +43,7 @@ from agents.heuristics import REFERENCE_HEURISTICS, reference_sparsities
 from agents.random_search import sample_plans
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.plots import Panel, Series, save_lines, save_scatter
+from benchmarks.study import publish, write_records
 from pruning_env.parallel import PruningEnv
 from pruning_env.registry import get_task
 
@@ -326,14 +327,11 @@ def _json_safe(value: object) -> object:
 
 def write_outputs(args: Args, rows: Sequence[dict], summary: Sequence[dict]) -> dict[str, Path]:
     """Write the Markdown table, the JSONL rows (non-finite numbers as null) and the figures."""
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    table = args.out_dir / f"{args.stem}.md"
-    table.write_text(markdown(args, rows, summary))
+    publish(args.out_dir, args.stem, markdown(args, rows, summary))
     jsonl = args.out_dir / f"{args.stem}.jsonl"
-    with jsonl.open("w") as out:
-        for row in rows:
-            out.write(json.dumps({key: _json_safe(value) for key, value in row.items()}, allow_nan=False) + "\n")
-    return {"markdown": table, "jsonl": jsonl, **{p.stem: p for p in save_figures(args, rows, summary)}}
+    write_records(jsonl, ({key: _json_safe(value) for key, value in row.items()} for row in rows))
+    return {"markdown": args.out_dir / f"{args.stem}.md", "jsonl": jsonl,
+            **{p.stem: p for p in save_figures(args, rows, summary)}}
 
 
 def main(args: Args) -> tuple[list[dict], list[dict]]:
