@@ -288,6 +288,22 @@ def save_plot(args: Args, curves: Sequence[dict[str, Any]], references: dict[tup
                     + "), bars: 95% t-interval over instances; dashed: the reference heuristics")
 
 
+def train_finals(args: Args, curves: RecordFile, finals: RecordFile,
+                 references: dict[tuple[float, int], dict[str, Any]]) -> str:
+    """Every missing full training of a final plan; with the best known plans' training seeds, offers them to the
+    run's best known plans. Returns the report's line on those (empty otherwise)."""
+    plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
+    bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
+    run_finals(plans, finals, args.workers, args.final_steps, "cpu", lambda _: bar.update(1))
+    bar.close()
+    if tuple(args.final_seeds) != TRAIN_SEEDS:
+        return ""
+    best = BestKnown(args.best_known or args.out / "best_known.jsonl", base=REFERENCE)
+    changed = best.update([{**r, "suite": "learning_curves"} for r in finals.records],
+                          {args.task: schedule_of(args.task, args.final_steps)})
+    return f"\nBest known plans ({best.path}): {len(changed)} cells improved by these final plans.\n"
+
+
 def main(args: Args) -> str:
     """Run (or resume) the study, or with ``report_only`` only rebuild its report; prints and returns the report."""
     torch.set_num_threads(1)
@@ -300,18 +316,9 @@ def main(args: Args) -> str:
         run_curves(args, curves)
     references = {(t, s): reference_plans(args.task, t, s, args.reward, args.reward_steps, args.reward_orders)
                   for t, s in instances(args)}
-    if not args.report_only:
-        plans = [plan for plan in final_plans(args, curves, references) if finals.key(plan) not in finals]
-        bar = tqdm(total=len(plans), desc="full trainings", unit="training", disable=not args.progress)
-        run_finals(plans, finals, args.workers, args.final_steps, "cpu", lambda _: bar.update(1))
-        bar.close()
-    text = markdown(args, curves.records, finals.records, references)
-    if tuple(args.final_seeds) == TRAIN_SEEDS and not args.report_only:
-        best = BestKnown(args.best_known or args.out / "best_known.jsonl", base=REFERENCE)
-        changed = best.update([{**r, "suite": "learning_curves"} for r in finals.records],
-                              {args.task: schedule_of(args.task, args.final_steps)})
-        text += f"\nBest known plans ({best.path}): {len(changed)} cells improved by these final plans.\n"
-    text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n"
+    best_known = "" if args.report_only else train_finals(args, curves, finals, references)
+    text = (markdown(args, curves.records, finals.records, references) + best_known
+            + f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on this machine (CPU, {args.workers} workers).\n")
     publish(args.out, "learning_curves", text, lambda path: save_plot(args, curves.records, references, path))
     print(text)
     return text
