@@ -7,6 +7,7 @@ minus the loss of the masked trained weights on the reward's validation subset, 
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 from dataclasses import replace
 from pathlib import Path
@@ -112,7 +113,7 @@ def test_zero_step_reward_is_one_forward_pass(monkeypatch: pytest.MonkeyPatch) -
     assert result.accuracy > 0.5 and env.config.reward_steps == 0 and env.reward_evaluator.train_config is None
 
 
-def test_cache_is_reused_and_rebuilt_when_the_schedule_changes(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_reused_and_rebuilt_when_the_schedule_or_the_code_changes(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trainings: list[int] = []
     train = TrainedWeights._train
 
@@ -132,6 +133,10 @@ def test_cache_is_reused_and_rebuilt_when_the_schedule_changes(cache_dir: Path, 
     assert trainings == [0, 0] and len(cached_files(cache_dir)) == 2
     tiny_env().evaluate_plan(1, PLAN)
     assert trainings == [0, 0, 1] and len(cached_files(cache_dir)) == 3
+    source = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda module: source(module) + ("\n# edited" if module is training else ""))
+    tiny_env().evaluate_plan(0, PLAN)  # the trainer's code changed: trained again
+    assert trainings == [0, 0, 1, 0] and len(cached_files(cache_dir)) == 4
 
 
 def trained_first_weight(cache: str) -> list[float]:
