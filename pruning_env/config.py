@@ -30,7 +30,6 @@ from pruning_env.tasks import PRUNE_AT, TRAINED_SCORER, PruneAt, Task
 from pruning_env.training import TrainConfig
 
 ActionType = Literal["continuous", "discrete"]
-
 Init = Literal["fixed", "per_episode"] | int
 RENDER_MODES: tuple[str, ...] = ("ansi", "human")
 RewardOrder = Literal["instance", "episode"]

@@ -6,7 +6,8 @@ of each class), the within-layer scorer's per-weight scores and a summary of eve
 Scoring is the expensive part of a reset, so the last ``capacity`` instances are kept. All scoring of the env
 happens here: a target-dependent mask scorer (``scorers.is_target_dependent``) is scored per target, on demand.
 
-Ownership: the cache owns its working model (the network an instance's weights are loaded into for scoring); nobody else mutates it.
+Ownership: the cache owns its working model (the network an instance's weights are loaded into for scoring); nobody
+else mutates it.
 """
 
 from __future__ import annotations

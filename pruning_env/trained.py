@@ -16,8 +16,8 @@ of them changes the network is trained again under a new name; old files stay un
 
 Parallel workers: a worker trains under an exclusive lock on ``<file>.lock`` (``fcntl``, where the platform has
 it), so a second worker that wants the same network waits and then reads the file; the file is written beside its
-final name and renamed into place (``pruning_env.files.replacing``), so a reader sees a whole file or none. A progress bar shows
-each training on first use (on a terminal).
+final name and renamed into place (``pruning_env.files.replacing``), so a reader sees a whole file or none. A
+progress bar shows each training on first use (on a terminal).
 """
 
 from __future__ import annotations
