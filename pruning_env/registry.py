@@ -4,6 +4,7 @@ registered with Gymnasium (controller env) and PettingZoo's registries (parallel
 | lookup                                | finds                                                     |
 |---------------------------------------|-----------------------------------------------------------|
 | ``"mlp-digits"``, ``"MlpDigits-v1"``, ``"pruning_env/MlpDigits-v1"`` | a built-in task (``pruning_env.tasks.TASKS``) |
+| ``"mlp-digits-trained"``, ``"MlpDigitsTrained-v1"``                 | a built-in task pruned after training          |
 | ``"digits/mlp-512-64-256"``, ``"pruning_env/DigitsFamily9-v1"``    | a family member (``pruning_env.families``)     |
 
 After ``import pruning_env`` every id works with ``gymnasium.make("pruning_env/<Id>")``,
