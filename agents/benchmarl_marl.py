@@ -119,7 +119,7 @@ def task_config(env: Any) -> dict[str, Any]:
     config = env.config
     return {
         "task": config.task.name, "target_sparsity": list(config.target_range), "reward": config.reward,
-        "reward_steps": config.reward_train.steps, "init": config.init, "scorer": config.scorer,
+        "reward_steps": config.reward_steps, "init": config.init, "scorer": config.scorer,
         "proxies": list(config.proxies), "action_bins": config.action_bins, "device": str(config.device),
     }
 

@@ -140,6 +140,9 @@ def uniform_actions(env: PruningEnv, target: float) -> dict[str, np.ndarray]:
 def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: float) -> PruningEnv:
     data = task_data(task_name, device)
     env = PruningEnv(task_name, data=data, device=device, reward_steps=args.reward_steps, cache_size=args.repeats + 2)
+    if env.config.reward_train is None:
+        raise ValueError(f"{task_name} rewards with no training (reward_steps=0): env_speed times the reward's "
+                         "training and its plain-torch twin; pass --reward-steps K > 0")
     target = env.config.target_range[0]
     uncached, cached, steps = [], [], []
     env.reset(seed=args.seed)

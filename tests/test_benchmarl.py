@@ -102,3 +102,13 @@ def test_task_yaml_and_bad_configs() -> None:
         experiment_config(10, "/tmp/unused-benchmarl", frames_per_batch=8)
     with pytest.raises(ValueError, match="unknown BenchMARL algorithm"):
         agents.benchmarl_marl.BenchMARLController(PruningEnv("mlp-digits", **OPTIONS), algorithm="qmix2")
+
+
+@pytest.mark.parametrize("steps", [0, 3])
+def test_the_task_config_rebuilds_the_envs_reward_steps(steps: int) -> None:
+    """``reward_steps=0`` (no training: one forward pass) has no reward schedule; the config still says 0."""
+    from agents.benchmarl_marl import task_config
+
+    config = task_config(PruningEnv("mlp-digits", reward_steps=steps, proxies=()))
+    assert config["reward_steps"] == steps and config["task"] == "mlp-digits"
+    assert PruningEnv(**{k: v for k, v in config.items() if k != "task"}, task=config["task"]).config.reward_steps == steps
