@@ -41,12 +41,17 @@ DIGITS = {"reward_steps": 2}
 """The digits ids' options: every default proxy, K = 2."""
 LARGE = {"reward": "zero_cost", "proxies": (), "scorer": "magnitude"}
 """The MNIST and CIFAR ids' options (see the module docstring)."""
+TRAINED = {"reward_steps": 2, "init": 0}
+"""The trained-network ids' options: one initialization, so its network is trained once per test process (every
+reset seed of the checkers would otherwise train the network of its own initialization with the full schedule)."""
 FAST_IDS = frozenset({"MlpDigits-v1", "CnnDigits-v1", "CnnDigitsFlops-v1", "DigitsFamily0-v1"})
 """Run on every run: an MLP, a CNN under both budgets and a family member, on the embedded digits; the rest: slow."""
 
 
 def options(env_id: str) -> dict:
     """The env options an id's checks run with."""
+    if "Trained" in env_id:
+        return TRAINED
     return DIGITS if "Digits" in env_id else LARGE
 
 
