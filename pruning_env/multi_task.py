@@ -63,7 +63,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from pruning_env.features import FEATURE_CLIP
-from pruning_env.parallel import PruningEnv
+from pruning_env.parallel import PruningEnv, setting_label
 from pruning_env.plan import EpisodeResult, clip_requests
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task
@@ -190,7 +190,7 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
     @property
     def label(self) -> str:
         """``"2 tasks, target 0.95-0.99, reward neg_loss K=100"`` (the first sub-env's target and reward)."""
-        return f"{len(self.envs)} tasks, " + self.envs[0].label.split(", ", 1)[1]
+        return f"{len(self.envs)} tasks, {setting_label(self.envs[0].config)}"
 
     @property
     def reward_batch(self) -> int:

@@ -32,6 +32,13 @@ ARGUMENTS: tuple[str, ...] = ("task", "model", "data", *OPTIONS)
 """Every keyword argument ``PruningEnv`` takes; any other is a ValueError (``config.check_option_names``)."""
 
 
+def setting_label(config: EnvConfig) -> str:
+    """``"target 0.99, reward neg_loss K=100"``: the target (or range), reward and K an env poses, for labels."""
+    low, high = config.target_range
+    target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
+    return f"target {target}, reward {config.reward} K={config.reward_steps}"
+
+
 class PruningEnv(SharedAgentSpaces, ParallelEnv):
     """One-shot layer-wise pruning at initialization as a PettingZoo ParallelEnv (ARLP's setting).
 
@@ -248,9 +255,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     @property
     def label(self) -> str:
         """``"mlp-digits, target 0.99, reward neg_loss K=100"``: what the env poses, for titles and logs."""
-        low, high = self.config.target_range
-        target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
-        return f"{self.task.name}, target {target}, reward {self.config.reward} K={self.config.reward_steps}"
+        return f"{self.task.name}, {setting_label(self.config)}"
 
     # --- spaces -----------------------------------------------------------------------------------------------
     @cached_property
