@@ -71,6 +71,8 @@ class PlanSearch:
         self.check_budget(episodes)
         self.episodes, self.reference, self.seed, self.progress = episodes, reference, seed, progress
         self.best_plan: np.ndarray | None = None
+        self.evaluated: list[tuple[float, np.ndarray]] = []
+        """(reward, plan ``(L,)``) of every plan the last search evaluated, in order."""
         self.best_reward = -np.inf
         self.history: list[dict[str, float]] = []
 
@@ -94,6 +96,7 @@ class PlanSearch:
             reward = float(result.reward) if np.isfinite(result.reward) else WORST
             if self.best_plan is None or reward > self.best_reward:
                 self.best_plan, self.best_reward = plan.copy(), reward
+            self.evaluated.append((reward, plan.copy()))
             self.history.append({"episodes": float(len(self.history) + 1), "reward_mean": reward,
                                  "best_reward": self.best_reward})
             rewards.append(reward)
@@ -103,8 +106,17 @@ class PlanSearch:
         """The search's budget and seed (the constructor's by default), best and history reset."""
         episodes = self.episodes if episodes is None else episodes
         self.check_budget(episodes)
-        self.best_plan, self.best_reward, self.history = None, -np.inf, []
+        self.best_plan, self.best_reward, self.history, self.evaluated = None, -np.inf, [], []
         return episodes, self.seed if seed is None else seed
+
+    def top_plans(self, count: int) -> list[np.ndarray]:
+        """The ``count`` distinct plans ``(L,)`` of the last search with the highest rewards, best first."""
+        top: dict[bytes, np.ndarray] = {}
+        for _, plan in sorted(self.evaluated, key=lambda pair: -pair[0]):
+            top.setdefault(plan.tobytes(), plan)
+            if len(top) == count:
+                break
+        return list(top.values())
 
     def current_plan(self) -> np.ndarray:
         """The plan the search would return now ``(L,)``: the best evaluated so far (CMA-ES: its mean)."""

@@ -23,6 +23,7 @@ import torch
 from pruning_env.budget import Budget, check_budget
 from pruning_env.compute import PRECISIONS, Precision
 from pruning_env.device import default_reward_batch, resolve_device
+from pruning_env.fidelity import SCHEDULES, Fidelity, Schedule
 from pruning_env.registry import get_task
 from pruning_env.rewards import check_reward_kind
 from pruning_env.scorers import SCORERS, is_target_dependent
@@ -85,6 +86,11 @@ class EnvConfig:
     with the task's ``final_train`` schedule (``pruning_env.trained``). The task's own by default; under
     ``"trained"`` ``reward_steps`` defaults to 0 (not for ``reward="full"``), and a task made for ``"init"`` masks
     with ``TRAINED_SCORER`` (magnitude) unless ``scorer`` is given."""
+    reward_schedule: Schedule = "reward"
+    """The schedule the reward trains with: ``"reward"``, the task's reward schedule; ``"final"``, its final
+    schedule's optimizer and learning-rate decay cut to ``reward_steps`` (always so for ``reward="full"``)."""
+    compute_limit: int | None = None
+    """Most sample-steps the env's evaluations may spend (``pruning_env.fidelity``); None: no limit."""
 
     @classmethod
     def build(
@@ -109,6 +115,8 @@ class EnvConfig:
         reward_order: RewardOrder = "instance",
         prune_at: PruneAt | None = None,
         budget: Budget | None = None,
+        reward_schedule: Schedule = "reward",
+        compute_limit: int | None = None,
     ) -> EnvConfig:
         """The resolved config: ``None`` options take the task's value. See ``PruningEnv`` for their meaning.
 
@@ -153,23 +161,36 @@ class EnvConfig:
             raise ValueError(f"reward_steps must be an integer >= 0 (0: no training), got {reward_steps!r}")
         if reward_steps is None and prune_at == "trained" and reward != "full":
             reward_steps = 0  # after training, the K-step rewards read the pruned network as it is unless asked
-        reward_train: TrainConfig | None = task.final_train if reward == "full" else task.reward_train
+        if reward_schedule not in SCHEDULES:
+            raise ValueError(f"reward_schedule must be one of {list(SCHEDULES)}, got {reward_schedule!r}")
+        if reward == "full":
+            reward_schedule = "final"
+        elif reward_schedule == "final" and reward_steps is None:
+            reward_steps = task.reward_train.steps  # the final schedule cut to the task's K
+        reward_train: TrainConfig | None = task.final_train if reward_schedule == "final" else task.reward_train
         if reward_steps == 0:
             reward_train = None
         elif reward_steps is not None:
             reward_train = replace(reward_train, steps=reward_steps)
+        if compute_limit is not None and not (isinstance(compute_limit, int) and compute_limit > 0):
+            raise ValueError(f"compute_limit must be None or a positive integer (sample-steps), got {compute_limit!r}")
         device = resolve_device(device)
         return cls(
             task, target_range(task.target_sparsity if target_sparsity is None else target_sparsity), scorer,
             proxies, reward, reward_train, action_type, action_bins, init, device, seed, render_mode,
             cache_size, default_reward_batch(device) if reward_batch == "auto" else reward_batch, reward_precision,
-            reward_orders, reward_order, budget, prune_at,
+            reward_orders, reward_order, budget, prune_at, reward_schedule, compute_limit,
         )
 
     @property
     def reward_steps(self) -> int:
         """Training steps of the reward (0: none, the pruned network is evaluated as it is)."""
         return 0 if self.reward_train is None else self.reward_train.steps
+
+    @property
+    def fidelity(self) -> Fidelity:
+        """The reward's own fidelity: its steps, orders and schedule."""
+        return Fidelity(self.reward_steps, self.reward_orders, self.reward_schedule)
 
     @property
     def draws_per_episode(self) -> bool:

@@ -15,8 +15,10 @@ on the split as it is, one forward pass (no optimizer), and the orders do not ma
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 import torch
 
@@ -57,6 +59,15 @@ class PlanEvaluator:
         self.y_eval = y_eval
         self.second_eval = second_eval
         self.orders = orders
+
+    def at(self, train_config: TrainConfig | None, orders: int) -> Self:
+        """This evaluator (same trainer and splits) with another schedule and number of orders: another
+        fidelity (``pruning_env.fidelity``)."""
+        if not (isinstance(orders, int) and orders >= 1):
+            raise ValueError(f"orders must be an integer >= 1, got {orders!r}")
+        evaluator = copy.copy(self)
+        evaluator.train_config, evaluator.orders = train_config, orders
+        return evaluator
 
     def runs(
         self, init_state: Mapping[str, torch.Tensor], masks: Sequence[Mapping[str, torch.Tensor]], seed: int,

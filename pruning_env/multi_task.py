@@ -63,6 +63,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from pruning_env.features import FEATURE_CLIP
+from pruning_env.fidelity import Fidelity
 from pruning_env.parallel import PruningEnv, setting_label
 from pruning_env.plan import EpisodeResult, clip_requests
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
@@ -146,9 +147,12 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         episode: see ``PruningEnv.evaluate_plan``."""
         return self.evaluate_plans([(seed, plan)])[0]
 
-    def evaluate_plans(self, episodes: Sequence[tuple[int, np.ndarray]]) -> list[EpisodeResult]:
+    def evaluate_plans(
+        self, episodes: Sequence[tuple[int, np.ndarray]], fidelity: Fidelity | Mapping[str, Any] | None = None
+    ) -> list[EpisodeResult]:
         """``evaluate_plan`` of every ``(seed, plan)``, in input order; the episodes that draw one sub-env are
-        evaluated together by it (``PruningEnv.evaluate_plans``). The env then holds the last episode's task."""
+        evaluated together by it (``PruningEnv.evaluate_plans``, at ``fidelity``). The env then holds the last
+        episode's task."""
         if len(episodes) == 0:
             raise ValueError("evaluate_plans needs at least one (seed, plan) episode, got none")
         drawn: dict[int, list[tuple[int, int, int, np.ndarray]]] = {}  # task -> (index, seed, sub-seed, plan)
@@ -164,7 +168,7 @@ class MultiTaskPruningEnv(SharedAgentSpaces, ParallelEnv):
         results: list[EpisodeResult | None] = [None] * len(episodes)
         for task in sorted(drawn, key=lambda task: task == last_task):  # the last episode's sub-env goes last
             items = drawn[task]
-            evaluated = self.envs[task].evaluate_plans([(sub_seed, plan) for _, _, sub_seed, plan in items])
+            evaluated = self.envs[task].evaluate_plans([(sub_seed, plan) for _, _, sub_seed, plan in items], fidelity)
             for (index, seed, _, _), result in zip(items, evaluated, strict=True):
                 results[index] = replace(result, seed=seed)
         self._task_index, self._sub_seed = last_task, last_sub_seed

@@ -19,6 +19,15 @@ from pruning_env.config import OPTIONS, EnvConfig, check_option_names
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.effective import ConnectivityProbe
 from pruning_env.features import FEATURE_CLIP, feature_names, observation_matrix, static_features
+from pruning_env.fidelity import (
+    ZERO_COST_COST,
+    ComputeLimitReached,
+    Fidelity,
+    check_fidelity,
+    evaluation_cost,
+    parse_fidelity,
+    schedule_of,
+)
 from pruning_env.instances import Instance, InstanceCache, ModelSource
 from pruning_env.layers import PrunableLayer, prunable_layers
 from pruning_env.plan import EpisodeResult, PrunedPlan, prune_plan
@@ -36,7 +45,9 @@ def setting_label(config: EnvConfig) -> str:
     """``"target 0.99, reward neg_loss K=100"``: the target (or range), reward and K an env poses, for labels."""
     low, high = config.target_range
     target = f"{low:g}" if low == high else f"{low:g}-{high:g}"
-    return f"target {target}, reward {config.reward} K={config.reward_steps}"
+    schedule = ", final schedule" if config.reward_schedule == "final" and config.reward != "full" else ""
+    orders = f", {config.reward_orders} orders" if config.reward_orders > 1 else ""
+    return f"target {target}, reward {config.reward} K={config.reward_steps}{schedule}{orders}"
 
 
 class PruningEnv(SharedAgentSpaces, ParallelEnv):
@@ -138,6 +149,10 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     | reward_precision| "fp32"         | "fp32", or "bf16" autocast of the reward's forward passes                 |
     | reward_orders   | 1              | minibatch orders the reward averages over (n trainings per plan)          |
     | reward_order    | "instance"     | orders from the init seed, or "episode": drawn at each reset              |
+    | reward_schedule | "reward"       | the reward trains with the task's reward schedule, or "final": its final  |
+    |                 |                | schedule cut to ``reward_steps`` (``pruning_env.fidelity``)               |
+    | compute_limit   | None           | most sample-steps the env's rewards may spend; past it an evaluation      |
+    |                 |                | raises ``pruning_env.fidelity.ComputeLimitReached``                       |
     | prune_at        | "init"         | "init": plans prune θ0; "trained": the network trained from θ0 with the  |
     |                 |                | task's final schedule, cached on disk (``pruning_env.trained``); the      |
     |                 |                | default scorer is then "magnitude"                                        |
@@ -213,6 +228,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             self.data.num_classes,
             orders=config.reward_orders,
         )
+        self.compute_spent = 0
+        """Sample-steps every reward of this env has cost so far (``pruning_env.fidelity``)."""
         self.possible_agents = [f"layer_{i}" for i in range(len(self.layers))]
         self.agents: list[str] = []
         self._np_random: np.random.Generator | None = None
@@ -276,6 +293,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     # --- episode ----------------------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         start = time.perf_counter()
+        fidelity = self.fidelity_of((options or {}).get("fidelity"))  # other keys are ignored (PettingZoo's checkers pass some)
         if seed is not None or self._np_random is None:
             seed = self.config.seed if seed is None else seed
             self._np_random = seeded_generator(seed)
@@ -293,7 +311,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         observations = observation_matrix(self.layers, self._static, instance.summaries, target, self.config.budget)
         # drawn last, only when asked for: the other draws of a seed stay what they were
         order = int(self._np_random.integers(2**31 - 1)) if self.config.reward_order == "episode" else init_seed
-        self._episode = _Episode(self._base_seed, instance, target, observations, time.perf_counter() - start, order)
+        self._episode = _Episode(self._base_seed, instance, target, observations, time.perf_counter() - start, order,
+                                 fidelity)
         self.agents = list(self.possible_agents)
         self.last_result = None
         self.last_masks = None
@@ -313,6 +332,36 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             self.render()
         return observations, rewards, terminations, truncations, self._last_infos
 
+    @property
+    def compute_left(self) -> int | None:
+        """Sample-steps left before ``config.compute_limit`` (None: no limit)."""
+        limit = self.config.compute_limit
+        return None if limit is None else limit - self.compute_spent
+
+    def fidelity_of(self, requested: Fidelity | Mapping[str, Any] | None) -> Fidelity:
+        """The fidelity an episode runs at: the env's own (``config.fidelity``) for None, else ``requested``
+        checked (``pruning_env.fidelity.check_fidelity``: steps up to the task's final schedule).
+
+        Raises:
+            ValueError: for a fidelity out of range, or any fidelity under the zero-cost reward (it trains nothing).
+        """
+        if requested is None:
+            return self.config.fidelity
+        if self.config.reward == "zero_cost":
+            raise ValueError("the zero_cost reward trains nothing: it takes no fidelity")
+        return check_fidelity(parse_fidelity(requested), self.task.final_train.steps)
+
+    def cost_of(self, fidelity: Fidelity) -> int:
+        """Sample-steps of one reward at ``fidelity`` on this env (``pruning_env.fidelity.evaluation_cost``)."""
+        if self.config.reward == "zero_cost":
+            return ZERO_COST_COST
+        return evaluation_cost(self._schedule(fidelity), fidelity.orders, len(self._reward.y_eval))
+
+    def _schedule(self, fidelity: Fidelity) -> Any:
+        if fidelity == self.config.fidelity:
+            return self.config.reward_train
+        return schedule_of(fidelity, self.task.reward_train, self.task.final_train)
+
     def evaluate_plan(self, seed: int, plan: np.ndarray) -> EpisodeResult:
         """``reset(seed=seed)``, then one step in which layer i requests sparsity ``plan[i]``; the episode's result.
 
@@ -322,8 +371,11 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         """
         return self.evaluate_plans([(seed, plan)])[0]
 
-    def evaluate_plans(self, episodes: Sequence[tuple[int, np.ndarray]]) -> list[EpisodeResult]:
+    def evaluate_plans(
+        self, episodes: Sequence[tuple[int, np.ndarray]], fidelity: Fidelity | Mapping[str, Any] | None = None
+    ) -> list[EpisodeResult]:
         """``evaluate_plan`` for many ``(seed, plan)`` episodes in one call; the results in input order.
+        ``fidelity``: the reward's fidelity for all of them (``pruning_env.fidelity``; None: the env's own).
 
         Episodes that share an instance (one init seed, hence one minibatch order) are trained together: up to
         ``config.reward_batch`` masked copies side by side (``pruning_env.batched_training``), split and retried
@@ -338,8 +390,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             raise ValueError("evaluate_plans needs at least one (seed, plan) episode, got none")
         start = time.perf_counter()
         prepared: list[tuple[_Episode, PrunedPlan]] = []
+        options = None if fidelity is None else {"fidelity": fidelity}
         for index, (seed, plan) in enumerate(episodes):
-            self.reset(seed=seed)
+            self.reset(seed=seed, options=options)
             try:
                 prepared.append((self._episode, self._prune(np.asarray(plan, dtype=np.float64))))  # type: ignore[arg-type]
             except ValueError as error:
@@ -365,19 +418,30 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
 
     def _evaluate(self, prepared: Sequence[tuple[_Episode, PrunedPlan]]) -> list[EpisodeResult]:
         """The reward of every (episode, plan), the plans of one instance evaluated together; in input order."""
-        groups: dict[tuple[int, int], list[int]] = {}  # (init seed, order seed) -> episodes
+        cost = sum(self.cost_of(episode.fidelity) for episode, _ in prepared)
+        left = self.compute_left
+        if left is not None and cost > left:
+            raise ComputeLimitReached(
+                f"this evaluation costs {cost:,} sample-steps and {left:,} of the compute_limit "
+                f"{self.config.compute_limit:,} are left")
+        groups: dict[tuple[int, int, Fidelity], list[int]] = {}  # (init seed, order seed, fidelity) -> episodes
         for index, (episode, _) in enumerate(prepared):
-            groups.setdefault((episode.instance.init_seed, episode.order_seed), []).append(index)
+            groups.setdefault((episode.instance.init_seed, episode.order_seed, episode.fidelity), []).append(index)
         results: list[EpisodeResult | None] = [None] * len(prepared)
-        for (init_seed, order_seed), indices in groups.items():
+        for (init_seed, order_seed, fidelity), indices in groups.items():
             instance = prepared[indices[0]][0].instance
-            outcomes = self._reward.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], order_seed)
+            evaluator = self._reward
+            if fidelity != self.config.fidelity:
+                evaluator = evaluator.at(self._schedule(fidelity), fidelity.orders)
+            outcomes = evaluator.evaluate_many(instance.state, [prepared[i][1].masks for i in indices], order_seed)
             for index, (reward, run) in zip(indices, outcomes, strict=True):
                 episode, pruned = prepared[index]
-                results[index] = EpisodeResult.of(
+                result = EpisodeResult.of(
                     pruned, run, reward, episode.seed, init_seed, episode.target,
                     effective_sparsity=self._connectivity.effective_sparsity(pruned.masks),
                 )
+                results[index] = replace(result, cost=self.cost_of(fidelity))
+        self.compute_spent += cost
         return results  # type: ignore[return-value]
 
     def _finish(
@@ -541,3 +605,5 @@ class _Episode:
     """Wall time of the reset that began the episode."""
     order_seed: int
     """Seed of the reward's minibatch order(s): the init seed, or drawn at reset (``reward_order="episode"``)."""
+    fidelity: Fidelity
+    """The reward's fidelity in this episode: the env's own or the one the reset asked for."""

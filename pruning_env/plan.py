@@ -152,6 +152,8 @@ class EpisodeResult:
     step_seconds: float = math.nan
     """Wall time of the env's step (``evaluate_plans``: the call's time per episode, resets included); NaN
     outside the env."""
+    cost: int = 0
+    """Compute of the reward in sample-steps (``pruning_env.fidelity.evaluation_cost``); 0 outside the env."""
 
     @classmethod
     def of(cls, pruned: PrunedPlan, run: TrainResult, reward: float, seed: int, init_seed: int,

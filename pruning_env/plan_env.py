@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import gymnasium
 import numpy as np
 
+from pruning_env.fidelity import Fidelity
 from pruning_env.plan import EpisodeResult
 
 if TYPE_CHECKING:
@@ -50,8 +51,11 @@ class PlanEnv(Protocol):
         """``reset(seed=seed)`` then one step in which layer i requests ``plan[i]``; the episode's result."""
         ...
 
-    def evaluate_plans(self, episodes: Sequence[tuple[int, np.ndarray]]) -> list[EpisodeResult]:
-        """``evaluate_plan`` of every ``(seed, plan)``, in input order (evaluated together where that pays)."""
+    def evaluate_plans(
+        self, episodes: Sequence[tuple[int, np.ndarray]], fidelity: Fidelity | Mapping[str, Any] | None = None
+    ) -> list[EpisodeResult]:
+        """``evaluate_plan`` of every ``(seed, plan)``, in input order (evaluated together where that pays), at
+        ``fidelity`` (``pruning_env.fidelity``; None: the env's own)."""
         ...
 
     @property
