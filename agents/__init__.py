@@ -1,4 +1,4 @@
-"""Controllers for pruning_env: heuristics, random search, CMA-ES and TPE, the transformer MAPPO baseline and the shipped
+"""Controllers for pruning_env: heuristics, random search, CMA-ES and TPE, the successive-halving multi-fidelity searcher, the transformer MAPPO baseline and the shipped
 pretrained MAPPO controller.
 
 Importing this package registers every controller in ``CONTROLLERS``; build one with ``make_controller(name, env)``.
@@ -9,6 +9,7 @@ from agents import (  # importing registers their controllers
     black_box,
     heuristics,
     mappo,
+    multi_fidelity,
     pretrained,
     random_search,
     sb3_ppo,
@@ -31,6 +32,7 @@ from agents.base import (
 )
 from agents.black_box import CMAESSearch, TPESearch
 from agents.heuristics import RandomController, ReferenceController
+from agents.multi_fidelity import SuccessiveHalvingSearch
 from agents.random_search import RandomSearch
 from agents.sb3_ppo import PPOConfig, SB3PPOController, train_sb3_ppo
 
@@ -45,6 +47,7 @@ __all__ = [
     "RandomSearch",
     "ReferenceController",
     "SB3PPOController",
+    "SuccessiveHalvingSearch",
     "SearchController",
     "TrainableController",
     "TPESearch",
@@ -57,6 +60,7 @@ __all__ = [
     "heuristics",
     "make_controller",
     "mappo",
+    "multi_fidelity",
     "pretrained",
     "random_search",
     "register_controller",

@@ -20,13 +20,22 @@ from tqdm import tqdm
 Result = TypeVar("Result")
 
 
+def one_thread() -> None:
+    """A worker's torch runs on one thread: the pool's processes share the cores (two threads each would make
+    their OpenMP threads wait on each other)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 class WorkerPool:
-    """``workers`` spawned processes (a function and its arguments must pickle: module-level functions), or this
+    """``workers`` spawned processes (each torch on one thread, ``one_thread``) (a function and its arguments must pickle: module-level functions), or this
     process for ``workers`` <= 1."""
 
     def __init__(self, workers: int) -> None:
         self.executor = (None if workers <= 1 else
-                         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")))
+                         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=one_thread))
 
     def __enter__(self) -> WorkerPool:
         return self

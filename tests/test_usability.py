@@ -165,5 +165,5 @@ def test_an_unknown_option_names_the_closest_valid_ones(make) -> None:
 
 
 def test_an_unknown_option_without_a_close_name_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown option 'colour'\. Valid options: task, model, data, .*, budget$"):
+    with pytest.raises(ValueError, match=r"unknown option 'colour'\. Valid options: task, model, data, .*, budget, reward_schedule, compute_limit$"):
         PruningEnv(colour="blue")
