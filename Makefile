@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 ifeq ($(SUITE),generalize)
 	$(if $(CONTROLLER),$(error SUITE=generalize evaluates the family's own controllers and takes no CONTROLLER: run your controller on a suite (make bench SUITE=tiny CONTROLLER=...)),)
-	$(PY) -m benchmarks.generalize $(if $(FRESH),--fresh,) $(if $(SEEDS),--eval-seeds $(SEEDS),) \
+	$(PY) -m benchmarks.studies.generalize $(if $(FRESH),--fresh,) $(if $(SEEDS),--eval-seeds $(SEEDS),) \
 		$(if $(WORKERS),--workers $(WORKERS),)
 else
 	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),) \
@@ -59,12 +59,12 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# GPU check (benchmarks/gpu_check.py): the gpu-marked tests and the reward throughput as one table; without CUDA,
-# a dry version. On a GPU machine with torch but no network, run `python3 -m benchmarks.gpu_check --out DIR` there
+# GPU check (benchmarks/studies/gpu_check.py): the gpu-marked tests and the reward throughput as one table; without CUDA,
+# a dry version. On a GPU machine with torch but no network, run `python3 -m benchmarks.studies.gpu_check --out DIR` there
 # after `make gpu-wheels` here, with .gpu-wheels/ beside it.
 gpu-check: $(STAMP)
-	$(PY) -m benchmarks.gpu_check
+	$(PY) -m benchmarks.studies.gpu_check
 
 # The wheels that machine lacks (CPython 3.12, manylinux x86-64, this venv's versions) into .gpu-wheels/.
 gpu-wheels: $(STAMP)
-	$(PY) -m benchmarks.gpu_check --fetch-wheels
+	$(PY) -m benchmarks.studies.gpu_check --fetch-wheels

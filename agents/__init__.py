@@ -13,6 +13,7 @@ from agents import (  # importing registers their controllers
     pretrained,
     random_search,
     sb3_ppo,
+    sensitivity,
 )
 from agents.base import (
     CONTROLLERS,
@@ -65,6 +66,7 @@ __all__ = [
     "random_search",
     "register_controller",
     "sb3_ppo",
+    "sensitivity",
     "stacked",
     "to_actions",
     "train_sb3_ppo",

@@ -17,7 +17,7 @@ the command, the training cost, the versions and the file's SHA-256):
     observations, infos = env.reset(seed=0)
     env.step(controller.act(observations, infos))      # env.last_masks: the pruned weights of my_module
 
-``benchmarks/generalize.py`` measures it against the heuristics on held-out networks.
+``benchmarks/studies/generalize.py`` measures it against the heuristics on held-out networks.
 """
 
 from __future__ import annotations

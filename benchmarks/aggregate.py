@@ -171,7 +171,7 @@ def aggregate_caption(suite: Suite, cells: int) -> str:
     return (
         f"Aggregate over {cells} (task, target) cells x {len(suite.seeds)} seeds with rliable: normalised score = "
         "(test accuracy - chance) / (best known accuracy of the cell - chance), 1 = the best plan known for that "
-        "cell (the best of every controller's plans and the oracle study's, `python -m benchmarks.oracle`, each "
+        "cell (the best of every controller's plans and the oracle study's, `python -m benchmarks.studies.oracle`, each "
         "re-trained with 3 training seeds, `best_known.jsonl`); IQM = interquartile mean over all runs; "
         "regret = best known accuracy minus the run's; P(improvement) = probability that a run of the row scores "
         "above a run of the best heuristic on the same cell. Brackets: 95% stratified-bootstrap intervals "

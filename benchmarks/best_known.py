@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import fixed_target
-from benchmarks.records import fingerprint, read_records, write_atomic
+from benchmarks.records import fingerprint, read_records
+from pruning_env.files import write_atomic
 from pruning_env.registry import get_task
 
 TRAIN_SEEDS: tuple[int, ...] = (0, 1, 2)

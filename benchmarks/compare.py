@@ -5,7 +5,7 @@
 Cells are matched by their key (task, controller, target, seed, and the checkpoint's budget fraction or the
 candidate's plan and training seed where the records have them); each file's commits and machines (the processor
 and torch's CPU kernels, from the records' versions) are printed beside the cells whose test accuracy differs.
-Trainings repeat to the bit on one kind of machine, not across kinds (``python -m benchmarks.numerics``), so
+Trainings repeat to the bit on one kind of machine, not across kinds (``python -m benchmarks.studies.numerics``), so
 read a difference against the machines. Exit status 0 when every shared cell agrees, 1 when one differs.
 """
 

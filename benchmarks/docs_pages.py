@@ -81,47 +81,52 @@ SOURCES: dict[str, Source] = {
                         "BenchMARL's MAPPO, IPPO and IQL beside our MAPPO and the best heuristics on mlp-digits"),
     "generalize": Source("Generalization (zero-shot)", "make bench SUITE=generalize", SUITE,
                          "one controller trained on the digits family, zero-shot on held-out networks and inits"),
-    "oracle": Source("Oracle plans", "python -m benchmarks.oracle", STUDY,
+    "oracle": Source("Oracle plans", "python -m benchmarks.studies.oracle", STUDY,
                      "plans searched on the ground truth: the headroom over the best heuristic per cell"),
     "learning_curves": Source(
-        "Learning curves", "python -m benchmarks.learning_curves --seeds-per-target 3 5", STUDY,
+        "Learning curves", "python -m benchmarks.studies.learning_curves --seeds-per-target 3 5", STUDY,
         "proxy reward against evaluations spent, and each final plan's test accuracy, per instance", recorded=False),
     "learning_curves_cma_orders2": Source(
         "Learning curves: CMA-ES on 2 minibatch orders",
-        "python -m benchmarks.learning_curves --targets 0.99 --controllers cma_es --episodes 150 --reward-orders 2 "
+        "python -m benchmarks.studies.learning_curves --targets 0.99 --controllers cma_es --episodes 150 --reward-orders 2 "
         "--out DIR",
         STUDY, "CMA-ES with the reward averaged over 2 minibatch orders, at the cost of the 1-order run", recorded=False,
         note="its files then renamed learning_curves_cma_orders2.*"),
-    "mappo_diagnosis": Source("MAPPO diagnosis", "python -m benchmarks.mappo_diagnosis", STUDY,
+    "mappo_diagnosis": Source("MAPPO diagnosis", "python -m benchmarks.studies.mappo_diagnosis", STUDY,
                               "why MAPPO's mean plan does not move on one instance: ruggedness and PPO variants"),
+    "reward_validity": Source(
+        "Reward validity (mlp-digits, 0.995)",
+        "python -m benchmarks.studies.reward_validity --out DIR, "
+        "then python -m benchmarks.promote reward_validity --out DIR",
+        STUDY, "each reward variant's search at an equal compute budget: realized gain and share of the oracle headroom"),
     "fidelity_mlp-digits_0.98": Source(
         "Reward fidelity (mlp-digits, 0.98)",
-        "python -m benchmarks.fidelity --task mlp-digits --target 0.98 --reward neg_loss accuracy "
+        "python -m benchmarks.studies.fidelity --task mlp-digits --target 0.98 --reward neg_loss accuracy "
         "--reward-steps 25 50 100 200 --noise-ceiling",
         STUDY, "rank correlation of each proxy reward with final test accuracy, against its cost", recorded=False),
     "fidelity_mlp-digits_0.98_orders2": Source(
         "Reward fidelity: 2 minibatch orders",
-        "python -m benchmarks.fidelity --reward neg_loss --reward-steps 50 100 --reward-orders 2",
+        "python -m benchmarks.studies.fidelity --reward neg_loss --reward-steps 50 100 --reward-orders 2",
         STUDY, "the same plans with every proxy averaged over 2 minibatch orders"),
     "snip_table1": Source(
         "SNIP's Table 1",
-        "python -m benchmarks.snip_table1 --out benchmarks/results/reference --inits torch --schedules shipped paper, "
-        "then python -m benchmarks.snip_table1 --out benchmarks/results/reference --inits paper --schedules shipped",
+        "python -m benchmarks.studies.snip_table1 --out benchmarks/results/reference --inits torch --schedules shipped paper, "
+        "then python -m benchmarks.studies.snip_table1 --out benchmarks/results/reference --inits paper --schedules shipped",
         STUDY, "global SNIP on LeNet-300-100 under our schedule and the paper's, against the paper's errors"),
-    "numerics": Source("Numerics across CPU kernels", "python -m benchmarks.numerics", STUDY,
+    "numerics": Source("Numerics across CPU kernels", "python -m benchmarks.studies.numerics", STUDY,
                        "the same plans trained in fresh processes under other CPU kernel selections"),
     "reward_throughput_cpu": Source(
         "Reward throughput (CPU)",
-        "python -m benchmarks.reward_throughput --device cpu --tasks mlp-digits lenet5-mnist --threads 2",
+        "python -m benchmarks.studies.reward_throughput --device cpu --tasks mlp-digits lenet5-mnist --threads 2",
         STUDY, "the batched reward path: evaluations/s against B, fp32 and bf16, bf16's Kendall tau", recorded=False),
     "reward_throughput_cpu_mlp_1thread": Source(
         "Reward throughput (CPU, 1 thread)",
-        "python -m benchmarks.reward_throughput --device cpu --tasks mlp-digits --precisions fp32 --batches 1 4 16 "
+        "python -m benchmarks.studies.reward_throughput --device cpu --tasks mlp-digits --precisions fp32 --batches 1 4 16 "
         "--threads 1 --tau-plans 0 --label _mlp_1thread",
         STUDY, "mlp-digits with one torch thread, the benchmark workers' setting", recorded=False),
     "reward_throughput_cpu_resnet20_k20": Source(
         "Reward throughput (CPU, ResNet-20, K = 20)",
-        "python -m benchmarks.reward_throughput --device cpu --tasks resnet20-cifar10 --steps 20 --precisions fp32 "
+        "python -m benchmarks.studies.reward_throughput --device cpu --tasks resnet20-cifar10 --steps 20 --precisions fp32 "
         "--batches 1 4 --tau-plans 0 --label _resnet20_k20",
         STUDY, "ResNet-20 on CIFAR-shaped data at K = 20", recorded=False),
 }

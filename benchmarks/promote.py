@@ -9,7 +9,8 @@ into the reference's (``benchmarks.best_known``: a run's file holds the referenc
 what it found, so its entry of a cell replaces the reference's) and adds the run's full trainings to the
 reference's ground-truth store (``benchmarks.ground_truth``). Then review ``git diff`` and commit.
 
-    python -m benchmarks.promote oracle                 # the oracle study (benchmarks.oracle)
+    python -m benchmarks.promote oracle                 # the oracle study (benchmarks.studies.oracle)
+    python -m benchmarks.promote reward_validity --out DIR   # the reward-validity study
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from benchmarks.ground_truth import GroundTruth
 
 SUFFIXES: tuple[str, ...] = (
     ".jsonl", "_plans.jsonl", "_checkpoint_plans.jsonl", "_checkpoints.jsonl", "_candidates.jsonl", ".md", ".png",
-    "_profile.png", "_efficiency.png", "_convergence.png",
+    "_profile.png", "_efficiency.png", "_convergence.png", "_ranking.jsonl",
 )
-"""The files a suite's run writes (``benchmarks.run.run_suite``; ``oracle``: ``benchmarks.oracle``), after the
+"""The files a suite's run writes (``benchmarks.run.run_suite``; ``oracle``: ``benchmarks.studies.oracle``), after the
 suite's name."""
 
 

@@ -5,7 +5,7 @@ does not change it, an edited controller does).
 The processor is part of it because full trainings are reproducible on one kind of CPU, not across kinds: torch
 picks its vector kernels by the CPU's instruction set (``torch.backends.cpu.get_cpu_capability()``) and MKL its GEMM
 code path by the processor, the rounding of their sums differs, and hundreds of optimizer steps amplify it to a few
-test images (measured by ``python -m benchmarks.numerics``).
+test images (measured by ``python -m benchmarks.studies.numerics``).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ from benchmarks.ground_truth import GroundTruth
 from benchmarks.outside import controller_source, register_outside
 from benchmarks.progress import Progress
 from benchmarks.provenance import code_fingerprint, versions
-from benchmarks.records import RecordFile, check_settings, fingerprint, read_records, write_atomic
+from benchmarks.records import RecordFile, check_settings, fingerprint, read_records
 from benchmarks.report import (
     caption,
     effective_sparsity_table,
@@ -80,6 +80,7 @@ from benchmarks.report import (
 )
 from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, as_recorded, get_suite
 from pruning_env.device import resolve_device
+from pruning_env.files import write_atomic
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, make_pool
 from pruning_env.registry import get_task
@@ -98,7 +99,7 @@ class Args:
     (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
     ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
     cifar (ResNet-20, VGG-19; a GPU's work), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours); the
-    generalization benchmark is ``python -m benchmarks.generalize``."""
+    generalization benchmark is ``python -m benchmarks.studies.generalize``."""
     out: Path = Path("benchmarks/results")
     """Folder of the records, table and plot."""
     device: str = "auto"

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.records import RecordFile, check_settings, fingerprint, write_atomic
+from benchmarks.records import RecordFile, check_settings, fingerprint
+from pruning_env.files import write_atomic
 
 
 @dataclass

@@ -184,7 +184,9 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
       ``step_seconds``, ``reset_seconds``) moved to ``last_result``, and an unknown option became a ValueError
       (observations, actions and rewards unchanged).
       Later: the ``prune_at`` option (``"trained"``: prune the trained network) and ``reward_steps=0`` (no training);
-      the defaults behave as before.
+      the defaults behave as before. Then: the reward's fidelity as a choice (``reset(options={"fidelity": ...})``,
+      ``evaluate_plans(fidelity=)``, ``EpisodeResult.cost``, ``compute_limit``, ``reward_schedule``); defaults
+      unchanged.
     - v0: initial release.
     """
 

@@ -1,7 +1,7 @@
 """The plan pipeline: requested per-layer sparsities -> exact budget -> masks, and the result of evaluating a plan.
 
 One function serves every place that applies a plan (``PruningEnv.step``, ``PruningEnv.evaluate_plan``,
-``benchmarks.final_accuracy.FinalEvaluator``, ``benchmarks.env_speed``):
+``benchmarks.final_accuracy.FinalEvaluator``, ``benchmarks.studies.env_speed``):
 
     requests ``(L,)`` --clip_requests--> sparsities in [0, 1] --prune_plan--> pruned counts (the global target of
     the budget: exact in weights, or within half a weight's MACs of it under a FLOPs budget; every layer keeps a

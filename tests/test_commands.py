@@ -5,11 +5,11 @@ Every command runs with a temporary HOME and TMPDIR (Ray, torch and matplotlib w
 the test's folder; the repository's state (``git status``, ignored files included, caches excluded) must be the
 same after the command as before it, so no run writes into the working tree.
 
-Commands run end to end elsewhere, in-process through their ``main``: ``benchmarks.fidelity`` (test_fidelity),
-``benchmarks.learning_curves`` (test_learning_curves), ``benchmarks.numerics`` (test_reproducibility),
-``benchmarks.generalize`` (test_generalize), ``agents.mappo`` (test_mappo: its command line parsed and run, resume,
-two workers), ``benchmarks.run`` (test_bench, test_outside_controller), ``benchmarks.env_speed`` and
-``benchmarks.reward_throughput`` (test_speed_benchmarks: their figures recomputed from their timings). ``make bench``
+Commands run end to end elsewhere, in-process through their ``main``: ``benchmarks.studies.fidelity`` (test_fidelity),
+``benchmarks.studies.learning_curves`` (test_learning_curves), ``benchmarks.studies.numerics`` (test_reproducibility),
+``benchmarks.studies.generalize`` (test_generalize), ``agents.mappo`` (test_mappo: its command line parsed and run, resume,
+two workers), ``benchmarks.run`` (test_bench, test_outside_controller), ``benchmarks.studies.env_speed`` and
+``benchmarks.studies.reward_throughput`` (test_speed_benchmarks: their figures recomputed from their timings). ``make bench``
 and ``make promote`` (``benchmarks.promote``) are tested with the suites.
 """
 
@@ -90,7 +90,7 @@ def test_compare_exit_status_says_whether_a_cell_differs(run: Run, tmp_path: Pat
 
 @pytest.mark.slow
 def test_ray_scaling_finds_the_same_rewards_on_one_and_two_workers(run: Run, tmp_path: Path) -> None:
-    done = run("benchmarks.ray_scaling", "--task", "mlp-digits", "--reward-steps", "2", "--episodes", "4",
+    done = run("benchmarks.studies.ray_scaling", "--task", "mlp-digits", "--reward-steps", "2", "--episodes", "4",
                "--workers", "1", "2", "--device", "cpu", "--out", tmp_path / "ray_scaling.json")
     record = json.loads((tmp_path / "ray_scaling.json").read_text())
     runs = record["runs"]
@@ -122,7 +122,7 @@ def test_pretrained_trains_a_family_controller_that_family_proxy_reads(run: Run,
     assert len(record["training_members"]) == 8 and math.isfinite(record["final_mean_reward"])
     assert record["sha256"] == hashlib.sha256(controller.read_bytes()).hexdigest()
 
-    done = run("benchmarks.family_proxy", "--controller", controller, "--targets", "0.99", "--seeds", "1000",
+    done = run("benchmarks.studies.family_proxy", "--controller", controller, "--targets", "0.99", "--seeds", "1000",
                "--reward-steps", "2", "--members", "1")
     lines = re.findall(r"^(train|heldout)\s+0.99: proxy reward controller - snip ([-+][\d.]+) \(wins (\d)/1\), "
                        r"lamp - snip ([-+][\d.]+) \(wins (\d)/1\)$", done.stdout, re.MULTILINE)
@@ -131,7 +131,7 @@ def test_pretrained_trains_a_family_controller_that_family_proxy_reads(run: Run,
 
 @pytest.mark.slow
 def test_mappo_diagnosis_writes_its_records_and_table(run: Run, tmp_path: Path) -> None:
-    run("benchmarks.mappo_diagnosis", "--target", "0.9", "--episodes", "10", "--scales", "0", "0.3",
+    run("benchmarks.studies.mappo_diagnosis", "--target", "0.9", "--episodes", "10", "--scales", "0", "0.3",
         "--perturbations", "2", "--orders", "1", "--variants", "default", "--reward-steps", "5", "--workers", "1",
         "--out", tmp_path)
     rugged, mappo, cma = jsonl(tmp_path / "mappo_diagnosis.jsonl")
@@ -144,7 +144,7 @@ def test_mappo_diagnosis_writes_its_records_and_table(run: Run, tmp_path: Path) 
     text = (tmp_path / "mappo_diagnosis.md").read_text()
     assert "| mappo: default |" in text and "| cma_es |" in text
 
-    from benchmarks.mappo_diagnosis import Args, main
+    from benchmarks.studies.mappo_diagnosis import Args, main
 
     with pytest.raises(SystemExit, match="unknown MAPPO variants"):
         main(Args(variants=("nonesuch",), out=tmp_path))
@@ -152,7 +152,7 @@ def test_mappo_diagnosis_writes_its_records_and_table(run: Run, tmp_path: Path) 
 
 @pytest.mark.slow
 def test_snip_table1_trains_each_cell_and_tabulates_it(run: Run, tmp_path: Path) -> None:
-    run("benchmarks.snip_table1", "--seeds", "0", "--inits", "paper", "--schedules", "paper", "--final-steps", "20",
+    run("benchmarks.studies.snip_table1", "--seeds", "0", "--inits", "paper", "--schedules", "paper", "--final-steps", "20",
         "--workers", "1", "--out", tmp_path)
     records = sorted(jsonl(tmp_path / "snip_table1.jsonl"), key=lambda r: r["target_sparsity"])
     assert [(r["task"], r["target_sparsity"], r["seed"], r["init"], r["schedule"]) for r in records] == [
@@ -164,7 +164,7 @@ def test_snip_table1_trains_each_cell_and_tabulates_it(run: Run, tmp_path: Path)
     text = (tmp_path / "snip_table1.md").read_text()
     assert "| lenet300-mnist | 0.95 | 1.6 | paper | paper |" in text and "| lenet300-mnist | 0.98 |" in text
 
-    from benchmarks.snip_table1 import Args, main
+    from benchmarks.studies.snip_table1 import Args, main
 
     with pytest.raises(SystemExit, match="another number of iterations"):  # a resume under another length
         main(Args(out=tmp_path, final_steps=10))

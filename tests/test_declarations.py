@@ -40,6 +40,7 @@ EXPECTED = {
         "uniform", "er", "erk", "lamp", "global_magnitude", "global_snip", "global_grasp", "global_synflow", "random")},
     **{name: ("searcher", True, True) for name in ("random_search", "cma_es", "tpe")},
     "successive_halving": ("searcher", False, False),
+    "sensitivity": ("heuristic", False, False),
     **{name: ("learner", False, True) for name in ("sb3_ppo", "mappo", "mappo_ar", "pretrained")},
     **{name: ("learner", False, False) for name in ("benchmarl_mappo", "benchmarl_ippo", "benchmarl_iql")},
 }

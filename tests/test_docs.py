@@ -145,7 +145,7 @@ def test_links_are_fixed_in_the_generation_not_in_the_report(tmp_path: Path):
     (reference / "oracle_headroom.png").write_bytes(b"\x89PNG")
     [report] = docs_pages.find_reports(reference)
     page = docs_pages.page_markdown(report, reference)
-    assert page.startswith("# Oracle plans\n\n> Produced by `python -m benchmarks.oracle`")
+    assert page.startswith("# Oracle plans\n\n> Produced by `python -m benchmarks.studies.oracle`")
     assert "`benchmarks/results/reference/oracle.md`" in page
     assert "![convergence](oracle/oracle_convergence.png)" in page
     assert "oracle_gone.png` is not committed" in page and "](oracle_gone.png)" not in page

@@ -1,4 +1,4 @@
-"""benchmarks.family_proxy on its tiniest setting (one member per split, one target, one seed, K = 1), in this
+"""benchmarks.studies.family_proxy on its tiniest setting (one member per split, one target, one seed, K = 1), in this
 process: every printed difference to global SNIP, and its win count, is recomputed here by another path, each
 controller acting through the env's reset and step instead of the script's plan and ``evaluate_plan``.
 
@@ -14,7 +14,7 @@ import torch
 
 import agents
 from agents.pretrained import load_pretrained
-from benchmarks import family_proxy
+from benchmarks.studies import family_proxy
 from pruning_env.families import family_tasks
 from pruning_env.parallel import PruningEnv
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.fidelity import Args, main
 from benchmarks.final_accuracy import FinalEvaluator, final_test_accuracy
+from benchmarks.studies.fidelity import Args, main
 from pruning_env.masking import topk_masks
 from pruning_env.parallel import PruningEnv
 from pruning_env.registry import get_task

@@ -11,7 +11,7 @@ from agents.mappo.controller import MappoController
 from agents.pretrained import Recipe, train_on_family
 from benchmarks.cells import plan_of
 from benchmarks.final_accuracy import FinalEvaluator
-from benchmarks.generalize import Args, cells_of, run
+from benchmarks.studies.generalize import Args, cells_of, run
 from pruning_env import PruningEnv
 from pruning_env.families import Family, family_tasks
 from pruning_env.tasks import DIGITS_FINAL, DIGITS_PROXY

@@ -1,4 +1,4 @@
-"""benchmarks.gpu_check: the dry version on CPU end to end, and its pieces (what to install, what it parses)."""
+"""benchmarks.studies.gpu_check: the dry version on CPU end to end, and its pieces (what to install, what it parses)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from benchmarks import gpu_check
+from benchmarks.studies import gpu_check
 
 
 def test_it_installs_only_what_is_missing_or_too_old(monkeypatch) -> None:
@@ -38,7 +38,7 @@ def test_it_finds_the_gpu_tests_and_those_that_need_ray() -> None:
 
 @pytest.mark.slow
 def test_the_dry_version_runs_end_to_end_and_writes_the_table(tmp_path) -> None:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--dry", "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.studies.gpu_check", "--dry", "--out", str(tmp_path)],
                           cwd=gpu_check.ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = (tmp_path / "gpu_check.md").read_text()

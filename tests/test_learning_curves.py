@@ -1,4 +1,4 @@
-"""The learning-curve benchmark (``benchmarks.learning_curves``) end to end on a tiny budget, and the probes it
+"""The learning-curve benchmark (``benchmarks.studies.learning_curves``) end to end on a tiny budget, and the probes it
 reads: every controller's current plan after each update (``on_update``), CMA-ES's mean, the searchers' best."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from agents import make_controller
-from benchmarks import learning_curves
 from benchmarks.intervals import t_interval
-from benchmarks.learning_curves import Args, instances, latest, marks
+from benchmarks.studies import learning_curves
+from benchmarks.studies.learning_curves import Args, instances, latest, marks
 from pruning_env.parallel import PruningEnv
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.mappo_diagnosis import Args, cma_trace, mappo_trace, markdown, ruggedness
+from benchmarks.studies.mappo_diagnosis import Args, cma_trace, mappo_trace, markdown, ruggedness
 
 
 def test_ruggedness_mappo_and_cma_traces_and_their_table() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import oracle
 from benchmarks.ground_truth import FIELDS, GroundTruth, key
-from benchmarks.oracle_search import cma_search, level_search, to_plan, to_units
 from benchmarks.records import RecordFile
+from benchmarks.studies import oracle
+from benchmarks.studies.oracle_search import cma_search, level_search, to_plan, to_units
 from benchmarks.study import drop_superseded
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from benchmarks.compare import Args, compare, main, provenance
-from benchmarks.numerics import Args as NumericsArgs
-from benchmarks.numerics import main as numerics_main
 from benchmarks.provenance import versions
+from benchmarks.studies.numerics import Args as NumericsArgs
+from benchmarks.studies.numerics import main as numerics_main
 
 
 def cell(controller: str, seed: int, accuracy: float, **extra) -> dict:

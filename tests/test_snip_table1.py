@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.snip_table1 import PAPER_ERRORS, paper_init, table
+from benchmarks.studies.snip_table1 import PAPER_ERRORS, paper_init, table
 from pruning_env.models import build_model
 
 

@@ -18,7 +18,7 @@ import torch
 from scipy.stats import kendalltau
 
 from agents.random_search import RandomSearch
-from benchmarks import env_speed, ray_scaling, reward_throughput
+from benchmarks.studies import env_speed, ray_scaling, reward_throughput
 from pruning_env.data import load_dataset
 from pruning_env.parallel import PruningEnv
 from pruning_env.registry import get_task

@@ -72,7 +72,7 @@ def test_unknown_names_refuse_with_what_is_known() -> None:
 @pytest.mark.parametrize("study", ["oracle", "generalize", "learning_curves", "snip_table1"])
 def test_a_report_only_rebuild_of_the_committed_records_gives_the_committed_report(study: str, tmp_path: Path) -> None:
     """Every line but the run's wall time (not a record: the rebuild takes its own)."""
-    from benchmarks import generalize, learning_curves, oracle, snip_table1
+    from benchmarks.studies import generalize, learning_curves, oracle, snip_table1
 
     files = {"oracle": ["oracle.jsonl", "ground_truth.jsonl"],
              "generalize": ["generalize_plans.jsonl", "generalize.jsonl", "generalize_controllers"],

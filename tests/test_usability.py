@@ -25,8 +25,8 @@ from pruning_env import MultiTaskPruningEnv, PruningEnv
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"reward": "neg_loss", "reward_steps": 2, "device": "cpu"}
 README_CLIS = (
-    "agents.mappo", "agents.pretrained", "agents.random_search_ray", "benchmarks.run", "benchmarks.generalize",
-    "benchmarks.family_proxy", "benchmarks.env_speed", "benchmarks.fidelity", "benchmarks.ray_scaling",
+    "agents.mappo", "agents.pretrained", "agents.random_search_ray", "benchmarks.run", "benchmarks.studies.generalize",
+    "benchmarks.studies.family_proxy", "benchmarks.studies.env_speed", "benchmarks.studies.fidelity", "benchmarks.studies.ray_scaling",
 )
 
 

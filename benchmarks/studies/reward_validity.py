@@ -1,10 +1,11 @@
 """Reward validity: does searching a reward variant find plans that are better after the full training?
 
-    python -m benchmarks.studies.reward_validity --out DIR              # search, train, rank, report (resumable)
-    python -m benchmarks.studies.reward_validity --report-only          # the report from the committed records
+    python -m benchmarks.studies.reward_validity --out DIR        # search, train, rank, report (resumable)
+    python -m benchmarks.promote reward_validity --out DIR        # make it the committed reference
+    python -m benchmarks.studies.reward_validity --report-only --out benchmarks/results/reference
 
 For every reward variant (``VARIANTS``: the env options it changes) and every instance of the oracle study's cell
-(``--task``, ``--target``, ``--seeds``; ``benchmarks.oracle`` measured its headroom), the same search (CMA-ES from
+(``--task``, ``--target``, ``--seeds``; ``benchmarks.studies.oracle`` measured its headroom), the same search (CMA-ES from
 global SNIP's plan, ``agents.black_box.CMAESSearch`` with its defaults) gets an equal compute budget: ``--budgets``
 in units of the default reward's cost, counted in sample-steps (``pruning_env.fidelity``: one sample through a
 training step or an evaluation forward pass). A variant that costs c units per evaluation gets budget / c
@@ -12,7 +13,7 @@ evaluations (at most ``--max-evaluations``). The two-stage variant spends what i
 ``finalists`` at its final fidelity on a cheap search, then keeps the finalist best at that fidelity.
 
 The search's best plan is trained fully with the oracle's held-out training seeds and read on the test split (the
-ground-truth store of ``benchmarks.oracle``): the realized gain is its mean test accuracy minus the instance's best
+ground-truth store of ``benchmarks.studies.oracle``): the realized gain is its mean test accuracy minus the instance's best
 heuristic's (of global SNIP, LAMP, ERK), paired per instance; the share of the headroom divides it by the oracle's
 gain on that instance. From the oracle's ground truth also, per variant: the Kendall tau of its reward against the
 full-training validation score among the top 20% of ``--candidates`` plans the oracle searches evaluated, and the
@@ -38,11 +39,11 @@ from benchmarks.best_known import REFERENCE as BEST_KNOWN_REFERENCE
 from benchmarks.cells import FinalPool
 from benchmarks.ground_truth import GroundTruth
 from benchmarks.intervals import signed_interval, t_interval
-from benchmarks.oracle import HELD_OUT_SEEDS, Trainings, cell_figures
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.progress import Progress
 from benchmarks.provenance import code_fingerprint
 from benchmarks.records import read_records
+from benchmarks.studies.oracle import HELD_OUT_SEEDS, Trainings, cell_figures
 from benchmarks.study import StudyArgs, check_known, open_records, publish, stamped
 from benchmarks.workers import WorkerPool
 from pruning_env.fidelity import Fidelity
@@ -80,6 +81,8 @@ VARIANTS: dict[str, Variant] = {
     "orders4": Variant({"reward_orders": 4}, about="mean over 4 minibatch orders"),
     "quarter_final": Variant({"reward_schedule": "final", "reward_steps": 150},
                              about="a low-fidelity full training: a quarter (150 steps) of the final schedule"),
+    "full600": Variant({"reward_schedule": "final", "reward_steps": 600},
+                       about="the whole final schedule (600 steps): the oracle's objective on one training seed"),
     "val30": Variant(val_fraction=0.3, about="a larger validation split: digits re-split with 30% validation"),
     "two_stage": Variant({"reward_steps": 25}, finalists=8, final_fidelity=Fidelity(400),
                          about="CMA-ES at K=25, its 8 best plans re-evaluated at K=400"),
@@ -182,7 +185,7 @@ def run_study(args: Args) -> str:
              if c["task"] == args.task and c["target_sparsity"] == args.target}
     missing = sorted(set(args.seeds) - set(cells))
     if missing:
-        raise SystemExit(f"no oracle cell of {args.task} at {args.target} for seeds {missing}: run benchmarks.oracle")
+        raise SystemExit(f"no oracle cell of {args.task} at {args.target} for seeds {missing}: run benchmarks.studies.oracle")
     results, ranking = open_records(
         args, [(args.out / f"{NAME}.jsonl", RESULT_KEY), (args.out / f"{NAME}_ranking.jsonl", RANKING_KEY)],
         lambda record: variant_settings(args, record["variant"]), "start again with --fresh")
@@ -306,8 +309,10 @@ def plot(path: Path, args: Args, cells: dict[int, dict[str, Any]], store: Ground
                                   yerr=[t_interval(r)[1] if len(r) > 1 else 0.0 for _, r, _ in points]))
         share_series.append(Series(name, x, [100 * float(r.sum() / h.sum()) for _, r, h in points]))
     save_lines(path, [Panel("realized gain over the best heuristic", "compute (default evaluations)", "points",
-                            gain_series),
-                      Panel("share of the oracle headroom", "compute (default evaluations)", "%", share_series)])
+                            gain_series, hlines=(("best heuristic", 0.0),)),
+                      Panel("share of the oracle headroom", "compute (default evaluations)", "%", share_series,
+                            hlines=(("oracle", 100.0), ("best heuristic", 0.0)))],
+               note="error bars: 95% t-intervals over instances")
 
 
 def main(args: Args) -> None:

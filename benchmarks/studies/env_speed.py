@@ -1,8 +1,8 @@
 """Env speed and memory: episodes per second, reset and step latency, the step against a plain torch loop, where
 an episode's time goes, and the reward training's arithmetic rate against a plain matmul's.
 
-    python -m benchmarks.env_speed                      # mlp-digits and lenet300-mnist on the default device
-    python -m benchmarks.env_speed --device cuda --tasks resnet20-cifar10
+    python -m benchmarks.studies.env_speed                      # mlp-digits and lenet300-mnist on the default device
+    python -m benchmarks.studies.env_speed --device cuda --tasks resnet20-cifar10
 
 For each task it prints the median seconds of an uncached reset (new initialization: proxies scored), a cached
 reset, a step (projection + masks + K masked training steps + evaluation) and the same K training steps and

@@ -1,7 +1,7 @@
 """Reward throughput of the batched path: evaluations per second against the batch B of masked copies.
 
-    python -m benchmarks.reward_throughput                          # the default device, every task
-    python -m benchmarks.reward_throughput --device cuda --batches 1 4 16 64 128
+    python -m benchmarks.studies.reward_throughput                          # the default device, every task
+    python -m benchmarks.studies.reward_throughput --device cuda --batches 1 4 16 64 128
 
 For each task, precision (fp32, bf16 autocast) and B it times ``PruningEnv.evaluate_plans`` of B plans on one
 instance (seed 0, plans drawn around ERK in logit space, K = ``--steps`` reward steps) after one warm-up pass,
@@ -14,7 +14,7 @@ A cell whose projected time (B x the sequential seconds) exceeds ``--max-cell-se
 
 Then the fidelity of bf16: the Kendall tau between fp32 and bf16 rewards of ``--tau-plans`` plans of one task.
 A CIFAR task falls back to synthetic CIFAR-shaped data when the archive is absent; ``--synthetic`` uses random data
-of every task's real shape instead of its dataset (no data files needed: ``benchmarks.gpu_check``). Results go to
+of every task's real shape instead of its dataset (no data files needed: ``benchmarks.studies.gpu_check``). Results go to
 ``<out>/reward_throughput_<device><label>.md`` and ``.jsonl``.
 
 On a 2-core CPU, ResNet-20 at K = 100 takes about a minute per evaluation; time it there with ``--steps 20``.
@@ -35,8 +35,8 @@ from scipy.stats import kendalltau
 
 from agents.heuristics import reference_sparsities
 from agents.random_search import sample_plans
-from benchmarks.env_speed import matmul_gflops, task_data
 from benchmarks.provenance import git_describe, versions
+from benchmarks.studies.env_speed import matmul_gflops, task_data
 from pruning_env.compute import synchronize
 from pruning_env.data import Dataset
 from pruning_env.data.dataset import build_dataset
@@ -99,7 +99,7 @@ def synthetic_data(task_name: str, device: torch.device) -> Dataset:
 
 
 def matmul_tflops(size: int, device: torch.device, precision: str) -> float:
-    """TFLOP/s of ``torch.mm`` of two ``(size, size)`` matrices in ``precision`` (``benchmarks.env_speed``)."""
+    """TFLOP/s of ``torch.mm`` of two ``(size, size)`` matrices in ``precision`` (``benchmarks.studies.env_speed``)."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     return matmul_gflops(size, device, repeats=10, dtype=dtype) / 1e3
 

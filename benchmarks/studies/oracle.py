@@ -1,14 +1,14 @@
 """Oracle plans on the ground truth: how much better than the best heuristic a plan can be, per benchmark cell.
 
-    python -m benchmarks.oracle --task mlp-digits --targets 0.99 --seeds 0 1 2 3 4     # search, hold out, report
-    python -m benchmarks.oracle --report-only                  # oracle.md and the plots from the stored trainings
+    python -m benchmarks.studies.oracle --task mlp-digits --targets 0.99 --seeds 0 1 2 3 4     # search, hold out, report
+    python -m benchmarks.studies.oracle --report-only                  # oracle.md and the plots from the stored trainings
 
 For one cell (task, target, instance seed) the study
 1. takes the best heuristic plans (``HEURISTICS``: global SNIP, LAMP, ERK) on the instance;
 2. searches on the ground truth: a plan's score is its validation accuracy after the task's full training, mean
    over the training seeds ``SEARCH_SEEDS`` (ties broken by the validation loss, ``LOSS_TIE_BREAK``), never the
    test split. Two searches start from the heuristic with the best score: CMA-ES and an EvoPress-style search over
-   discrete per-layer levels (``benchmarks.oracle_search``); each stops after ``--evaluations`` plans or when its
+   discrete per-layer levels (``benchmarks.studies.oracle_search``); each stops after ``--evaluations`` plans or when its
    best score is flat for ``--patience`` plans. The oracle is the best plan either found;
 3. trains the oracle and every heuristic with the held-out training seeds ``HELD_OUT_SEEDS`` (the best known plans'
    ``benchmarks.best_known.TRAIN_SEEDS``, disjoint from the search's) and reads the test split: the headroom of the
@@ -38,12 +38,13 @@ from benchmarks.best_known import TRAIN_SEEDS, BestKnown, schedule_of
 from benchmarks.cells import FinalPool, instance_env, jobs_of, plan_of, store_record
 from benchmarks.ground_truth import GroundTruth, key
 from benchmarks.intervals import signed_interval, t_interval
-from benchmarks.oracle_search import Trace, cma_search, level_search
 from benchmarks.progress import Progress
 from benchmarks.provenance import code_fingerprint
-from benchmarks.records import read_records, write_atomic
+from benchmarks.records import read_records
+from benchmarks.studies.oracle_search import Trace, cma_search, level_search
 from benchmarks.study import StudyArgs, drop_superseded, open_records
 from benchmarks.suites import available_cores
+from pruning_env.files import write_atomic
 from pruning_env.registry import get_task
 
 SEARCH_SEEDS: tuple[int, ...] = (1000, 1001)
@@ -54,8 +55,8 @@ HEURISTICS: tuple[str, ...] = ("global_snip", "lamp", "erk")
 """The heuristics the searches start from and the headroom is measured against."""
 LOSS_TIE_BREAK = 1e-3
 """Score = mean validation accuracy - this x mean validation loss (nats): the loss only orders equal accuracies."""
-ORACLE_CODE: tuple[str, ...] = ("benchmarks/cells.py", "benchmarks/final_accuracy.py", "benchmarks/oracle.py",
-                                "benchmarks/oracle_search.py")
+ORACLE_CODE: tuple[str, ...] = ("benchmarks/cells.py", "benchmarks/final_accuracy.py", "benchmarks/studies/oracle.py",
+                                "benchmarks/studies/oracle_search.py")
 
 if set(SEARCH_SEEDS) & set(HELD_OUT_SEEDS):  # the test numbers would be read on the search's own trainings
     raise AssertionError(f"search seeds {SEARCH_SEEDS} overlap the held-out seeds {HELD_OUT_SEEDS}")
@@ -272,7 +273,7 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
         groups.setdefault((cell["task"], cell["target_sparsity"]), []).append(cell)
     lines = [
         "# Oracle plans and the headroom of each cell", "",
-        "Built by `python -m benchmarks.oracle --report-only` from `oracle.jsonl` and `ground_truth.jsonl`. Headroom "
+        "Built by `python -m benchmarks.studies.oracle --report-only` from `oracle.jsonl` and `ground_truth.jsonl`. Headroom "
         "= the oracle's mean test accuracy minus the best heuristic's (of " + ", ".join(HEURISTICS) + "; the one "
         f"best on that test mean), both trained with the held-out training seeds {list(HELD_OUT_SEEDS)}; the "
         f"search read only the validation split after trainings with the seeds {list(SEARCH_SEEDS)}. Points of "

@@ -1,7 +1,7 @@
 """One-command GPU check: the gpu-marked tests and the reward throughput on ResNet-20 and LeNet-5, as one table.
 
     make gpu-check                                  # here, with the venv (no CUDA: the dry version)
-    python3 -m benchmarks.gpu_check --out "$OUT"    # on a GPU machine with torch and no network
+    python3 -m benchmarks.studies.gpu_check --out "$OUT"    # on a GPU machine with torch and no network
     make gpu-wheels                                 # here, once: the wheels that machine lacks, into .gpu-wheels/
 
 Steps, each under a timeout, about 8 minutes in all (``--budget``):
@@ -13,7 +13,7 @@ Steps, each under a timeout, about 8 minutes in all (``--budget``):
    they must be installed already (the GPU image has them); numpy's wheel is fetched as a fallback.
 2. ``pytest -m gpu`` on the test files that hold gpu-marked tests (tests that need Ray are deselected when Ray is
    absent).
-3. ``benchmarks.reward_throughput --synthetic`` (random data of the real shapes, no data files) on ResNet-20
+3. ``benchmarks.studies.reward_throughput --synthetic`` (random data of the real shapes, no data files) on ResNet-20
    (3x32x32) and LeNet-5 (1x28x28) at K = 100, B in 1, 16, 64, 256, fp32 and bf16: one run per model and precision,
    each with a share of the time left; a run cut short keeps the cells it printed.
 
@@ -39,9 +39,9 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / ".gpu-wheels"
-# (import name, distribution): what pruning_env, agents, benchmarks.reward_throughput and the gpu tests import.
+# (import name, distribution): what pruning_env, agents, benchmarks.studies.reward_throughput and the gpu tests import.
 # ``make gpu-wheels`` fetches these at the versions of this venv.
 PACKAGES = (
     ("numpy", "numpy"), ("gymnasium", "gymnasium"), ("farama_notifications", "Farama-Notifications"),
@@ -172,7 +172,7 @@ def gpu_test_files() -> tuple[list[str], list[str]]:
 
 
 def parse_cells(output: str) -> dict[int, dict]:
-    """The cells ``benchmarks.reward_throughput`` printed, by B."""
+    """The cells ``benchmarks.studies.reward_throughput`` printed, by B."""
     cells = {}
     for line in output.splitlines():
         if match := CELL.match(line):
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     for index, (task, precision) in enumerate(runs):
         share = weights[task] / sum(weights[t] for t, _ in runs[index:])
         timeout = (deadline - time.monotonic()) * share
-        command = [sys.executable, "-m", "benchmarks.reward_throughput", "--synthetic", "--device", device,
+        command = [sys.executable, "-m", "benchmarks.studies.reward_throughput", "--synthetic", "--device", device,
                    "--tasks", task, "--precisions", precision, "--batches", *map(str, batches), "--steps", str(steps),
                    "--sequential-plans", "2" if dry else "3", "--tau-plans", "0", "--out", str(scratch),
                    "--label", f"_{task}_{precision}", "--max-cell-seconds", "60" if dry else "100000",

@@ -12,8 +12,8 @@ orders), and so are the reference heuristics' plans (global SNIP, LAMP); the tab
 each reference on the same instances (mean over training seeds per instance, then a 95% t-interval over
 instances of the paired difference).
 
-    python -m benchmarks.learning_curves                               # mlp-digits, 0.98 and 0.99, 5 instances
-    python -m benchmarks.learning_curves --controllers cma_es mappo --seeds 0 1 --episodes 100
+    python -m benchmarks.studies.learning_curves                               # mlp-digits, 0.98 and 0.99, 5 instances
+    python -m benchmarks.studies.learning_curves --controllers cma_es mappo --seeds 0 1 --episodes 100
 
 Records resume like ``make bench`` (``learning_curves.jsonl``: one curve per (controller, target, seed);
 ``learning_curves_finals.jsonl``: one full training per plan and training seed); the table goes to

@@ -7,7 +7,7 @@
    of the deterministic plan (MAPPO's mean action, CMA-ES's mean) after every update / generation, beside the best
    sample so far and the mean reward of the update's samples.
 
-    python -m benchmarks.mappo_diagnosis                       # mlp-digits at 0.99, instance 0: ~15 min on 2 cores
+    python -m benchmarks.studies.mappo_diagnosis                       # mlp-digits at 0.99, instance 0: ~15 min on 2 cores
 
 Writes ``mappo_diagnosis.jsonl`` (one record per measurement) and ``mappo_diagnosis.md``.
 """

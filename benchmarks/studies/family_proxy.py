@@ -4,8 +4,8 @@ The cheap diagnostic behind the generalization analysis in the README: for each 
 target and init seed, the reward ``neg_loss`` (validation loss after the family's K proxy steps) of the
 controller's plan, of global SNIP's and of LAMP's, all on the same instance; printed as differences to SNIP.
 
-    python -m benchmarks.family_proxy                          # the shipped controller
-    python -m benchmarks.family_proxy --controller runs/x.pt   # any saved MAPPO controller
+    python -m benchmarks.studies.family_proxy                          # the shipped controller
+    python -m benchmarks.studies.family_proxy --controller runs/x.pt   # any saved MAPPO controller
 """
 
 from __future__ import annotations

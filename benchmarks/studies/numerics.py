@@ -1,7 +1,7 @@
 """Are full trainings reproducible, and across which machines? The same plans trained in fresh processes under
 different CPU kernel selections of one machine.
 
-    python -m benchmarks.numerics                  # dense, uniform, ERK, global SNIP on mlp-digits at 0.99, seeds 0-2
+    python -m benchmarks.studies.numerics                  # dense, uniform, ERK, global SNIP on mlp-digits at 0.99, seeds 0-2
 
 Torch picks its vector kernels by the CPU's instruction set (``ATEN_CPU_CAPABILITY`` caps it) and MKL its GEMM
 code path by the processor (``MKL_CBWR=COMPATIBLE`` forces its portable one). Two runs on one machine with the
@@ -81,11 +81,11 @@ def _test_size(task: str) -> int:
 
 def run_kernels(name: str, args: Args) -> list[dict[str, Any]]:
     """``train_cells`` in a new Python process with the environment of ``KERNELS[name]``."""
-    call = (f"import json; from benchmarks.numerics import train_cells; "
+    call = (f"import json; from benchmarks.studies.numerics import train_cells; "
             f"print(json.dumps(train_cells({args.task!r}, {args.target!r}, {list(args.controllers)!r}, "
             f"{list(args.seeds)!r})))")
     done = subprocess.run([sys.executable, "-c", call], env={**os.environ, **KERNELS[name]}, capture_output=True,
-                          text=True, cwd=Path(__file__).resolve().parent.parent)
+                          text=True, cwd=Path(__file__).resolve().parents[2])
     if done.returncode != 0:
         raise RuntimeError(f"the trainings under {name!r} failed:\n{done.stderr[-3000:]}")
     return [{**record, "kernels": name, "environment": KERNELS[name]} for record in json.loads(done.stdout.splitlines()[-1])]

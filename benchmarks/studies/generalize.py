@@ -14,8 +14,8 @@ its test accuracy is reported, mean ± std over members and init seeds. The heur
 random search spends ``search_episodes`` reward evaluations on EACH cell (the per-instance protocol), so its cost
 is reported beside the learners' one-off training cost. Learner training seed i is paired with init seed i.
 
-    python -m benchmarks.generalize                      # digits family: ~40 min on 2 cores
-    python -m benchmarks.generalize --learners mappo --train-seeds 0   # a shorter run
+    python -m benchmarks.studies.generalize                      # digits family: ~40 min on 2 cores
+    python -m benchmarks.studies.generalize --learners mappo --train-seeds 0   # a shorter run
 
 Records (``generalize_plans.jsonl``, ``generalize.jsonl``) resume like ``make bench``; trained controllers are
 kept in ``generalize_controllers/``. The table goes to ``generalize.md``, the plot to ``generalize.png``
@@ -44,12 +44,13 @@ from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
 from benchmarks.cells import instance_env, plan_of, run_finals
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.provenance import code_fingerprint, versions
-from benchmarks.records import RecordFile, write_atomic
+from benchmarks.records import RecordFile
 from benchmarks.run import CELL_KEY
 from benchmarks.study import StudyArgs, open_records, publish, run_options, stamped
 from benchmarks.suites import HEURISTICS
 from pruning_env.device import resolve_device
 from pruning_env.families import family_tasks
+from pruning_env.files import write_atomic
 
 PRETRAINED = "pretrained"
 DENSE = "dense"
@@ -264,7 +265,7 @@ def report(args: Args, records: Sequence[dict[str, Any]], seconds: float, device
     lines += ["", f"Family {args.family}: training members {[t.name for t in family_tasks(args.family, 'train')]}; "
               f"training targets [{train_low:g}, {train_high:g}]; init seeds {list(args.eval_seeds)}; learner training "
               f"seeds {list(args.train_seeds)}; random search {args.search_episodes} evaluations per cell; device "
-              f"{device}; {seconds / 60:.1f} min this run. Command: python -m benchmarks.generalize."]
+              f"{device}; {seconds / 60:.1f} min this run. Command: python -m benchmarks.studies.generalize."]
     return "\n".join(lines) + "\n"
 
 

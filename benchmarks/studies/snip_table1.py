@@ -1,8 +1,8 @@
 """SNIP's Table 1 (Lee et al. 2019) on real MNIST: global SNIP's plan, trained with the schedule we ship and with
 the paper's, from our initialization and from the paper's, against the paper's test errors.
 
-    python -m benchmarks.snip_table1                            # LeNet-300-100 at 95% and 98%, seeds 0-2
-    python -m benchmarks.snip_table1 --tasks lenet5-mnist --seeds 0
+    python -m benchmarks.studies.snip_table1                            # LeNet-300-100 at 95% and 98%, seeds 0-2
+    python -m benchmarks.studies.snip_table1 --tasks lenet5-mnist --seeds 0
 
 The paper's set-up (section 5): SNIP scores on one batch of 100 and prunes globally; SGD, momentum 0.9, batch 100,
 weight decay 5e-4, lr 0.1 decayed by 0.1 every 25k iterations (the total is not stated: ``paper`` trains 50k, two

@@ -1,8 +1,8 @@
 """Ray scale-out of random search: the same plans on 1 and N workers; wall time, speedup, equality of rewards.
 
-    python -m benchmarks.ray_scaling                                  # lenet300-mnist, K = 200, 1 and 2 workers
-    python -m benchmarks.ray_scaling --task mlp-digits --reward-steps 200 --workers 1 2
-    python -m benchmarks.ray_scaling --ray-address auto --workers 1 8 16   # on a running cluster
+    python -m benchmarks.studies.ray_scaling                                  # lenet300-mnist, K = 200, 1 and 2 workers
+    python -m benchmarks.studies.ray_scaling --task mlp-digits --reward-steps 200 --workers 1 2
+    python -m benchmarks.studies.ray_scaling --ray-address auto --workers 1 8 16   # on a running cluster
 
 Every run uses one Ray cluster (a local one of max(workers) CPUs unless ``--ray-address`` is given). Each pool
 is started and warmed first, untimed: one episode per actor pays the process start, data loading and torch's

@@ -1,6 +1,6 @@
 """Reward fidelity: does the proxy reward rank pruning plans like their final test accuracy, and at what cost?
 
-    python -m benchmarks.fidelity --task mlp-digits --target 0.98 --random-plans 20 --seeds 2 \
+    python -m benchmarks.studies.fidelity --task mlp-digits --target 0.98 --random-plans 20 --seeds 2 \
         --reward-steps 25 50 100 200 --reward neg_loss accuracy
 
 Plans: the heuristic allocations (uniform, ER, ERK, LAMP and the global-score ones, read from the observation as
