@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -230,6 +231,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             self.data.num_classes,
             orders=config.reward_orders,
         )
+        self._observation_cache: OrderedDict[tuple[int, float], np.ndarray] = OrderedDict()
         self.compute_spent = 0
         """Sample-steps every reward of this env has cost so far (``pruning_env.fidelity``)."""
         self.possible_agents = [f"layer_{i}" for i in range(len(self.layers))]
@@ -310,7 +312,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         low, high = self.config.target_range
         target = float(self._np_random.uniform(low, high)) if high > low else low
         instance = self._instances.get(init_seed)
-        observations = observation_matrix(self.layers, self._static, instance.summaries, target, self.config.budget)
+        observations = self._observation_matrix(instance, target).copy()  # the episode's own: a caller may write
         # drawn last, only when asked for: the other draws of a seed stay what they were
         order = int(self._np_random.integers(2**31 - 1)) if self.config.reward_order == "episode" else init_seed
         self._episode = _Episode(self._base_seed, instance, target, observations, time.perf_counter() - start, order,
@@ -333,6 +335,18 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         if self.render_mode == "human":
             self.render()
         return observations, rewards, terminations, truncations, self._last_infos
+
+    def _observation_matrix(self, instance: Instance, target: float) -> np.ndarray:
+        """The observation ``(L, F)`` of an instance at a target, kept for the last ``cache_size`` x 4 pairs (a
+        search resets on one instance and target again and again)."""
+        key = (instance.init_seed, target)
+        if key not in self._observation_cache:
+            self._observation_cache[key] = observation_matrix(self.layers, self._static, instance.summaries, target,
+                                                              self.config.budget)
+            if len(self._observation_cache) > 4 * self.config.cache_size:
+                self._observation_cache.popitem(last=False)
+        self._observation_cache.move_to_end(key)
+        return self._observation_cache[key]
 
     @property
     def compute_left(self) -> int | None:
