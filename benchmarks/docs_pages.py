@@ -115,6 +115,11 @@ SOURCES: dict[str, Source] = {
         STUDY, "global SNIP on LeNet-300-100 under our schedule and the paper's, against the paper's errors"),
     "numerics": Source("Numerics across CPU kernels", "python -m benchmarks.studies.numerics", STUDY,
                        "the same plans trained in fresh processes under other CPU kernel selections"),
+    "env_speed_trained": Source(
+        "Env speed after training (zero-step reward)",
+        "python -m benchmarks.studies.env_speed --tasks mlp-digits-trained cnn-digits-trained --threads 1 "
+        "--memory-episodes 0 --repeats 15 --out benchmarks/results/reference/env_speed_trained.md",
+        STUDY, "evaluations/s of the one-forward-pass reward on the trained networks, one CPU thread"),
     "reward_throughput_cpu": Source(
         "Reward throughput (CPU)",
         "python -m benchmarks.studies.reward_throughput --device cpu --tasks mlp-digits lenet5-mnist --threads 2",

@@ -125,3 +125,17 @@ def test_ray_scaling_records_the_rewards_this_process_computes(ray_home, tmp_pat
     assert run["episodes_per_second"] == 3 / run["seconds"]
     assert (run["workers"], run["speedup"], run["same_rewards"]) == (1, 1.0, True)
     assert re.search(r"^\s+1\s+\S+\s+\S+\s+1\.00\s+True\s", capsys.readouterr().out, re.M)
+
+
+def test_env_speed_times_the_zero_step_reward_as_evaluations_per_second(capsys):
+    with torch.random.fork_rng():
+        env_speed.main(env_speed.Args(tasks=("mlp-digits-trained",), device="cpu", repeats=2, plans=3,
+                                      memory_episodes=0, matmul_size=64))
+    out = capsys.readouterr().out
+    line = re.search(r"^mlp-digits-trained\s+cpu\s+K=0\s+layers=6\s+evaluations/s one per call=\s*(\S+)\s+3 per call="
+                     r"\s*(\S+)\s+step=(\S+) ms\s+forward pass=(\S+) ms\s+rest of the step=(\S+) ms$", out, re.M)
+    assert line, out
+    single, together, step, forward, rest = line.groups()
+    assert float(single) > 0 and float(together) > 0 and 0 < float(forward) < float(step)
+    assert_derived(rest, lambda s, f: s - f, step, forward)
+    assert "GFLOP/s (dense estimate" not in out  # no training to rate

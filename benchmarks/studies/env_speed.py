@@ -3,6 +3,7 @@ an episode's time goes, and the reward training's arithmetic rate against a plai
 
     python -m benchmarks.studies.env_speed                      # mlp-digits and lenet300-mnist on the default device
     python -m benchmarks.studies.env_speed --device cuda --tasks resnet20-cifar10
+    python -m benchmarks.studies.env_speed --tasks mlp-digits-trained cnn-digits-trained --threads 1   # K = 0
 
 For each task it prints the median seconds of an uncached reset (new initialization: proxies scored), a cached
 reset, a step (projection + masks + K masked training steps + evaluation) and the same K training steps and
@@ -21,20 +22,31 @@ The training's arithmetic rate is an estimate for the DENSE network (masked trai
 / training seconds, printed next to a plain ``torch.mm`` of two ``--matmul-size`` square float32 matrices on the
 same device, timed in the same run. Then the resident memory over ``--memory-episodes`` episodes of the first task.
 A CIFAR task falls back to synthetic CIFAR-shaped data when the archive is absent.
+
+A task whose reward trains nothing (``reward_steps=0``, the default after training) is timed as evaluations per
+second instead: ``--plans`` random plans one per ``evaluate_plan`` call and all in one ``evaluate_plans`` call, and a
+step's median time against its forward pass (``EpisodeResult.seconds``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import tyro
 
+from benchmarks.provenance import cpu_model
+from benchmarks.study import publish
 from pruning_env.compute import synchronize
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.device import resolve_device
@@ -65,6 +77,10 @@ class Args:
     """Seed of the first instance."""
     matmul_size: int = 1024
     """Side of the square float32 matrices of the plain matmul reference."""
+    plans: int = 200
+    """Random plans timed per task with the zero-step reward (``reward_steps=0``, e.g. a ``-trained`` task)."""
+    out: Path | None = None
+    """Also write what is printed to this Markdown report (e.g. ``benchmarks/results/env_speed_trained.md``)."""
     threads: int | None = None
     """Torch intra-op CPU threads; torch's default when omitted (1 is steadier on a shared machine)."""
 
@@ -140,10 +156,10 @@ def uniform_actions(env: PruningEnv, target: float) -> dict[str, np.ndarray]:
 def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: float) -> PruningEnv:
     data = task_data(task_name, device)
     env = PruningEnv(task_name, data=data, device=device, reward_steps=args.reward_steps, cache_size=args.repeats + 2)
-    if env.config.reward_train is None:
-        raise ValueError(f"{task_name} rewards with no training (reward_steps=0): env_speed times the reward's "
-                         "training and its plain-torch twin; pass --reward-steps K > 0")
     target = env.config.target_range[0]
+    if env.config.reward_train is None:
+        time_zero_step(env, target, args)
+        return env
     uncached, cached, steps = [], [], []
     env.reset(seed=args.seed)
     env.step(uniform_actions(env, target))  # warm-up: allocator, kernels
@@ -174,6 +190,32 @@ def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: flo
     phases["step overhead"] = step - sum(phases[name] for name in ("plan pipeline", "training", "evaluation"))
     print_breakdown(env, phases, matmul_rate, args.matmul_size)
     return env
+
+
+def time_zero_step(env: PruningEnv, target: float, args: Args) -> None:
+    """The zero-step reward (``reward_steps=0``: one forward pass): evaluations/s one plan per call and
+    ``--plans`` plans in one ``evaluate_plans`` call, random plans around the target on one instance, then where a
+    step's time goes."""
+    plans = np.random.default_rng(args.seed).uniform(max(0.0, 2 * target - 1), 1.0, (args.plans, len(env.layers)))
+    env.evaluate_plans([(args.seed, plan) for plan in plans[:2]])  # warm-up: scoring, allocator, kernels
+    start = time.perf_counter()
+    for plan in plans:
+        env.evaluate_plan(args.seed, plan)
+    single = args.plans / (time.perf_counter() - start)
+    start = time.perf_counter()
+    env.evaluate_plans([(args.seed, plan) for plan in plans])
+    together = args.plans / (time.perf_counter() - start)
+    steps, evaluations = [], []
+    for plan in plans[: args.repeats]:
+        env.reset(seed=args.seed)
+        start = time.perf_counter()
+        env.step({agent: np.array([value], dtype=np.float32) for agent, value in zip(env.possible_agents, plan, strict=True)})
+        steps.append(time.perf_counter() - start)
+        evaluations.append(env.last_result.seconds)
+    step, evaluation = statistics.median(steps), statistics.median(evaluations)
+    print(f"{env.task.name:<18} {env.device.type:<5} K=0    layers={len(env.layers):<3} "
+          f"evaluations/s one per call={single:8.1f}  {args.plans} per call={together:8.1f}  "
+          f"step={step * 1e3:.3f} ms  forward pass={evaluation * 1e3:.3f} ms  rest of the step={(step - evaluation) * 1e3:.3f} ms")
 
 
 def print_breakdown(env: PruningEnv, phases: dict[str, float], matmul_rate: float, matmul_size: int) -> None:
@@ -241,6 +283,32 @@ def memory_check(env: PruningEnv, episodes: int, warmup: int) -> None:
 
 
 def main(args: Args) -> None:
+    if args.out is None:
+        measure(args)
+        return
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(Tee(sys.stdout, printed)):
+        measure(args)
+    command = "python -m benchmarks.studies.env_speed " + " ".join(sys.argv[1:])
+    publish(args.out.parent, args.out.stem,
+            f"# Env speed\n\nBuilt by `{command}` on {cpu_model()} ({os.cpu_count()} cores).\n\n"
+            f"```text\n{printed.getvalue()}```\n")
+
+
+class Tee(io.TextIOBase):
+    """Writes to several text streams."""
+
+    def __init__(self, *streams: io.TextIOBase) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+
+def measure(args: Args) -> None:
+    """Time every task of ``args`` and print the figures."""
     device = resolve_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
