@@ -37,7 +37,6 @@ class SuccessiveHalvingSearch:
         reference: the allocation at offset 0 (``"snip"``, ``"erk"``, ...), the first candidate.
         bound: each layer's logit offset lies in [-bound, bound], > 0.
         seed: seeds TPE and is the reset seed of every evaluation.
-        progress: unused (the search prints nothing); kept for the controllers' common options.
     """
 
     name = "successive_halving"
@@ -46,8 +45,7 @@ class SuccessiveHalvingSearch:
     accepts_on_update = False
 
     def __init__(self, env: PruningEnv, compute: int = 1_000_000, rungs: tuple[int, ...] = (25, 100, 400),
-                 eta: int = 3, reference: str = "snip", bound: float = 3.0, seed: int = 0, progress: bool = False
-                 ) -> None:
+                 eta: int = 3, reference: str = "snip", bound: float = 3.0, seed: int = 0) -> None:
         if not rungs or any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
             raise ValueError(f"rungs must be increasing training steps, got {rungs!r}")
         self.fidelities = [env.fidelity_of(Fidelity(steps)) for steps in rungs]  # ValueError when out of range

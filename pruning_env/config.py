@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -23,7 +23,7 @@ import torch
 from pruning_env.budget import Budget, check_budget
 from pruning_env.compute import PRECISIONS, Precision
 from pruning_env.device import default_reward_batch, resolve_device
-from pruning_env.fidelity import SCHEDULES, Fidelity, Schedule
+from pruning_env.fidelity import SCHEDULES, Fidelity, Schedule, schedule_of
 from pruning_env.registry import get_task
 from pruning_env.rewards import check_reward_kind
 from pruning_env.scorers import SCORERS, is_target_dependent
@@ -165,13 +165,10 @@ class EnvConfig:
             raise ValueError(f"reward_schedule must be one of {list(SCHEDULES)}, got {reward_schedule!r}")
         if reward == "full":
             reward_schedule = "final"
-        elif reward_schedule == "final" and reward_steps is None:
-            reward_steps = task.reward_train.steps  # the final schedule cut to the task's K
-        reward_train: TrainConfig | None = task.final_train if reward_schedule == "final" else task.reward_train
-        if reward_steps == 0:
-            reward_train = None
-        elif reward_steps is not None:
-            reward_train = replace(reward_train, steps=reward_steps)
+        if reward_steps is None:  # the full reward's whole schedule, else the task's K (also cutting the final one)
+            reward_steps = (task.final_train if reward == "full" else task.reward_train).steps
+        reward_train = schedule_of(Fidelity(reward_steps, reward_orders, reward_schedule), task.reward_train,
+                                   task.final_train)
         if compute_limit is not None and not (isinstance(compute_limit, int) and compute_limit > 0):
             raise ValueError(f"compute_limit must be None or a positive integer (sample-steps), got {compute_limit!r}")
         device = resolve_device(device)

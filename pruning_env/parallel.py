@@ -36,7 +36,7 @@ from pruning_env.rewards import RewardEvaluator
 from pruning_env.spaces import SharedAgentSpaces, seeded_generator
 from pruning_env.tasks import Task, task_model
 from pruning_env.trained import TrainedWeights
-from pruning_env.training import MaskedTrainer
+from pruning_env.training import MaskedTrainer, TrainConfig
 
 ARGUMENTS: tuple[str, ...] = ("task", "model", "data", *OPTIONS)
 """Every keyword argument ``PruningEnv`` takes; any other is a ValueError (``config.check_option_names``)."""
@@ -373,9 +373,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
             return ZERO_COST_COST
         return evaluation_cost(self._schedule(fidelity), fidelity.orders, len(self._reward.y_eval))
 
-    def _schedule(self, fidelity: Fidelity) -> Any:
-        if fidelity == self.config.fidelity:
-            return self.config.reward_train
+    def _schedule(self, fidelity: Fidelity) -> TrainConfig | None:
+        """The training schedule of ``fidelity`` (``config.reward_train`` for the env's own)."""
         return schedule_of(fidelity, self.task.reward_train, self.task.final_train)
 
     def evaluate_plan(self, seed: int, plan: np.ndarray) -> EpisodeResult:
@@ -434,7 +433,8 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
 
     def _evaluate(self, prepared: Sequence[tuple[_Episode, PrunedPlan]]) -> list[EpisodeResult]:
         """The reward of every (episode, plan), the plans of one instance evaluated together; in input order."""
-        cost = sum(self.cost_of(episode.fidelity) for episode, _ in prepared)
+        costs = {fidelity: self.cost_of(fidelity) for fidelity in {episode.fidelity for episode, _ in prepared}}
+        cost = sum(costs[episode.fidelity] for episode, _ in prepared)
         left = self.compute_left
         if left is not None and cost > left:
             raise ComputeLimitReached(
@@ -456,7 +456,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
                     pruned, run, reward, episode.seed, init_seed, episode.target,
                     effective_sparsity=self._connectivity.effective_sparsity(pruned.masks),
                 )
-                results[index] = replace(result, cost=self.cost_of(fidelity))
+                results[index] = replace(result, cost=costs[fidelity])
         self.compute_spent += cost
         return results  # type: ignore[return-value]
 
