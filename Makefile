@@ -34,15 +34,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
+# Every suite through the one runner (SUITE=generalize too: SEEDS are its held-out init seeds there).
 bench: $(STAMP)
-ifeq ($(SUITE),generalize)
-	$(if $(CONTROLLER),$(error SUITE=generalize evaluates the family's own controllers and takes no CONTROLLER: run your controller on a suite (make bench SUITE=tiny CONTROLLER=...)),)
-	$(PY) -m benchmarks.studies.generalize $(if $(FRESH),--fresh,) $(if $(SEEDS),--eval-seeds $(SEEDS),) \
-		$(if $(WORKERS),--workers $(WORKERS),)
-else
 	$(PY) -m benchmarks.run --suite $(SUITE) $(if $(FRESH),--fresh,) $(if $(CONTROLLER),--controller $(CONTROLLER),) \
 		$(if $(SEEDS),--seeds $(SEEDS),) $(if $(WORKERS),--workers $(WORKERS),)
-endif
 
 # A run writes only into benchmarks/results; this makes its results the committed reference (then review git diff).
 promote: $(STAMP)

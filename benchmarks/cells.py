@@ -1,7 +1,7 @@
 """What every benchmark shares: the env of one instance, a controller's plan on it, and the full trainings of
 plans in worker processes (the ground truth), with the versions each record carries.
 
-    env = instance_env("mlp-digits", 0.99, seed=0, reward="neg_loss", reward_steps=None, device="cpu")
+    env = cell_env("mlp-digits", 0.99, seed=0, reward="neg_loss", reward_steps=None, device="cpu")
     plan = plan_of(agents.make_controller("erk", env), env, seed=0)        # (L,) requested sparsities
 """
 
@@ -20,11 +20,11 @@ from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.ground_truth import GroundTruth
 from benchmarks.provenance import versions
 from benchmarks.records import RecordFile
-from benchmarks.workers import WorkerPool
 from pruning_env.data import Dataset
 from pruning_env.device import default_reward_batch, resolve_device
 from pruning_env.instances import ModelSource
 from pruning_env.parallel import PruningEnv
+from pruning_env.pools import JobPool
 from pruning_env.registry import get_task
 from pruning_env.spaces import stack_observations
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the full trainings' worker processes import this module: th
     from agents.base import Controller
 
 
-def instance_env(
+def cell_env(
     task: str, target: float | tuple[float, float], seed: int, reward: str, reward_steps: int | None, device: str,
     reward_orders: int = 1, model: ModelSource | None = None, data: Dataset | None = None,
 ) -> PruningEnv:
@@ -91,7 +91,7 @@ Job = tuple[tuple[str, float, int, int | None], list[dict[str, Any]]]
 
 
 class FinalPool:
-    """Full trainings (``final_cells``) of jobs in a ``benchmarks.workers.WorkerPool`` of ``workers``: spawned
+    """Full trainings (``final_cells``) of jobs in a ``pruning_env.pools.JobPool`` of ``workers``: spawned
     processes kept for the pool's life, or this process for one worker; the numbers are the same.
 
         with FinalPool(workers=2, final_steps=None, device="cpu") as pool:
@@ -101,7 +101,7 @@ class FinalPool:
 
     def __init__(self, workers: int, final_steps: int | None, device: str) -> None:
         self.final_steps, self.device = final_steps, device
-        self.workers = WorkerPool(workers)
+        self.workers = JobPool(workers)
 
     def __enter__(self) -> FinalPool:
         return self

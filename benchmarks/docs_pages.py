@@ -69,12 +69,12 @@ SOURCES: dict[str, Source] = {
         SUITE, "the heuristics on cnn-digits-flops over 0.5-0.98: where the flops suite's targets come from", recorded=False),
     "mnist": Source(
         "MNIST: LeNet-300-100",
-        "python -m benchmarks.run --suite mnist --tasks lenet300-mnist --sparsities 0.95 0.98 --no-train-checkpoints",
+        "python -m benchmarks.run --suite mnist --tasks lenet300-mnist --sparsities 0.95 0.98 --train-checkpoints False",
         SUITE, "every controller on LeNet-300-100 with real MNIST at SNIP's 0.95 and 0.98, 3 seeds"),
     "mnist_lenet5": Source(
         "MNIST: LeNet-5-Caffe (reduced)",
         "python -m benchmarks.run --suite mnist --tasks lenet5-mnist --sparsities 0.99 --seeds 0 "
-        "--no-train-checkpoints --only dense uniform er erk lamp random global_magnitude global_snip global_grasp "
+        "--train-checkpoints False --only dense uniform er erk lamp random global_magnitude global_snip global_grasp "
         "global_synflow cma_es mappo --out benchmarks/results/reference/mnist_lenet5",
         SUITE, "the heuristics, CMA-ES and MAPPO on LeNet-5-Caffe at 0.99, one seed"),
     "benchmarl": Source("BenchMARL next to ours", "make bench SUITE=benchmarl", SUITE,

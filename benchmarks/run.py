@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -60,12 +61,12 @@ from benchmarks.aggregate import (
     score_matrices,
 )
 from benchmarks.best_known import REFERENCE, BestKnown, schedule_of
-from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.cells import cell_env, plan_of, run_finals
 from benchmarks.ground_truth import GroundTruth
 from benchmarks.outside import controller_source, register_outside
 from benchmarks.progress import Progress
 from benchmarks.provenance import code_fingerprint, versions
-from benchmarks.records import RecordFile, check_settings, fingerprint, read_records
+from benchmarks.records import fingerprint, read_records
 from benchmarks.report import (
     caption,
     effective_sparsity_table,
@@ -78,9 +79,9 @@ from benchmarks.report import (
     save_plot,
     weight_sparsity_table,
 )
-from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, Suite, as_recorded, get_suite
+from benchmarks.study import StudyArgs, open_record_files, publish
+from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, STUDY_SUITES, Suite, as_recorded, get_suite
 from pruning_env.device import resolve_device
-from pruning_env.files import write_atomic
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, make_pool
 from pruning_env.registry import get_task
@@ -93,15 +94,20 @@ BENCH_CODE: tuple[str, ...] = ("benchmarks/run.py", "benchmarks/cells.py", "benc
 
 
 @dataclass
-class Args:
+class Args(StudyArgs):
+    """``make bench``'s options: the study options (``benchmarks.study.StudyArgs``: out, workers, progress, fresh,
+    report_only) and the suite's."""
+
     suite: str = DEFAULT_SUITE
     """Suite (``benchmarks.suites``): short (the default: mlp-digits, 3 seeds, 48 evaluations, about 13 min on 2 cores), quick
     (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
     ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
-    cifar (ResNet-20, VGG-19; a GPU's work), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours); the
-    generalization benchmark is ``python -m benchmarks.studies.generalize``."""
-    out: Path = Path("benchmarks/results")
-    """Folder of the records, table and plot."""
+    cifar (ResNet-20, VGG-19; a GPU's work), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours), generalize
+    (zero-shot on unseen networks: ``benchmarks.studies.generalize``, which takes ``--seeds`` as its held-out init
+    seeds and ``--sparsities`` as its targets)."""
+    workers: int | None = None
+    """Processes for the final trainings and the searchers' rewards (default: the CPU cores this process may use);
+    the numbers are the same for any count."""
     device: str = "auto"
     """"auto" (CUDA when present), "cpu" or "cuda"."""
     seeds: tuple[int, ...] | None = None
@@ -112,16 +118,6 @@ class Args:
     """Override the suite's targets (e.g. a sweep for where the allocation matters)."""
     only: tuple[str, ...] = ()
     """Run only these of the suite's controllers (all when empty)."""
-    workers: int | None = None
-    """Processes for the final trainings and the searchers' rewards (default: the CPU cores this process may use);
-    the numbers are the same for any count."""
-    progress: bool = True
-    """Show progress bars."""
-    fresh: bool = False
-    """Delete this suite's records in ``out`` first and start again (a resume under other settings refuses)."""
-    report_only: bool = False
-    """Only rebuild the report of the suite's records in ``out`` with the best known plans (e.g. after the oracle
-    study added plans to them); computes nothing."""
     best_known: Path | None = None
     """The run's best known plans (``benchmarks.best_known``; default ``<out>/best_known.jsonl``), read over the
     committed reference for the regrets and updated when the run finds better; the reference itself changes only
@@ -130,7 +126,7 @@ class Args:
     """Your own controllers, ``package.module:factory`` (``benchmarks.outside``), added to the suite's rows."""
     train_checkpoints: bool | None = None
     """Fully train the plans at 25% and 50% of the budget (the sample-efficiency table; the suite's choice when
-    omitted: all but the default suite do); ``--no-train-checkpoints`` records them untrained, to save two full
+    omitted: all but the default suite do); ``--train-checkpoints False`` records them untrained, to save two full
     trainings per learner and searcher cell where trainings are costly."""
 
 
@@ -166,20 +162,15 @@ def recorded_settings(suite: Suite, record: dict[str, Any], device: str) -> dict
     return as_recorded(cell_settings(suite, record["task"], record["controller"], device), recorded)
 
 
-def cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
-    """The env a controller sees for one task and target (or target range) with the suite's reward; a new env
-    every call: learners' factories must not share one."""
-    return instance_env(task, target, seed, suite.reward, suite.reward_steps, device)
-
-
 @functools.lru_cache(maxsize=16)
 def _shared_env(task: str, target: float | tuple[float, float], seed: int, reward: str, reward_steps: int | None,
                 device: str) -> PruningEnv:
-    return instance_env(task, target, seed, reward, reward_steps, device)
+    return cell_env(task, target, seed, reward, reward_steps, device)
 
 
 def shared_cell_env(suite: Suite, task: str, target: float | tuple[float, float], seed: int, device: str) -> PruningEnv:
-    """``cell_env`` kept for every controller of one cell: the seed's instance is scored once."""
+    """The env a controller sees for one task and target (or target range) with the suite's reward
+    (``benchmarks.cells.cell_env``), kept for every controller of one cell: the seed's instance is scored once."""
     return _shared_env(task, target, seed, suite.reward, suite.reward_steps, device)
 
 
@@ -250,7 +241,7 @@ def learned_plans(suite: Suite, name: str, task: str, seed: int, device: str) ->
     start = time.perf_counter()
     target_range = (min(suite.sparsities), max(suite.sparsities))
     learner = controller_for(suite, name, shared_cell_env(suite, task, target_range, seed, device), seed)
-    make_env = functools.partial(cell_env, suite, task, target_range, seed, device)
+    make_env = functools.partial(cell_env, task, target_range, seed, suite.reward, suite.reward_steps, device)  # a new env per call
     checkpoints = Checkpoints(suite.episodes_per_seed, lambda: {
         target: plan_of(learner, shared_cell_env(suite, task, target, seed, device), seed)
         for target in suite.sparsities})
@@ -289,7 +280,8 @@ class CellPools:
 
     def __call__(self, target: float) -> EvaluationPool:
         if target not in self.pools:
-            source = functools.partial(cell_env, self.suite, self.task, target, self.seed, self.device)
+            source = functools.partial(cell_env, self.task, target, self.seed, self.suite.reward, self.suite.reward_steps,
+                                           self.device)
             self.pools[target] = self.stack.enter_context(make_pool([source], self.suite.workers))
         return self.pools[target]
 
@@ -385,20 +377,12 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
             ``fresh`` is False; nothing is changed then.
     """
     start = time.perf_counter()
-    names = ("plans", "", "checkpoint_plans", "checkpoints", "candidates")
-    paths = {name: out / f"{suite.name}{'_' if name else ''}{name}.jsonl" for name in names}
-    if fresh:
-        for path in paths.values():
-            path.unlink(missing_ok=True)
-    plans, cells = RecordFile(paths["plans"], CELL_KEY), RecordFile(paths[""], CELL_KEY)
-    early_plans, early = RecordFile(paths["checkpoint_plans"], CHECKPOINT_KEY), RecordFile(paths["checkpoints"],
-                                                                                            CHECKPOINT_KEY)
-    candidates = RecordFile(paths["candidates"], CANDIDATE_KEY)
-
-    dropped = check_settings([plans, cells, early_plans, early],
-                             functools.partial(recorded_settings, suite, device=device), FRESH_HINT)
-    for cell, changes in dropped.items():
-        print(f"computing again ({'; '.join(changes)}): {cell}")
+    files = [(out / f"{suite.name}{suffix}.jsonl", key) for suffix, key in (
+        ("_plans", CELL_KEY), ("", CELL_KEY), ("_checkpoint_plans", CHECKPOINT_KEY), ("_checkpoints", CHECKPOINT_KEY))]
+    plans, cells, early_plans, early = open_record_files(files, fresh,
+                                                         functools.partial(recorded_settings, suite, device=device),
+                                                         FRESH_HINT)
+    candidates, = open_record_files([(out / f"{suite.name}_candidates.jsonl", CANDIDATE_KEY)], fresh)
     package = code_fingerprint(*BENCH_CODE)
     candidates.discard(lambda record: record.get("code") != package)
     cost = RunCost(suite, train_checkpoints)
@@ -453,8 +437,7 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best: Bes
             + effective_sparsity_table(suite, cells) + "\n" + rows_table(suite, cells) + "\n"
             + paired_table(suite, cells, kinds) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
             + efficiency_table(suite, cells, early))
-    write_atomic(out / f"{suite.name}.md", text)
-    save_plot(suite, cells, out / f"{suite.name}.png")
+    publish(out, suite.name, text, lambda path: save_plot(suite, cells, path))
     if scores:
         save_profile(scores, out / f"{suite.name}_profile.png", f"{suite.name}: performance profile")
     save_efficiency_plot(suite, cells, early, out / f"{suite.name}_efficiency.png")
@@ -467,8 +450,30 @@ def previous_wall_time(report: Path) -> float:
     return 60 * float(found.group(1)) if found else float("nan")
 
 
+def study_suite_args(args: Args) -> Any:
+    """The ``Args`` of the study that runs the suite ``args.suite`` (``benchmarks.suites.STUDY_SUITES``), given
+    the runner's options; SystemExit naming the options that study does not take."""
+    module_name, renamed = STUDY_SUITES[args.suite]
+    study = importlib.import_module(module_name)
+    given = {"out": args.out, "progress": args.progress, "fresh": args.fresh, "report_only": args.report_only,
+             "device": args.device, "controller": args.controller, "workers": args.workers, "seeds": args.seeds,
+             "tasks": args.tasks, "sparsities": args.sparsities, "only": args.only or None,
+             "best_known": args.best_known, "train_checkpoints": args.train_checkpoints}
+    fields = {renamed.get(name, name): value for name, value in given.items() if value is not None}
+    known = set(study.Args.__dataclass_fields__)
+    refused = sorted(name for name in fields if name not in known)
+    if refused:
+        runner_name = {new: old for old, new in renamed.items()}
+        flags = ", ".join("--" + runner_name.get(name, name).replace("_", "-") for name in refused)
+        raise SystemExit(f"the {args.suite} suite ({module_name}) takes no {flags}")
+    return study.Args(**fields)
+
+
 def main(args: Args) -> None:
     torch.set_num_threads(1)  # the final trainings run in worker processes beside this one: no oversubscription
+    if args.suite in STUDY_SUITES:
+        importlib.import_module(STUDY_SUITES[args.suite][0]).main(study_suite_args(args))
+        return
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = args.seeds

@@ -67,12 +67,23 @@ def open_records(args: StudyArgs, files: Sequence[tuple[Path, Sequence[str]]],
     """The study's record files ``(path, key fields)``, deleted first with ``--fresh``. With ``settings_of`` and
     unless ``--report-only``, a record made under other settings than ``settings_of(record)`` refuses (ValueError
     ending in ``fresh_hint``) and one whose settings differ only in ``code`` is dropped, to be computed again."""
-    if args.fresh and not args.report_only:
+    return open_record_files(files, args.fresh and not args.report_only,
+                             None if args.report_only else settings_of, fresh_hint)
+
+
+def open_record_files(files: Sequence[tuple[Path, Sequence[str]]], fresh: bool,
+                      settings_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None, fresh_hint: str = ""
+                      ) -> list[RecordFile]:
+    """``open_records`` with its options spelled out: ``fresh`` deletes the files first; with ``settings_of`` the
+    records are checked (``benchmarks.records.check_settings``) and each record dropped because only the code changed
+    is named on stdout ("computing again (what changed): key")."""
+    if fresh:
         for path, _ in files:
             path.unlink(missing_ok=True)
     records = [RecordFile(path, key) for path, key in files]
-    if settings_of is not None and not args.report_only:
-        check_settings(records, settings_of, fresh_hint)
+    if settings_of is not None:
+        for cell, changes in check_settings(records, settings_of, fresh_hint).items():
+            print(f"computing again ({'; '.join(changes)}): {cell}")
     return records
 
 

@@ -77,7 +77,7 @@ class Suite:
     numbers do not depend on it)."""
     train_checkpoints: bool = True
     """Fully train the learners' and searchers' plans read at ``CHECKPOINTS`` of their budget (the sample-efficiency
-    table); False records them untrained (``--train-checkpoints`` trains them)."""
+    table); False records them untrained (``--train-checkpoints True`` trains them)."""
     options: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: {"mappo": QUIET_MAPPO, "mappo_ar": QUIET_MAPPO, "sb3_ppo": PARALLEL_SB3, **SEARCH_OPTIONS}
     )
@@ -127,6 +127,12 @@ SUITES: dict[str, Suite] = {
     )
 }
 
+STUDY_SUITES: dict[str, tuple[str, dict[str, str]]] = {
+    "generalize": ("benchmarks.studies.generalize", {"seeds": "eval_seeds", "sparsities": "targets"}),
+}
+"""Suites a study module runs (its ``Args`` and ``main``) rather than cell by cell, with the names its ``Args``
+gives the runner's options: ``make bench SUITE=generalize SEEDS=...`` passes the seeds as its held-out init seeds."""
+
 CHECKPOINTS: tuple[float, ...] = (0.25, 0.5)
 """Fractions of its evaluation budget at which a learner's and a searcher's plans are also trained fully (the
 same run read early: sample efficiency)."""
@@ -161,5 +167,5 @@ def as_recorded(settings: Mapping[str, Any], recorded: Mapping[str, Any]) -> dic
 def get_suite(name: str, **overrides: object) -> Suite:
     """A suite by name, with optional field overrides (e.g. ``seeds=(0,)``)."""
     if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
+        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join([*SUITES, *STUDY_SUITES])}")
     return replace(SUITES[name], **overrides)  # type: ignore[arg-type]

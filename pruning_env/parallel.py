@@ -127,7 +127,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     |-----------------|----------------|---------------------------------------------------------------------------|
     | task            | "mlp-digits"   | a name or id from ``pruning_env.TASKS``; it supplies every default below  |
     | model           | task's network | an nn.Module (its weights are θ0) or a factory ``seed -> nn.Module``      |
-    | data            | task's dataset | a ``pruning_env.data.Dataset``                                            |
+    | data            | task's dataset | a ``pruning_env.data.Dataset``, or a dataset's name (``load_dataset``)    |
     | target_sparsity | task's target  | a float in [0, 1), or a (low, high) range sampled uniformly per episode   |
     |                 |                | (a fraction of the weights, or of the MACs under budget="flops")          |
     | budget          | task's budget  | "weights" (default tasks) or "flops" (the "-flops" tasks)                 |
@@ -194,7 +194,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
     metadata = {"name": "pruning_env_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(
-        self, task: str | Task = "mlp-digits", *, model: ModelSource | None = None, data: Dataset | None = None,
+        self, task: str | Task = "mlp-digits", *, model: ModelSource | None = None, data: Dataset | str | None = None,
         **options: Any,
     ) -> None:
         check_option_names(options, ARGUMENTS)
@@ -204,7 +204,7 @@ class PruningEnv(SharedAgentSpaces, ParallelEnv):
         self.task = config.task
         self.device = config.device
         self.render_mode = config.render_mode
-        self.data = (data if data is not None else load_dataset(self.task.dataset)).to(self.device)
+        self.data = (data if isinstance(data, Dataset) else load_dataset(data or self.task.dataset)).to(self.device)
         self._instances = InstanceCache.of_network(
             model if model is not None else task_model(self.task, self.data.num_classes), self.data, config.proxies,
             config.scorer, reinit_module=config.init == "per_episode", capacity=config.cache_size, budget=config.budget,

@@ -1,22 +1,28 @@
 """Zero-shot generalization end to end: train on a tiny family, prune a held-out member, train it, test it."""
 
 import json
+import textwrap
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from agents import make_controller
+from agents import CONTROLLERS, make_controller
 from agents.mappo.config import MappoConfig
 from agents.mappo.controller import MappoController
 from agents.pretrained import Recipe, train_on_family
 from benchmarks.cells import plan_of
 from benchmarks.final_accuracy import FinalEvaluator
-from benchmarks.studies.generalize import Args, cells_of, run
+from benchmarks.run import Args as RunArgs
+from benchmarks.run import study_suite_args
+from benchmarks.studies.generalize import Args, cells_of, register_controllers, run
 from pruning_env import PruningEnv
 from pruning_env.families import Family, family_tasks
 from pruning_env.tasks import DIGITS_FINAL, DIGITS_PROXY
 from pruning_env.training import TrainConfig
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_pruners.py"
 TINY = Family("tiny", "digits", (1, 8, 8), DIGITS_PROXY, DIGITS_FINAL, weight_range=(4_000, 40_000), size=3,
               num_train=2, tags=("embedded",))
 
@@ -49,7 +55,7 @@ def test_train_on_a_tiny_family_then_prune_a_held_out_member() -> None:
 
 
 @pytest.mark.slow
-def test_generalize_benchmark_runs_resumes_and_reports(tmp_path) -> None:
+def test_generalize_benchmark_runs_resumes_and_reports(tmp_path, monkeypatch) -> None:
     args = Args(out=tmp_path, learners=("mappo",), train_seeds=(0,), eval_seeds=(1000,), targets=(0.99,),
                 heldout_init_members=1, episodes=4, search_episodes=2, reward_steps=2, final_steps=10, workers=1,
                 progress=False)
@@ -66,3 +72,53 @@ def test_generalize_benchmark_runs_resumes_and_reports(tmp_path) -> None:
     assert json.loads((tmp_path / "generalize_controllers" / "mappo_s0.json").read_text())["episodes"] == 4
     run(args)  # a rerun finds every cell finished: nothing is trained or evaluated twice
     assert len((tmp_path / "generalize.jsonl").read_text().splitlines()) == len(records)
+
+    # an outside heuristic is a new row; ours are reused, and editing its module computes only its row again
+    module = tmp_path / "my_pruners.py"
+    module.write_text(EXAMPLE.read_text(encoding="utf-8"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mine = replace(args, controller=("my_pruners:HalfSnip",))
+    try:
+        text = run(mine)
+        after = [json.loads(line) for line in (tmp_path / "generalize.jsonl").read_text().splitlines()]
+        assert after[: len(records)] == records
+        assert sum(r["controller"] == "half_snip" for r in after) == len(cells_of(args))
+        assert "| half_snip |" in text and "half_snip vs best" in text
+        module.write_text(module.read_text() + "\n# edited\n")
+        run(mine)
+        again = [json.loads(line) for line in (tmp_path / "generalize.jsonl").read_text().splitlines()]
+        assert [r for r in again if r["controller"] != "half_snip"] == records
+        codes = {r["settings"]["code"] for r in after if r["controller"] == "half_snip"}
+        recomputed = [r for r in again if r["controller"] == "half_snip"]
+        assert len(recomputed) == len(cells_of(args)) and len(codes) == 1 and "+" in next(iter(codes))
+        assert all(r["settings"]["code"] not in codes for r in recomputed)
+    finally:
+        CONTROLLERS.pop("half_snip", None)
+
+
+def test_the_runner_passes_its_options_to_the_generalization_suite_under_the_study_names(tmp_path) -> None:
+    study = study_suite_args(RunArgs(suite="generalize", out=tmp_path, seeds=(1000, 1001), sparsities=(0.99,),
+                                     workers=3, fresh=True, controller=("my_pruners:HalfSnip",)))
+    assert isinstance(study, Args)
+    assert (study.eval_seeds, study.targets, study.workers, study.fresh, study.controller, study.out) == (
+        (1000, 1001), (0.99,), 3, True, ("my_pruners:HalfSnip",), tmp_path)
+    assert study.learners == Args().learners  # what the runner does not name keeps the study's default
+    with pytest.raises(SystemExit, match="takes no --only, --tasks"):
+        study_suite_args(RunArgs(suite="generalize", tasks=("mlp-digits",), only=("erk",)))
+
+
+def test_an_outside_learner_is_refused_by_the_generalization_suite(tmp_path, monkeypatch) -> None:
+    (tmp_path / "my_learner.py").write_text(textwrap.dedent('''
+        from agents.mappo.controller import MappoController
+
+
+        class Mine(MappoController):
+            name = "my_learner"
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = Args(out=tmp_path, eval_seeds=(1000,), targets=(0.99,), reward_steps=2, controller=("my_learner:Mine",))
+    try:
+        with pytest.raises(ValueError, match="is a learner"):
+            register_controllers(args, "cpu")
+    finally:
+        CONTROLLERS.pop("my_learner", None)

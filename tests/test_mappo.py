@@ -18,7 +18,7 @@ import tyro
 from torch import nn
 
 from agents.base import CONTROLLERS, make_controller, stacked
-from agents.mappo import EnvSpec, MappoConfig, MappoController, TokenPolicy
+from agents.mappo import MappoConfig, MappoController, TokenPolicy
 from agents.mappo import train as train_module
 from agents.mappo.__main__ import Args, main
 from agents.mappo.policy import DENSITY_FLOOR, sparsity_log_prob
@@ -351,8 +351,8 @@ def test_resume_with_another_config_fails(tmp_path):
 
 @pytest.mark.slow
 def test_two_worker_processes_give_the_same_run_as_one():
-    spec = EnvSpec("mlp-digits", options={"reward": "neg_loss", "reward_steps": 2, "target_sparsity": 0.99,
-                                          "proxies": FEATURES, "seed": 0})
+    spec = partial(PruningEnv, "mlp-digits", reward="neg_loss", reward_steps=2, target_sparsity=0.99,
+                             proxies=FEATURES, seed=0)
     one = MappoController(spec(), TINY).train(spec, 4, seed=0)
     two = MappoController(spec(), TINY, workers=2).train(spec, 4, seed=0)
     assert [row["reward_mean"] for row in one.history] == [row["reward_mean"] for row in two.history]
@@ -370,7 +370,7 @@ def second_task() -> str:
 @pytest.mark.slow
 def test_controller_trained_on_two_tasks_acts_on_resnet20_with_its_learned_plan():
     options = {"reward": "neg_loss", "reward_steps": 2, "target_sparsity": (0.9, 0.99)}
-    specs = [EnvSpec("mlp-digits", options=options), EnvSpec(second_task(), options=options)]
+    specs = [partial(PruningEnv, "mlp-digits", **options), partial(PruningEnv, second_task(), **options)]
     config = replace(TINY, episodes_per_update=4)  # 2 episodes per minibatch: a standardized advantage is not 0
     untrained = MappoController(specs[0](), config)
     controller = MappoController(specs[0](), config)

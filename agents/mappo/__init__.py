@@ -8,6 +8,5 @@ Modules: ``config`` (the dataclass), ``policy`` (the token transformer), ``ppo``
 from agents.mappo.config import MappoConfig
 from agents.mappo.controller import MappoController
 from agents.mappo.policy import TokenPolicy
-from agents.mappo.rollout import EnvSpec
 
-__all__ = ["EnvSpec", "MappoConfig", "MappoController", "TokenPolicy"]
+__all__ = ["MappoConfig", "MappoController", "TokenPolicy"]

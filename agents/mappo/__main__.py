@@ -6,6 +6,7 @@ Example: ``python -m agents.mappo --tasks mlp-digits --target-sparsity 0.99 --ep
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -14,7 +15,7 @@ import tyro
 
 from agents.mappo.config import MappoConfig
 from agents.mappo.controller import CONTROLLER_FILE, MappoController
-from agents.mappo.rollout import EnvSpec
+from pruning_env.parallel import PruningEnv
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Args:
     mappo: MappoConfig = field(default_factory=lambda: MappoConfig(out="runs/mappo"))
     """The algorithm and run options."""
 
-    def specs(self) -> list[EnvSpec]:
+    def sources(self) -> list[functools.partial[PruningEnv]]:
+        """One picklable env factory per task (worker processes build their envs from them)."""
         if len(self.target_sparsity) not in (1, 2):
             raise ValueError(f"target_sparsity takes one value or two (low high), got {self.target_sparsity}")
         target = self.target_sparsity[0] if len(self.target_sparsity) == 1 else tuple(self.target_sparsity)
@@ -53,13 +55,13 @@ class Args:
             "target_sparsity": target, "reward": self.reward, "reward_steps": self.reward_steps, "init": self.init,
             "action_type": self.action_type, "device": self.device, "seed": self.seed,
         }
-        return [EnvSpec(task, self.dataset, options) for task in self.tasks]
+        return [functools.partial(PruningEnv, task, data=self.dataset, **options) for task in self.tasks]
 
 
 def main(args: Args) -> None:
-    specs = args.specs()
-    controller = MappoController(specs[0](), args.mappo, seed=args.seed)
-    report = controller.train_on(specs, args.episodes, args.seed)
+    sources = args.sources()
+    controller = MappoController(sources[0](), args.mappo, seed=args.seed)
+    report = controller.train_on(sources, args.episodes, args.seed)
     print(f"{report.episodes} episodes in {report.seconds:.0f} s, best reward {report.best_reward:.4f}")
     if args.mappo.out is not None:
         print(f"run folder {args.mappo.out}: controller {Path(args.mappo.out) / CONTROLLER_FILE}")

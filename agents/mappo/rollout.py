@@ -9,39 +9,18 @@ instance, the main process samples every episode's actions, the pool evaluates a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from agents.base import Actions, to_actions
 from agents.mappo.policy import TokenPolicy, sparsities
-from pruning_env.data import load_dataset
-from pruning_env.parallel import PruningEnv
 from pruning_env.plan import EpisodeResult
 from pruning_env.pools import EvaluationPool, PlanRequest
-from pruning_env.tasks import Task
 
 LOGIT_CLIP = 15.0  # requested sparsities stay in [sigmoid(-15), sigmoid(15)], exactly representable below 1
 SEED_LIMIT = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """A picklable env factory (worker processes need one): ``PruningEnv(task, data=..., **options)``.
-
-    ``task`` is a task name or a ``Task`` (e.g. one with another proxy schedule); ``dataset`` overrides the task's dataset by name (e.g. ``"synthetic-cifar10"`` when no CIFAR archive is at
-    hand); ``options`` are further ``PruningEnv`` keyword arguments (target_sparsity, reward, reward_steps, ...).
-    """
-
-    task: str | Task = "mlp-digits"
-    dataset: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self) -> PruningEnv:
-        data = None if self.dataset is None else load_dataset(self.dataset)
-        return PruningEnv(self.task, data=data, **self.options)
 
 
 @dataclass(frozen=True)

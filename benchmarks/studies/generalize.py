@@ -16,6 +16,12 @@ is reported beside the learners' one-off training cost. Learner training seed i 
 
     python -m benchmarks.studies.generalize                      # digits family: ~40 min on 2 cores
     python -m benchmarks.studies.generalize --learners mappo --train-seeds 0   # a shorter run
+    make bench SUITE=generalize SEEDS="1000" CONTROLLER=my_lab.pruners:Mine     # the runner's way: your row added
+
+Your own controllers (``--controller package.module:factory``, ``benchmarks.outside``) are rows beside ours: a
+heuristic acts on every cell zero-shot, a searcher searches each cell with ``search_episodes``; a learner is
+refused (the family's learners are trained with ``agents.pretrained.Recipe``, which is MAPPO's). Editing your
+controller's module computes its rows again.
 
 Records (``generalize_plans.jsonl``, ``generalize.jsonl``) resume like ``make bench``; trained controllers are
 kept in ``generalize_controllers/``. The table goes to ``generalize.md``, the plot to ``generalize.png``
@@ -41,7 +47,8 @@ import agents
 from agents.base import declaration_of, fixed_target
 from agents.mappo.controller import MappoController
 from agents.pretrained import PRETRAINED_FILE, Recipe, train_on_family
-from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.cells import cell_env, plan_of, run_finals
+from benchmarks.outside import controller_source, load_factory, register_outside
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import RecordFile
@@ -88,11 +95,22 @@ class Args(StudyArgs):
     """The shipped controller evaluated as "pretrained" (None: leave that row out)."""
     device: str = "auto"
     """"auto" (CUDA when present), "cpu" or "cuda"."""
+    controller: tuple[str, ...] = ()
+    """Your own controllers, ``package.module:factory``: heuristics and searchers, added to the rows."""
 
     def settings(self, controller: str, device: str) -> dict[str, Any]:
-        """What a record's numbers depend on: the options below (not where or how fast it runs), the controller,
-        the device, the hash of the code (``benchmarks.provenance.code_fingerprint``) and the versions."""
-        return {**run_options(self, leave_out=("device",)), "controller": controller, "device": device, "code": code_fingerprint(), "versions": versions()}
+        """What a record's numbers depend on: the options below (not where or how fast it runs; not which outside
+        controllers run), the controller, the device, the hash of the code (``benchmarks.provenance.code_fingerprint``,
+        with an outside controller's module's after a "+") and the versions."""
+        source = controller_source(controller)
+        code = code_fingerprint() + (f"+{source}" if source else "")
+        return {**run_options(self, leave_out=("device", "controller")), "controller": controller, "device": device,
+                "code": code, "versions": versions()}
+
+    @property
+    def outside(self) -> tuple[str, ...]:
+        """The row names of ``controller`` (``benchmarks.outside.load_factory``)."""
+        return tuple(load_factory(path)[0] for path in self.controller)
 
     def recipe(self, learner: str) -> Recipe:
         base = Recipe()
@@ -102,7 +120,8 @@ class Args(StudyArgs):
 
     @property
     def controllers(self) -> tuple[str, ...]:
-        return (DENSE, *ZERO_SHOT_HEURISTICS, SEARCH, *((PRETRAINED,) if self.pretrained else ()), *self.learners)
+        return (DENSE, *ZERO_SHOT_HEURISTICS, SEARCH, *((PRETRAINED,) if self.pretrained else ()), *self.learners,
+                *self.outside)
 
 
 @dataclass(frozen=True)
@@ -160,7 +179,7 @@ def cell_plans(args: Args, cell: Cell, names: Sequence[str], learners: dict[tupl
                device: str) -> list[dict[str, Any]]:
     """Plan records of ``names`` on one cell: trained learners act, searchers search the cell first, a
     controller with a fixed target (dense) acts at that target."""
-    env = instance_env(cell.task, cell.target_sparsity, cell.seed, "neg_loss", args.reward_steps, device)
+    env = cell_env(cell.task, cell.target_sparsity, cell.seed, "neg_loss", args.reward_steps, device)
     options = {SEARCH: {"progress": False}, PRETRAINED: {"path": args.pretrained}}
     records = []
     for name in names:
@@ -176,7 +195,7 @@ def cell_plans(args: Args, cell: Cell, names: Sequence[str], learners: dict[tupl
             if declaration_of(controller).kind == "searcher":
                 controller.search(args.search_episodes, cell.seed)
         target = fixed_target(controller)
-        acting_env = env if target is None else instance_env(cell.task, target, cell.seed, "neg_loss", None, device)
+        acting_env = env if target is None else cell_env(cell.task, target, cell.seed, "neg_loss", None, device)
         plan = plan_of(controller, acting_env, cell.seed)
         records.append({**record, "target_sparsity": cell.target_sparsity if target is None else target,
                         "requested": plan.tolist(), "plan_seconds": time.perf_counter() - start})
@@ -188,9 +207,11 @@ def run(args: Args) -> str:
     records (on the device they were computed on); returns the Markdown report."""
     start = time.perf_counter()
     device = str(resolve_device(args.device))
+    register_controllers(args, device)
     plans, results = open_records(
         args, [(args.out / "generalize_plans.jsonl", CELL_KEY), (args.out / "generalize.jsonl", CELL_KEY)],
-        lambda record: args.settings(record["controller"], device),
+        lambda record: (args.settings(record["controller"], device) if record["controller"] in agents.CONTROLLERS
+                        else record.get("settings", {})),  # an outside controller of an earlier run keeps its own
         "start again with --fresh (make bench SUITE=generalize FRESH=1) or write to another --out")
     if args.report_only:
         device = ", ".join(sorted({r["device"] for r in results.records})) or device
@@ -198,6 +219,24 @@ def run(args: Args) -> str:
         compute(args, plans, results, device)
     return publish(args.out, "generalize", report(args, results.records, time.perf_counter() - start, device),
                    lambda path: save_plot(args, results.records, path))
+
+
+def register_controllers(args: Args, device: str) -> None:
+    """Register the outside controllers of ``args.controller`` (checked on the first cell's env).
+
+    Raises:
+        ValueError: for a learner (trained only by the family's recipe), or what ``register_outside`` refuses.
+    """
+    if not args.controller:
+        return
+    first = cells_of(args)[0]
+    env = cell_env(first.task, first.target_sparsity, first.seed, "neg_loss", args.reward_steps, device)
+    for path in args.controller:
+        name = register_outside(path, env)
+        if declaration_of(agents.CONTROLLERS[name]).kind == "learner":
+            raise ValueError(f"the generalization suite runs your heuristics and searchers zero-shot; {path!r} is a "
+                             "learner, and the family's learners are trained with agents.pretrained.Recipe (MAPPO's): "
+                             "run your learner on a suite (make bench SUITE=tiny CONTROLLER=...)")
 
 
 def compute(args: Args, plans: RecordFile, results: RecordFile, device: str) -> None:
@@ -253,7 +292,7 @@ def report(args: Args, records: Sequence[dict[str, Any]], seconds: float, device
     lines += ["", "Bold: the best zero-shot heuristic of the column. Learners and random search against it, paired on "
               "the same networks (mean difference in points, wins / pairs):", "",
               "| controller | " + " | ".join(label[c] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name in (SEARCH, *((PRETRAINED,) if args.pretrained else ()), *args.learners):
+    for name in (SEARCH, *((PRETRAINED,) if args.pretrained else ()), *args.learners, *args.outside):
         row = []
         for column in columns:
             mine, theirs = table[(name, *column)], table[(best_heuristic[column], *column)]

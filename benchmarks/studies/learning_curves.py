@@ -39,14 +39,14 @@ from tqdm import tqdm
 import agents
 from agents.base import SearchController, TrainableController
 from benchmarks.best_known import REFERENCE, TRAIN_SEEDS, BestKnown, schedule_of
-from benchmarks.cells import instance_env, plan_of, run_finals
+from benchmarks.cells import cell_env, plan_of, run_finals
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import RecordFile
 from benchmarks.study import StudyArgs, open_records, publish, stamped
 from benchmarks.suites import SEARCH_OPTIONS
-from benchmarks.workers import WorkerPool
+from pruning_env.pools import JobPool
 
 CONTROLLERS: tuple[str, ...] = ("mappo", "mappo_ar", "sb3_ppo", "cma_es", "tpe", "random_search")
 REFERENCES: tuple[str, ...] = ("global_snip", "lamp")
@@ -133,11 +133,11 @@ def run_curve(task: str, target: float, seed: int, name: str, episodes: int, eve
     plan and its reward (in a worker process, one thread)."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    env = instance_env(task, target, seed, reward, reward_steps, "cpu", reward_orders)
+    env = cell_env(task, target, seed, reward, reward_steps, "cpu", reward_orders)
     controller = agents.make_controller(name, env, seed=seed, **OPTIONS.get(name, {}))
     if isinstance(controller, TrainableController):
         current: list[tuple[int, np.ndarray]] = []
-        make_env = functools.partial(instance_env, task, target, seed, reward, reward_steps, "cpu", reward_orders)
+        make_env = functools.partial(cell_env, task, target, seed, reward, reward_steps, "cpu", reward_orders)
         policy = getattr(controller, "mean_actions", controller.act)  # MAPPO may act with its best episode
         report = controller.train(make_env, episodes, seed,
                                   on_update=lambda spent: current.append((spent, plan_of(controller, env, seed, policy))))
@@ -169,7 +169,7 @@ def run_curve(task: str, target: float, seed: int, name: str, episodes: int, eve
 def reference_plans(task: str, target: float, seed: int, reward: str, reward_steps: int | None,
                     reward_orders: int = 1) -> dict[str, Any]:
     """The reference heuristics' plans on one instance and their rewards."""
-    env = instance_env(task, target, seed, reward, reward_steps, "cpu", reward_orders)
+    env = cell_env(task, target, seed, reward, reward_steps, "cpu", reward_orders)
     plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed) for name in REFERENCES}
     results = env.evaluate_plans([(seed, plan) for plan in plans.values()])
     return {name: (plan.tolist(), result.reward) for (name, plan), result in zip(plans.items(), results, strict=True)}
@@ -180,7 +180,7 @@ def run_curves(args: Args, curves: RecordFile) -> None:
     jobs = [(args.task, target, seed, name, args.episodes, args.every, args.reward, args.reward_steps,
              args.reward_orders) for target, seed in instances(args) for name in args.controllers
             if (name, target, seed) not in curves]
-    with WorkerPool(min(args.workers, len(jobs))) as pool:
+    with JobPool(max(1, min(args.workers, len(jobs)))) as pool:
         for _, record in pool.run(run_curve, jobs, "learning curves" if args.progress else None, unit="curve"):
             curves.add(stamped(record, settings_of(args, record["controller"]), code=code_fingerprint()))
 

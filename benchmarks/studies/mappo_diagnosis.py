@@ -30,8 +30,8 @@ from agents.mappo.controller import MappoController
 from agents.plan_search import offset_plans
 from benchmarks.cells import plan_of
 from benchmarks.study import check_known, publish, write_records
-from benchmarks.workers import WorkerPool
 from pruning_env.parallel import PruningEnv
+from pruning_env.pools import JobPool
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -152,7 +152,7 @@ def main(args: Args) -> str:
     torch.set_num_threads(1)
     start = time.perf_counter()
     jobs = [("ruggedness", n) for n in args.orders] + [("mappo", name) for name in args.variants] + [("cma_es", None)]
-    with WorkerPool(min(args.workers, len(jobs))) as pool:
+    with JobPool(max(1, min(args.workers, len(jobs)))) as pool:
         records = pool.map(_run, [(job, args) for job in jobs], progress="MAPPO diagnosis")
     write_records(args.out / "mappo_diagnosis.jsonl", records)
     text = publish(args.out, "mappo_diagnosis",

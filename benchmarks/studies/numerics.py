@@ -54,14 +54,14 @@ def train_cells(task: str, target: float, controllers: list[str], seeds: list[in
     """Each controller's plan on each seed's instance, fully trained in this process (one thread): records with
     the test accuracy and loss and this process's versions (its ``cpu_capability`` among them)."""
     import agents
-    from benchmarks.cells import final_cells, instance_env, plan_of
+    from benchmarks.cells import cell_env, final_cells, plan_of
     from benchmarks.provenance import versions
 
     records = []
     for seed in seeds:
         for controller in controllers:
             cell_target = 0.0 if controller == "dense" else target
-            env = instance_env(task, target, seed, "neg_loss", None, "cpu")
+            env = cell_env(task, target, seed, "neg_loss", None, "cpu")
             plan = plan_of(agents.make_controller(controller, env), env, seed)
             env.close()
             result = final_cells(task, cell_target, seed, [plan.tolist()], None, "cpu")[0]

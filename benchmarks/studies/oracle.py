@@ -35,7 +35,7 @@ import tyro
 
 from benchmarks.best_known import REFERENCE as BEST_KNOWN_REFERENCE
 from benchmarks.best_known import TRAIN_SEEDS, BestKnown, schedule_of
-from benchmarks.cells import FinalPool, instance_env, jobs_of, plan_of, store_record
+from benchmarks.cells import FinalPool, cell_env, jobs_of, plan_of, store_record
 from benchmarks.ground_truth import GroundTruth, key
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.progress import Progress
@@ -133,7 +133,7 @@ def heuristic_plans(task: str, target: float, seed: int) -> tuple[dict[str, list
     import agents
     from pruning_env.allocation import layer_costs
 
-    env = instance_env(task, target, seed, reward="neg_loss", reward_steps=None, device="cpu")
+    env = cell_env(task, target, seed, reward="neg_loss", reward_steps=None, device="cpu")
     plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed).tolist() for name in HEURISTICS}
     return plans, layer_costs(env.layers, env.config.budget).astype(float)
 

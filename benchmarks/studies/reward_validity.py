@@ -45,8 +45,8 @@ from benchmarks.provenance import code_fingerprint
 from benchmarks.records import read_records
 from benchmarks.studies.oracle import HELD_OUT_SEEDS, Trainings, cell_figures
 from benchmarks.study import StudyArgs, check_known, open_records, publish, stamped
-from benchmarks.workers import WorkerPool
 from pruning_env.fidelity import Fidelity
+from pruning_env.pools import JobPool
 
 NAME = "reward_validity"
 CODE: tuple[str, ...] = ("benchmarks/studies/reward_validity.py", "agents/black_box.py", "agents/plan_search.py",
@@ -193,7 +193,7 @@ def run_study(args: Args) -> str:
         code = code_fingerprint(*CODE)
         unit = unit_cost(args.task, args.target)
         trainings = Trainings(args.task, args.target, store, None, None)
-        with WorkerPool(args.workers) as workers, FinalPool(args.workers, None, "cpu") as finals:
+        with JobPool(args.workers) as workers, FinalPool(args.workers, None, "cpu") as finals:
             trainings.pool = finals
             for units in args.budgets:
                 jobs = [(args.task, args.target, seed, name, units * unit, args.max_evaluations)
@@ -214,7 +214,7 @@ def run_study(args: Args) -> str:
                    lambda path: plot(path, args, cells, store, results.records))
 
 
-def rank_all(args: Args, cells: dict[int, dict[str, Any]], trainings: Trainings, ranking: Any, workers: WorkerPool,
+def rank_all(args: Args, cells: dict[int, dict[str, Any]], trainings: Trainings, ranking: Any, workers: JobPool,
              code: str) -> None:
     """The ranking records of every (variant, instance) not recorded yet."""
     chosen = {seed: candidates(cells[seed], trainings, args.candidates) for seed in args.seeds}

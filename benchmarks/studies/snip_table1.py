@@ -29,15 +29,15 @@ import tyro
 from torch import nn
 
 import agents
-from benchmarks.cells import instance_env, plan_of
+from benchmarks.cells import cell_env, plan_of
 from benchmarks.final_accuracy import FinalEvaluator
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.provenance import git_describe, versions
 from benchmarks.study import StudyArgs, check_known, open_records, publish
 from benchmarks.suites import PUBLISHED
-from benchmarks.workers import WorkerPool
 from pruning_env.data import Dataset, load_dataset
 from pruning_env.models import build_model
+from pruning_env.pools import JobPool
 from pruning_env.registry import get_task
 from pruning_env.training import TrainConfig
 
@@ -131,7 +131,7 @@ def train(task: str, target: float, seed: int, schedule: str, init: str, steps: 
     """Global SNIP's plan on seed ``seed``'s instance under ``init``, trained with ``schedule`` (shortened to
     ``steps`` iterations when given): one record."""
     data = _data(task)
-    env = instance_env(task, target, seed, "neg_loss", None, "cpu", model=networks(task, data)[init], data=data)
+    env = cell_env(task, target, seed, "neg_loss", None, "cpu", model=networks(task, data)[init], data=data)
     plan = plan_of(agents.make_controller("global_snip", env), env, seed)
     env.close()
     config = schedules(task, steps)[schedule]
@@ -182,7 +182,7 @@ def main(args: Args) -> None:
             for init in args.inits for schedule in args.schedules for seed in args.seeds
             if (task, target, seed, schedule, init) not in records and not args.report_only]
     start = time.perf_counter()
-    with WorkerPool(min(args.workers, len(jobs))) as pool:
+    with JobPool(max(1, min(args.workers, len(jobs)))) as pool:
         for _, record in pool.run(train, [(*job, args.final_steps) for job in jobs],
                                   progress="SNIP Table 1" if args.progress else None):
             records.add(record)

@@ -20,10 +20,14 @@ side by side (``PruningEnv.evaluate_plans``), and with Ray each GPU actor evalua
     with make_pool([{"task": "mlp-digits", "reward": "neg_loss"}], workers=2) as pool:
         observation = pool.observe([0])[0]                             # (L, F)
         results = pool.evaluate([PlanRequest(0, np.full(len(observation), 0.98))])
+
+``JobPool`` (``pruning_env.pools.jobs``) runs any picklable function on the same kind of workers: the benchmark's
+full trainings and the studies' other work.
 """
 
 from collections.abc import Sequence
 
+from pruning_env.pools.jobs import JobPool
 from pruning_env.pools.local import LocalPool
 from pruning_env.pools.process import ProcessPool
 from pruning_env.pools.protocol import EnvInfo, EnvSource, EvaluationPool, PlanRequest, PoolBase, build_env
@@ -39,4 +43,4 @@ def make_pool(sources: Sequence[EnvSource], workers: int = 1, ray_address: str |
     return LocalPool(sources) if workers == 1 else ProcessPool(sources, workers)
 
 
-__all__ = ["EnvInfo", "EnvSource", "EvaluationPool", "LocalPool", "PlanRequest", "ProcessPool", "build_env", "make_pool"]
+__all__ = ["EnvInfo", "EnvSource", "EvaluationPool", "JobPool", "LocalPool", "PlanRequest", "ProcessPool", "build_env", "make_pool"]

@@ -6,21 +6,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from pruning_env.plan_env import PlanEnv
-from pruning_env.pools.protocol import Call, EnvHost, EnvSource, PoolBase
+from pruning_env.pools.protocol import EnvHost, EnvSource, PoolBase
 
 
-class _InProcess:
-    """A backend of one slot that runs each call when it is submitted."""
+class InProcess:
+    """A backend of one slot that runs each call to ``host`` (an ``EnvHost``, a ``JobHost``) when it is
+    submitted."""
 
     workers = 1
     restarts = 0
 
-    def __init__(self, host: EnvHost) -> None:
+    def __init__(self, host: Any) -> None:
         self.host = host
         self._done: dict[int, Any] = {}
         self._next = 0
 
-    def submit(self, slot: int, call: Call) -> int:
+    def submit(self, slot: int, call: Any) -> int:
         self._next += 1
         self._done[self._next] = self.host.call(*call)
         return self._next
@@ -44,7 +45,7 @@ class LocalPool(PoolBase):
         self.host = EnvHost(sources)
         self.infos = self.host.infos
         self.max_attempts = 1
-        self.backend = _InProcess(self.host)
+        self.backend = InProcess(self.host)
 
     def close(self) -> None:
         """Nothing to stop: the envs go with the pool."""

@@ -1,30 +1,32 @@
 """``ProcessPool``: spawned worker processes, each hosting its own copy of every source's env.
 
-Each worker runs with one torch thread (the workers share the machine). Spawned workers re-import the main module:
+Each worker runs with one torch thread (the workers share the machine) and answers calls to its host (an
+``EnvHost`` here, a ``pruning_env.pools.jobs.JobHost`` under ``JobPool``). Spawned workers re-import the main module:
 a script that evaluates with workers > 1 needs the ``if __name__ == "__main__":`` guard. A worker that dies
 (killed, out of memory) is replaced by a new process and its call resubmitted (see ``pruning_env.pools``).
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import pickle
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import torch
 
-from pruning_env.pools.protocol import Call, EnvHost, EnvSource, PoolBase, WorkerLost, check_pool_arguments
+from pruning_env.pools.protocol import EnvHost, EnvSource, PoolBase, WorkerLost, check_pool_arguments
 
 START_TIMEOUT_S = 600.0
 
 
-def _worker_main(connection: Connection, sources: Sequence[EnvSource]) -> None:
+def _worker_main(connection: Connection, make_host: Callable[[], Any]) -> None:
     torch.set_num_threads(1)
     try:
-        host = EnvHost(sources)
+        host = make_host()
         connection.send(("ok", host.infos))
     except Exception as error:  # the driver raises it
         connection.send(("error", error, traceback.format_exc()))
@@ -37,11 +39,12 @@ def _worker_main(connection: Connection, sources: Sequence[EnvSource]) -> None:
     connection.close()
 
 
-class _Processes:
-    """A backend of spawned processes; a call's handle is its slot (one call per slot at a time)."""
+class Processes:
+    """A backend of spawned processes, each answering calls to the host ``make_host()`` (picklable) builds in it
+    and sending its ``infos`` first; a call's handle is its slot (one call per slot at a time)."""
 
-    def __init__(self, sources: Sequence[EnvSource], workers: int) -> None:
-        self.sources = list(sources)
+    def __init__(self, make_host: Callable[[], Any], workers: int) -> None:
+        self.make_host = make_host
         self.context = multiprocessing.get_context("spawn")
         self.workers = workers
         self.processes: list[Any] = [None] * workers
@@ -52,7 +55,7 @@ class _Processes:
 
     def _start(self, slot: int) -> None:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, args=(child, self.sources), daemon=True)
+        process = self.context.Process(target=_worker_main, args=(child, self.make_host), daemon=True)
         process.start()
         child.close()
         self.processes[slot], self.connections[slot] = process, parent
@@ -60,10 +63,10 @@ class _Processes:
     def first_reply(self, slot: int) -> Any:
         """The infos the worker of ``slot`` sends once its envs are built."""
         if not self.connections[slot].poll(START_TIMEOUT_S):
-            raise RuntimeError(f"env worker {slot} did not start within {START_TIMEOUT_S:.0f} s")
+            raise RuntimeError(f"pool worker {slot} did not start within {START_TIMEOUT_S:.0f} s")
         return self.result(slot)
 
-    def submit(self, slot: int, call: Call) -> int:
+    def submit(self, slot: int, call: Any) -> int:
         try:
             self.connections[slot].send(call)
         except (BrokenPipeError, OSError):
@@ -78,10 +81,10 @@ class _Processes:
         try:
             status, *payload = self.connections[handle].recv()
         except (EOFError, OSError) as error:
-            raise WorkerLost(f"env worker {handle} (pid {self.processes[handle].pid}) died") from error
+            raise WorkerLost(f"pool worker {handle} (pid {self.processes[handle].pid}) died") from error
         if status == "error":
             error, text = payload
-            error.add_note(f"raised in env worker {handle}:\n{text}")
+            error.add_note(f"raised in pool worker {handle}:\n{text}")
             raise error
         return payload[0]
 
@@ -132,7 +135,7 @@ class ProcessPool(PoolBase):
                 f"...)), got {sources!r}: {error}"
             ) from error
         self.max_attempts = max_attempts
-        self.backend = _Processes(sources, workers)
+        self.backend = Processes(functools.partial(EnvHost, list(sources)), workers)
         try:
             self.infos = [self.backend.first_reply(slot) for slot in range(workers)][0]
         except BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -94,7 +94,7 @@ class Backend(Protocol):
     restarts: int
     """Workers replaced so far."""
 
-    def submit(self, slot: int, call: Call) -> Any:
+    def submit(self, slot: int, call: Any) -> Any:
         """Start ``call`` on the worker of ``slot``; a hashable handle of the running call."""
         ...
 
@@ -111,18 +111,19 @@ class Backend(Protocol):
         ...
 
 
-def dispatch(backend: Backend, calls: Sequence[Call], max_attempts: int, progress: str | None = None) -> list[Any]:
-    """Run every call once on some free worker; the values in input order.
+def dispatched(backend: Backend, calls: Sequence[Any], max_attempts: int, progress: str | None = None,
+               unit: str = "call") -> Iterator[tuple[int, Any]]:
+    """Run every call once on some free worker; ``(index in calls, value)`` of each as it finishes.
 
     A call whose worker died is resubmitted (first in the queue) on a replacement worker; after ``max_attempts``
-    starts of one call its last failure is raised as RuntimeError. ``progress`` names a tqdm bar (None: none).
+    starts of one call its last failure is raised as RuntimeError. ``progress`` names a tqdm bar counting ``unit``
+    (None: none).
     """
     queue = deque(range(len(calls)))
-    results: list[Any] = [None] * len(calls)
     attempts = [0] * len(calls)
     idle = deque(range(backend.workers))
     running: dict[Any, tuple[int, int]] = {}  # handle -> (call index, slot)
-    with tqdm(total=len(calls), desc=progress, disable=progress is None, leave=False) as bar:
+    with tqdm(total=len(calls), desc=progress, unit=unit, disable=progress is None, leave=False) as bar:
         while queue or running:
             while queue and idle:
                 index, slot = queue.popleft(), idle.popleft()
@@ -131,15 +132,22 @@ def dispatch(backend: Backend, calls: Sequence[Call], max_attempts: int, progres
             handle = backend.wait(list(running))
             index, slot = running.pop(handle)
             try:
-                results[index] = backend.result(handle)
-                bar.update(1)
+                value = backend.result(handle)
             except WorkerLost as error:
                 if attempts[index] >= max_attempts:
                     raise RuntimeError(f"call {index} failed on {attempts[index]} workers; the last error follows") from error
                 backend.replace(slot)
                 queue.appendleft(index)
+            else:
+                bar.update(1)
+                yield index, value
             idle.append(slot)
-    return results
+
+
+def dispatch(backend: Backend, calls: Sequence[Any], max_attempts: int, progress: str | None = None) -> list[Any]:
+    """``dispatched``'s values in input order."""
+    results = dict(dispatched(backend, calls, max_attempts, progress))
+    return [results[index] for index in range(len(calls))]
 
 
 class EvaluationPool(Protocol):
