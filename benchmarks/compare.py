@@ -1,6 +1,6 @@
 """Did a run reproduce the committed one? Two record files compared cell by cell.
 
-    python -m benchmarks.compare benchmarks/results/quick.jsonl benchmarks/results/reference/quick.jsonl
+    python -m benchmarks.compare benchmarks/results/quick.jsonl benchmarks/results/reference/quick/quick.jsonl
 
 Cells are matched by their key (task, controller, target, seed, and the checkpoint's budget fraction or the
 candidate's plan and training seed where the records have them); each file's commits and machines (the processor

@@ -110,15 +110,15 @@ SOURCES: dict[str, Source] = {
         STUDY, "the same plans with every proxy averaged over 2 minibatch orders"),
     "snip_table1": Source(
         "SNIP's Table 1",
-        "python -m benchmarks.studies.snip_table1 --out benchmarks/results/reference --inits torch --schedules shipped paper, "
-        "then python -m benchmarks.studies.snip_table1 --out benchmarks/results/reference --inits paper --schedules shipped",
+        "python -m benchmarks.studies.snip_table1 --out benchmarks/results/reference/snip_table1 --inits torch --schedules shipped paper, "
+        "then python -m benchmarks.studies.snip_table1 --out benchmarks/results/reference/snip_table1 --inits paper --schedules shipped",
         STUDY, "global SNIP on LeNet-300-100 under our schedule and the paper's, against the paper's errors"),
     "numerics": Source("Numerics across CPU kernels", "python -m benchmarks.studies.numerics", STUDY,
                        "the same plans trained in fresh processes under other CPU kernel selections"),
     "env_speed_trained": Source(
         "Env speed after training (zero-step reward)",
         "python -m benchmarks.studies.env_speed --tasks mlp-digits-trained cnn-digits-trained --threads 1 "
-        "--memory-episodes 0 --repeats 15 --out benchmarks/results/reference/env_speed_trained.md",
+        "--memory-episodes 0 --repeats 15 --out benchmarks/results/reference/env_speed_trained/env_speed_trained.md",
         STUDY, "evaluations/s of the one-forward-pass reward on the trained networks, one CPU thread"),
     "reward_throughput_cpu": Source(
         "Reward throughput (CPU)",
@@ -156,7 +156,7 @@ class Report(NamedTuple):
     def source(self) -> Source:
         return SOURCES.get(self.name) or Source(
             self.name.replace("_", " "), "(not recorded: add it to SOURCES in benchmarks/docs_pages.py)", OTHER,
-            f"benchmarks/results/reference/{self.path.name}")
+            f"benchmarks/results/reference/{self.path.parent.name}/{self.path.name}")
 
 
 def page_name(path: Path, reference: Path) -> str:

@@ -4,7 +4,7 @@
     python -m benchmarks.promote quick --out /tmp/run   # a run written elsewhere
 
 A benchmark run writes only into its output folder; this copies the suite's records, report and plots from there
-into the reference folder (replacing the reference's files of that suite), merges the run's best known plans
+into the suite's folder of the reference (``reference/<suite>/``, replacing its files), merges the run's best known plans
 into the reference's (``benchmarks.best_known``: a run's file holds the reference's entries it started from plus
 what it found, so its entry of a cell replaces the reference's) and adds the run's full trainings to the
 reference's ground-truth store (``benchmarks.ground_truth``). Then review ``git diff`` and commit.
@@ -40,11 +40,18 @@ class Args:
     out: Path = Path("benchmarks/results")
     """The run's output folder."""
     reference: Path = REFERENCE.parent
-    """The reference folder."""
+    """The reference folder (one folder per suite or study in it, the shared stores beside them)."""
+
+
+def reference_folder(name: str, reference: Path = REFERENCE.parent) -> Path:
+    """The folder of the suite or study ``name`` in the reference (``reference/<name>/``): its records, report and
+    plots; the best known plans and the ground-truth store are shared, beside the folders."""
+    return reference / name
 
 
 def promote(suite: str, out: Path, reference: Path) -> list[Path]:
-    """Copy the suite's run files from ``out`` into ``reference`` and merge the best known plans; the files written.
+    """Copy the suite's run files from ``out`` into its ``reference_folder`` and merge the best known plans and the
+    ground truth into the reference's; the files written.
 
     Raises:
         ValueError: when ``out`` holds no records of ``suite`` (nothing to promote).
@@ -52,12 +59,13 @@ def promote(suite: str, out: Path, reference: Path) -> list[Path]:
     if not (out / f"{suite}.jsonl").exists():
         raise ValueError(f"{out} holds no run of the suite {suite!r} ({out / f'{suite}.jsonl'} is missing): "
                          f"run it first (make bench SUITE={suite})")
-    reference.mkdir(parents=True, exist_ok=True)
+    folder = reference_folder(suite, reference)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in SUFFIXES:
         source = out / f"{suite}{suffix}"
         if source.exists():
-            written.append(Path(shutil.copy2(source, reference / source.name)))
+            written.append(Path(shutil.copy2(source, folder / source.name)))
     if (out / "best_known.jsonl").exists():
         merged = BestKnown(reference / "best_known.jsonl", base=None)
         merged.entries.update(BestKnown(out / "best_known.jsonl").entries)

@@ -32,7 +32,7 @@ def default_reward_batch(device: torch.device) -> int:
 
     On this project's 2-core CPU machines the batched path trained mlp-digits at 0.96-1.08x the sequential
     speed with one thread per worker (the benchmark's setting) and LeNet-5 at 0.66-0.82x even with two
-    (``benchmarks/results/reference/reward_throughput_cpu*.md``), so the CPU keeps the sequential path and its
+    (``benchmarks/results/reference/reward_throughput_cpu/reward_throughput_cpu*.md``), so the CPU keeps the sequential path and its
     numbers.
     """
     return CUDA_REWARD_BATCH if device.type == "cuda" else 1

@@ -8,7 +8,7 @@
 | full       | validation accuracy in [0, 1] after the task's full training schedule | the full schedule        |
 
 ``neg_loss`` is the default: on mlp-digits at 0.98 it ranks plans like their final test accuracy better than
-``accuracy`` at every K (``benchmarks/results/reference/fidelity_mlp-digits_0.98.md``), and it still tells plans
+``accuracy`` at every K (``benchmarks/results/reference/fidelity_mlp-digits_0.98/fidelity_mlp-digits_0.98.md``), and it still tells plans
 apart when most of them sit at chance accuracy after K steps. C is the number of classes; a network that only
 guesses has a loss of log C (2.30 nats for 10 classes), so a reward near -2.30 means "no better than chance".
 

@@ -88,7 +88,7 @@ def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path
 def test_a_record_written_before_the_renames_reads_in_its_own_names(tmp_path) -> None:
     # the committed short records spell random search's options and the suite's budget as they were named then
     # (center, include_center, rl_episodes)
-    committed = next(r for r in read_records(REFERENCE / "short_plans.jsonl") if r["controller"] == "random_search")
+    committed = next(r for r in read_records(REFERENCE / "short" / "short_plans.jsonl") if r["controller"] == "random_search")
     suite = get_suite("short")
     now = cell_settings(suite, committed["task"], "random_search", "cpu")
     assert now["options"] == {"progress": False, "reference": "snip", "scale": 0.7, "include_reference": True}

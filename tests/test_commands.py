@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_QUICK = ROOT / "benchmarks" / "results" / "reference" / "quick.jsonl"
+REFERENCE_QUICK = ROOT / "benchmarks" / "results" / "reference" / "quick" / "quick.jsonl"
 NOT_STATE = (".venv", ".hypothesis", ".pytest_cache", ".ruff_cache", "pruning_env.egg-info")
 """Folders of the work tree that are no output of a command (the environment and tool caches)."""
 

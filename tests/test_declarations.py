@@ -74,7 +74,7 @@ def test_the_declarations_say_what_the_signatures_take() -> None:
 @pytest.mark.parametrize("name", ["short_plans.jsonl", "short_checkpoint_plans.jsonl", "short.jsonl"])
 def test_the_committed_records_kinds_and_probes_are_the_declared_ones(name: str) -> None:
     """The default suite's reference records, made when the runner read kinds and probes from the signatures."""
-    records = read_records(REFERENCE / name)
+    records = read_records(REFERENCE / "short" / name)
     assert records
     for record in records:
         declared = declaration_of(CONTROLLERS[record["controller"]])

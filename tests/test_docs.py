@@ -136,24 +136,25 @@ def test_a_png_belongs_to_the_report_whose_name_it_extends_most():
 
 def test_links_are_fixed_in_the_generation_not_in_the_report(tmp_path: Path):
     reference = tmp_path / "benchmarks" / "results" / "reference"
-    reference.mkdir(parents=True)
-    (reference / "oracle.md").write_text(
+    folder = reference / "oracle"  # a study's folder of the reference
+    folder.mkdir(parents=True)
+    (folder / "oracle.md").write_text(
         "| a | b |\n|---|---|\n| 1 | 2 |\n\n![convergence](oracle_convergence.png)\n![gone](oracle_gone.png)\n"
         "See [the records](oracle.jsonl) and [rliable](https://github.com/google-research/rliable).\n",
         encoding="utf-8")
-    (reference / "oracle_convergence.png").write_bytes(b"\x89PNG")
-    (reference / "oracle_headroom.png").write_bytes(b"\x89PNG")
+    (folder / "oracle_convergence.png").write_bytes(b"\x89PNG")
+    (folder / "oracle_headroom.png").write_bytes(b"\x89PNG")
     [report] = docs_pages.find_reports(reference)
     page = docs_pages.page_markdown(report, reference)
     assert page.startswith("# Oracle plans\n\n> Produced by `python -m benchmarks.studies.oracle`")
-    assert "`benchmarks/results/reference/oracle.md`" in page
+    assert "`benchmarks/results/reference/oracle/oracle.md`" in page
     assert "![convergence](oracle/oracle_convergence.png)" in page
     assert "oracle_gone.png` is not committed" in page and "](oracle_gone.png)" not in page
     assert "the records (`oracle.jsonl`)" in page and "(https://github.com/google-research/rliable)" in page
     assert page.count("oracle/oracle_convergence.png") == 1  # shown where the report shows it, not again
     assert "![oracle headroom](oracle/oracle_headroom.png)" in page  # the other figure under "Figures"
     files = docs_pages.results_files(reference)
-    assert files["results/oracle/oracle_convergence.png"] == reference / "oracle_convergence.png"
+    assert files["results/oracle/oracle_convergence.png"] == folder / "oracle_convergence.png"
 
 
 # The examples ---------------------------------------------------------------------------------------------------

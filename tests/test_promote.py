@@ -38,8 +38,10 @@ def test_a_run_reads_the_reference_beneath_its_own_file_and_promote_merges_it(tm
     assert (reference / "best_known.jsonl").read_text() == reference_before  # the base is never written
 
     written = promote("short", out, reference)
-    assert sorted(p.name for p in written) == ["best_known.jsonl", "short.jsonl", "short.md"]
-    assert not (reference / "quick.md").exists()
+    assert sorted(p.relative_to(reference).as_posix() for p in written) == [
+        "best_known.jsonl", "short/short.jsonl", "short/short.md"]  # the suite's folder; the shared store beside it
+    assert (reference / "short" / "short.md").read_text() == "report"
+    assert not (reference / "quick.md").exists() and not (reference / "quick").exists()
     merged = {(e["seed"], e["mean"]) for e in read_records(reference / "best_known.jsonl")}
     assert merged == {(0, 0.80), (1, 0.75)}
 

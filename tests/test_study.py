@@ -78,8 +78,9 @@ def test_a_report_only_rebuild_of_the_committed_records_gives_the_committed_repo
              "generalize": ["generalize_plans.jsonl", "generalize.jsonl", "generalize_controllers"],
              "learning_curves": ["learning_curves.jsonl", "learning_curves_finals.jsonl"],
              "snip_table1": ["snip_table1.jsonl"]}[study]
-    for name in files:
-        (shutil.copytree if (REFERENCE / name).is_dir() else shutil.copy)(REFERENCE / name, tmp_path / name)
+    sources = {name: REFERENCE / name if name == "ground_truth.jsonl" else REFERENCE / study / name for name in files}
+    for name, source in sources.items():  # the study's folder; the shared ground-truth store beside the folders
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
     if study == "oracle":
         text = oracle.run_study(oracle.Args(out=tmp_path, reference=tmp_path / "none", report_only=True))
     elif study == "generalize":
@@ -90,12 +91,12 @@ def test_a_report_only_rebuild_of_the_committed_records_gives_the_committed_repo
         snip_table1.main(snip_table1.Args(out=tmp_path, report_only=True, progress=False))
         text = (tmp_path / "snip_table1.md").read_text()
     timed = ("min this run", "Wall time")
-    committed = [line for line in (REFERENCE / f"{study}.md").read_text().splitlines() if not line.startswith(timed)]
+    committed = [line for line in (REFERENCE / study / f"{study}.md").read_text().splitlines() if not line.startswith(timed)]
     rebuilt = [line for line in text.splitlines() if not line.startswith(timed)]
     if study == "generalize":  # its wall time closes the last line
         committed[-1], rebuilt[-1] = (line.rsplit("; ", 1)[0] for line in (committed[-1], rebuilt[-1]))
     assert rebuilt == committed
     assert (tmp_path / f"{study}.md").read_text() == text
-    for name in files:  # nothing was dropped or rewritten
-        if (REFERENCE / name).is_file():
-            assert (tmp_path / name).read_bytes() == (REFERENCE / name).read_bytes()
+    for name, source in sources.items():  # nothing was dropped or rewritten
+        if source.is_file():
+            assert (tmp_path / name).read_bytes() == source.read_bytes()

@@ -39,6 +39,7 @@ from benchmarks.cells import FinalPool, cell_env, jobs_of, plan_of, store_record
 from benchmarks.ground_truth import GroundTruth, key
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.progress import Progress
+from benchmarks.promote import reference_folder
 from benchmarks.provenance import code_fingerprint
 from benchmarks.records import read_records
 from benchmarks.studies.oracle_search import Trace, cma_search, level_search
@@ -187,7 +188,7 @@ def run_study(args: Args) -> str:
     args.out.mkdir(parents=True, exist_ok=True)
     store = GroundTruth(args.out / "ground_truth.jsonl", base=args.reference / "ground_truth.jsonl")
     cells, = open_records(args, [(args.out / "oracle.jsonl", ("task", "target_sparsity", "seed"))])
-    reference_cells = {cells.key(c): c for c in read_records(args.reference / "oracle.jsonl")}
+    reference_cells = {cells.key(c): c for c in read_records(reference_folder("oracle", args.reference) / "oracle.jsonl")}
     settings = cell_settings(args)
     if not args.report_only:
         drop_superseded(cells, lambda c: in_run(c, args), settings)

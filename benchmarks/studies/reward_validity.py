@@ -2,7 +2,7 @@
 
     python -m benchmarks.studies.reward_validity --out DIR        # search, train, rank, report (resumable)
     python -m benchmarks.promote reward_validity --out DIR        # make it the committed reference
-    python -m benchmarks.studies.reward_validity --report-only --out benchmarks/results/reference
+    python -m benchmarks.studies.reward_validity --report-only --out benchmarks/results/reference/reward_validity
 
 For every reward variant (``VARIANTS``: the env options it changes) and every instance of the oracle study's cell
 (``--task``, ``--target``, ``--seeds``; ``benchmarks.studies.oracle`` measured its headroom), the same search (CMA-ES from
@@ -41,6 +41,7 @@ from benchmarks.ground_truth import GroundTruth
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.plots import Panel, Series, save_lines
 from benchmarks.progress import Progress
+from benchmarks.promote import reference_folder
 from benchmarks.provenance import code_fingerprint
 from benchmarks.records import read_records
 from benchmarks.studies.oracle import HELD_OUT_SEEDS, Trainings, cell_figures
@@ -181,7 +182,7 @@ def run_study(args: Args) -> str:
     check_known(args.variants, VARIANTS, "variants")
     args.out.mkdir(parents=True, exist_ok=True)
     store = GroundTruth(args.out / "ground_truth.jsonl", base=args.reference / "ground_truth.jsonl")
-    cells = {c["seed"]: c for c in read_records(args.reference / "oracle.jsonl")
+    cells = {c["seed"]: c for c in read_records(reference_folder("oracle", args.reference) / "oracle.jsonl")
              if c["task"] == args.task and c["target_sparsity"] == args.target}
     missing = sorted(set(args.seeds) - set(cells))
     if missing:
