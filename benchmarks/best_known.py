@@ -42,7 +42,7 @@ CellKey = tuple[str, float, int, str]
 
 def schedule_of(task: str, final_steps: int | None) -> str:
     """Fingerprint of the full training a cell's accuracies come from (the task's, with ``final_steps``)."""
-    train = get_task(task).final_train
+    train = get_task(task).evaluation_train
     return fingerprint(asdict(train if final_steps is None else replace(train, steps=final_steps)))
 
 

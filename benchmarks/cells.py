@@ -57,7 +57,7 @@ def plan_of(controller: Controller, env: PruningEnv, seed: int, act: Callable[..
 def _evaluator(task: str, target: float, final_steps: int | None, device: str) -> FinalEvaluator:
     """One evaluator per worker process and cell kind: it caches the seeds' instances."""
     torch.set_num_threads(1)
-    final_train = None if final_steps is None else replace(get_task(task).final_train, steps=final_steps)
+    final_train = None if final_steps is None else replace(get_task(task).evaluation_train, steps=final_steps)
     return FinalEvaluator(task, target, device=device, final_train=final_train)
 
 
@@ -65,7 +65,8 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
                 device: str, train_seed: int | None = None) -> list[dict[str, Any]]:
     """Test accuracy of each plan on seed ``seed``'s instance after the task's full training (masks held) with
     minibatch order ``train_seed`` (None: the init seed); the plans train side by side on the batched path where
-    the device selects it."""
+    the device selects it. On a trained task the training is its fine-tuning, and the test accuracy before it is
+    recorded too (``zero_shot_test_accuracy``)."""
     evaluator = _evaluator(task, target, final_steps, device)
     results = evaluator.evaluate_many([(np.asarray(p), seed) for p in plans], train_seed)
     return [
@@ -81,6 +82,8 @@ def final_cells(task: str, target: float, seed: int, plans: list[list[float]], f
             "val_loss": result.validation_loss,
             "diverged": result.diverged,
             "train_seconds": result.seconds,
+            **({} if result.zero_shot_test_accuracy is None else
+               {"zero_shot_test_accuracy": result.zero_shot_test_accuracy}),
         }
         for result in results
     ]
@@ -128,7 +131,7 @@ def store_record(plan: dict[str, Any], result: dict[str, Any], final_steps: int 
     return {
         "task": plan["task"], "target_sparsity": plan["target_sparsity"], "budget": task.budget,
         "seed": plan["seed"], "train_seed": plan["seed"] if plan.get("train_seed") is None else plan["train_seed"],
-        "steps": final_steps or task.final_train.steps, "requested": list(map(float, plan["requested"])),
+        "steps": final_steps or task.evaluation_train.steps, "requested": list(map(float, plan["requested"])),
         "applied": result["applied"], "val_accuracy": result["val_accuracy"], "val_loss": result["val_loss"],
         "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"], "diverged": result["diverged"],
         "seconds": result["train_seconds"], "source": source, "code": code, "versions": versions(),

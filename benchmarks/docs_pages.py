@@ -77,6 +77,9 @@ SOURCES: dict[str, Source] = {
         "--train-checkpoints False --only dense uniform er erk lamp random global_magnitude global_snip global_grasp "
         "global_synflow cma_es mappo --out benchmarks/results/reference/mnist_lenet5",
         SUITE, "the heuristics, CMA-ES and MAPPO on LeNet-5-Caffe at 0.99, one seed"),
+    "posttrain": Source("Pruning trained networks (posttrain)", "make bench SUITE=posttrain", SUITE,
+                        "every controller on the trained digits networks at 0.8 and 0.9: zero-shot and after a 50-step "
+                        "fine-tuning"),
     "benchmarl": Source("BenchMARL next to ours", "make bench SUITE=benchmarl", SUITE,
                         "BenchMARL's MAPPO, IPPO and IQL beside our MAPPO and the best heuristics on mlp-digits"),
     "generalize": Source("Generalization (zero-shot)", "make bench SUITE=generalize", SUITE,

@@ -4,7 +4,9 @@ A plan is a requested sparsity per layer. It is applied by the env itself (a ``P
 instance of a seed, the env's projection onto the budget, the env's within-layer masks), then the env's plan
 evaluator (``pruning_env.evaluation.PlanEvaluator``) trains the pruned network with the task's full schedule and
 reads the TEST split, which no reward ever reads, and the validation split (``validation_accuracy``, for studies
-that select plans without reading the test split).
+that select plans without reading the test split). On a trained task (``prune_at="trained"``) the pruned trained
+network is read as it is first (``zero_shot_test_accuracy``), then fine-tuned with the task's ``finetune`` schedule
+(``Task.evaluation_train``) and read again.
 
     evaluator = FinalEvaluator("mlp-digits", target_sparsity=0.98)
     outcome = evaluator(plan, seed=0)        # plan: (L,) sparsities; outcome.test_accuracy in [0, 1]
@@ -70,12 +72,14 @@ class FinalResult:
     """Wall time of the training and the evaluations (a batched run's divided by its copies)."""
     test_accuracy_at: tuple[float, ...] = ()
     """Test accuracy after each step of ``eval_at``, in that order (empty without)."""
+    zero_shot_test_accuracy: float | None = None
+    """On a trained task: the test accuracy of the pruned trained network before fine-tuning (None from θ0)."""
 
     @classmethod
     def of(cls, pruned: PrunedPlan, run: TrainResult, seed: int, train_seed: int, target_sparsity: float,
-           effective_sparsity: float) -> FinalResult:
+           effective_sparsity: float, zero_shot: TrainResult | None = None) -> FinalResult:
         """The result of the plan ``pruned`` trained in ``run`` (evaluated on the test split, the validation split
-        second)."""
+        second), with its reading before any training ``zero_shot`` on a trained task."""
         return cls(
             seed=seed, train_seed=train_seed, target_sparsity=target_sparsity, requested=pruned.requested,
             applied=pruned.applied, pruned_counts=pruned.pruned_counts, global_sparsity=pruned.global_sparsity,
@@ -83,6 +87,7 @@ class FinalResult:
             test_accuracy=run.accuracy, test_loss=run.loss, validation_accuracy=run.second_accuracy,
             validation_loss=run.second_loss, diverged=run.diverged, seconds=run.train_seconds + run.eval_seconds,
             test_accuracy_at=run.accuracy_at,
+            zero_shot_test_accuracy=None if zero_shot is None else zero_shot.accuracy,
         )
 
 
@@ -95,13 +100,14 @@ class FinalEvaluator:
     test split and the validation split.
 
     Args:
-        task: a task name or ``Task``; its ``final_train`` is the schedule unless ``final_train`` is given.
+        task: a task name or ``Task``; its ``evaluation_train`` (``final_train``, or a trained task's ``finetune``)
+            is the schedule unless ``final_train`` is given.
         target_sparsity: the global target in [0, 1) (of the weights, or of the MACs on a task with
             ``budget="flops"``); the task's default when None.
         scorer: the within-layer mask criterion; the task's when None.
         data: the dataset (the task's, loaded on ``device``, when None).
         device: "auto", "cpu", "cuda" or a torch.device.
-        final_train: the full training schedule; ``task.final_train`` when None (shorten it only for tests).
+        final_train: the training schedule; ``task.evaluation_train`` when None (shorten it only for tests).
         train_batch: most plans trained side by side by ``evaluate_many``, or ``"auto"`` (the device's
             ``pruning_env.device.default_reward_batch``: 1, one at a time, on CPU).
         model: the network as the env takes it (a factory ``seed -> nn.Module``, or a module whose weights are θ0
@@ -130,9 +136,11 @@ class FinalEvaluator:
         trainer = self.env.reward_evaluator.trainer  # its model is still θ0's network: the probe reads its structure
         self.connectivity = ConnectivityProbe(trainer.model, [layer.name for layer in self.layers],
                                               self.data.input_shape)
-        self.plans = PlanEvaluator(trainer, self.task.final_train if final_train is None else final_train,
+        self.plans = PlanEvaluator(trainer, self.task.evaluation_train if final_train is None else final_train,
                                    self.data.x_test, self.data.y_test, second_eval=self.data.val)
         """The plan evaluator: the full schedule, read on the test split and the validation split."""
+        self.zero_shot = self.plans.at(None, 1) if self.env.config.prune_at == "trained" else None
+        """On a trained task: the same splits read with no training (one forward pass)."""
 
     def __call__(
         self, sparsities: np.ndarray, seed: int, train_seed: int | None = None, eval_at: Sequence[int] = ()
@@ -160,11 +168,14 @@ class FinalEvaluator:
         results: list[FinalResult | None] = [None] * len(plans)
         for seed, indices in groups.items():
             order = seed if train_seed is None else train_seed
-            runs = self.plans.runs(pruned[indices[0]][0], [pruned[i][1].masks for i in indices], order, eval_at)
-            for index, (run,) in zip(indices, runs, strict=True):
+            state, masks = pruned[indices[0]][0], [pruned[i][1].masks for i in indices]
+            runs = self.plans.runs(state, masks, order, eval_at)
+            zero_shots = [None] * len(runs) if self.zero_shot is None else self.zero_shot.runs(state, masks, order)
+            for index, (run,), zero_shot in zip(indices, runs, zero_shots, strict=True):
                 plan = pruned[index][1]
                 results[index] = FinalResult.of(plan, run, seed, order, self.target_sparsity,
-                                                self.connectivity.effective_sparsity(plan.masks))
+                                                self.connectivity.effective_sparsity(plan.masks),
+                                                None if zero_shot is None else zero_shot[0])
         return results  # type: ignore[return-value]
 
     def _prune(

@@ -8,7 +8,7 @@ Schema of a record (``FIELDS``; numbers are floats unless said):
 
 - ``task``, ``target_sparsity``, ``budget`` (``"weights"`` or ``"flops"``), ``seed`` (the instance: the
   initialization θ0 and its masks), ``train_seed`` (the minibatch order of the full training), ``steps`` (int: the
-  optimizer steps of the full training; the task's ``final_train`` otherwise);
+  optimizer steps of the full training; the task's ``evaluation_train`` otherwise);
 - ``requested`` and ``applied``: the plan as asked and after the env's projection onto the budget, ``(L,)`` lists;
 - ``val_accuracy``, ``val_loss``, ``test_accuracy``, ``test_loss``: after that one training (accuracy in [0, 1],
   mean cross-entropy in nats); ``diverged`` (bool), ``seconds`` (the training's wall time);

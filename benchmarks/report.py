@@ -42,12 +42,15 @@ def rows_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def seed_accuracies(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str, float], dict[int, float]]:
-    """(task, controller, target) -> {seed: test accuracy in %}."""
+def seed_accuracies(records: Sequence[dict[str, Any]], field: str = "test_accuracy"
+                    ) -> dict[tuple[str, str, float], dict[int, float]]:
+    """(task, controller, target) -> {seed: the records' ``field`` (a test accuracy) in %}; records without it are
+    left out."""
     runs: dict[tuple[str, str, float], dict[int, float]] = defaultdict(dict)
     for record in records:
-        runs[(record["task"], record["controller"], record["target_sparsity"])][record["seed"]] = (
-            100 * record["test_accuracy"])
+        if record.get(field) is not None:
+            runs[(record["task"], record["controller"], record["target_sparsity"])][record["seed"]] = (
+                100 * record[field])
     return runs
 
 
@@ -67,13 +70,15 @@ def clearly_best(runs: dict[str, dict[int, float]]) -> str | None:
     return top
 
 
-def markdown_table(suite: Suite, records: Sequence[dict[str, Any]]) -> str:
-    """Mean ± the half-width of a 95% t-interval of test accuracy (%) over seeds per controller and sparsity; in
-    bold the controller of a column that is ahead of every other beyond the interval of their paired difference."""
-    values = seed_accuracies(records)
+def markdown_table(suite: Suite, records: Sequence[dict[str, Any]], field: str = "test_accuracy",
+                   title: str = "") -> str:
+    """Mean ± the half-width of a 95% t-interval of test accuracy (%; the records' ``field``) over seeds per
+    controller and sparsity; in bold the controller of a column that is ahead of every other beyond the interval of
+    their paired difference. ``title`` follows the task's name in each table's header."""
+    values = seed_accuracies(records, field)
     lines = []
     for task in suite.tasks:
-        header = f"| {task} | " + " | ".join(f"{s:g}" for s in suite.sparsities) + " |"
+        header = f"| {task}{title} | " + " | ".join(f"{s:g}" for s in suite.sparsities) + " |"
         lines += [header, "|---" * (len(suite.sparsities) + 1) + "|"]
         bold = {s: clearly_best({c: v for (t, c, sp), v in values.items()
                                  if t == task and sp == s and fixed_target(c) is None})
@@ -135,8 +140,13 @@ def caption(suite: Suite, device: str, seconds: float, kinds: Mapping[str, str] 
     """What the table shows and the budgets behind it (learners and searchers by their kind)."""
     learners = ", ".join(c for c in suite.controllers if kind_of(c, kinds) == "learner")
     searchers = ", ".join(c for c in suite.controllers if kind_of(c, kinds) == "searcher")
+    trained = [get_task(task) for task in suite.tasks if get_task(task).prune_at == "trained"]
+    measured = ("after full training of the pruned initialization" if not trained else
+                f"after fine-tuning the pruned trained network ({trained[0].evaluation_train.steps} steps, masks held;"
+                " the zero-shot table below reads it before)" if len(trained) == len(suite.tasks) else
+                "after full training of the pruned initialization, or on a trained task after its fine-tuning")
     return (
-        f"Test accuracy (%) after full training of the pruned initialization, mean ± half-width of a 95% t-interval "
+        f"Test accuracy (%) {measured}, mean ± half-width of a 95% t-interval "
         f"over seeds {list(suite.seeds)}; in bold a controller ahead of every other of its column beyond the 95% "
         f"interval of their difference paired over seeds (none where no lead is that clear); dense = unpruned; er and "
         f"erk coincide on networks without kernels (MLPs), where ER and ERK are the same formula. Learning controllers ({learners}) "

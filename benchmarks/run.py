@@ -144,7 +144,8 @@ def cell_settings(suite: Suite, task: str, controller: str, device: str) -> dict
                   "episodes_per_seed": suite.episodes_per_seed, "reward": suite.reward,
                   "reward_steps": suite.reward_steps, "final_steps": suite.final_steps},
         "task": {"model": str(spec.model), "dataset": spec.dataset, "scorer": spec.scorer, "proxies": list(spec.proxies),
-                 "reward_train": asdict(spec.reward_train), "final_train": asdict(spec.final_train)},
+                 "reward_train": asdict(spec.reward_train), "final_train": asdict(spec.final_train),
+                 **({"finetune": asdict(spec.evaluation_train)} if spec.prune_at == "trained" else {})},
         "controller": controller, "factory": describe_factory(agents.CONTROLLERS[controller]),
         "options": dict(suite.options.get(controller, {})), "device": device,
         "versions": versions(),
@@ -334,7 +335,7 @@ class RunCost:
         return self.suite.reward_steps or get_task(task).reward_train.steps
 
     def train_steps(self, task: str) -> int:
-        return self.suite.final_steps or get_task(task).final_train.steps
+        return self.suite.final_steps or get_task(task).evaluation_train.steps
 
     def plan(self, record: dict[str, Any]) -> float:
         """The steps a plan record's cell cost (a learner's training is shared by its targets)."""
@@ -433,7 +434,9 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best: Bes
     scores, regrets = score_matrices(suite, cells, best)
     report = aggregate_table(scores, regrets, best_heuristic(scores, kinds), kinds=kinds)
     cell_count = next(iter(scores.values())).shape[1] if scores else 0
+    zero_shot = markdown_table(suite, cells, "zero_shot_test_accuracy", ": zero-shot (no fine-tuning)")
     text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds, kinds) + "\n\n"
+            + (zero_shot + "\n" if any("zero_shot_test_accuracy" in cell for cell in cells) else "")
             + effective_sparsity_table(suite, cells) + "\n" + rows_table(suite, cells) + "\n"
             + paired_table(suite, cells, kinds) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
             + efficiency_table(suite, cells, early))

@@ -24,7 +24,11 @@ budget.
 
 Trained variants (``TRAINED_TASKS``, ``prune_at="trained"``): the network trained from its seeded initialization
 with the final schedule is pruned (``pruning_env.trained``), with magnitude masks, and by default the reward reads
-the pruned network with no fine-tuning (``reward_steps=0``, one forward pass).
+the pruned network with no fine-tuning (``reward_steps=0``, one forward pass). The benchmark's final evaluation
+reads the pruned network as it is (zero-shot) and after a short fine-tuning with its masks held (``finetune``:
+``DIGITS_FINETUNE``, 50 steps of Adam at lr 1e-3, cosine: a twelfth of the final schedule's steps, which recovers most
+of the accuracy of a sound allocation and not that of a poor one: at 0.9, mean of init seeds 0-1, test accuracy after
+it is 98.1 / 96.8 / 85.5% for LAMP / global magnitude / uniform on cnn-digits, where all three read 10-12% zero-shot).
 
 | task               | id                  | of         | target | dense         | uniform       | global magnitude |
 |--------------------|---------------------|------------|--------|---------------|---------------|------------------|
@@ -54,6 +58,7 @@ from pruning_env.training import TrainConfig
 
 DIGITS_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-2)
 DIGITS_FINAL = TrainConfig(steps=600, batch_size=128, optimizer="adam", lr=3e-3)
+DIGITS_FINETUNE = TrainConfig(steps=50, batch_size=128, optimizer="adam", lr=1e-3)
 MNIST_PROXY = TrainConfig(steps=100, batch_size=128, optimizer="adam", lr=1e-3)
 # SNIP's optimizer (SGD, momentum 0.9, batch 100, weight decay 5e-4, lr 0.1) for 20 epochs of 50k samples
 MNIST_FINAL = TrainConfig(steps=10_000, batch_size=100, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -103,6 +108,15 @@ class Task:
     prune_at: PruneAt = "init"
     """What a plan prunes: the seeded initialization (``"init"``) or the network trained from it with
     ``final_train`` (``"trained"``, ``pruning_env.trained``)."""
+    finetune: TrainConfig | None = None
+    """The benchmark's fine-tuning of a pruned trained network (``prune_at="trained"``), masks held; None:
+    ``final_train``."""
+
+    @property
+    def evaluation_train(self) -> TrainConfig:
+        """The schedule the benchmark's final evaluation trains a pruned network with: ``final_train`` from θ0, or
+        on a trained task its ``finetune`` of the pruned trained weights."""
+        return self.finetune if self.prune_at == "trained" and self.finetune is not None else self.final_train
 
 
 def flops_variant(task: Task) -> Task:
@@ -111,12 +125,13 @@ def flops_variant(task: Task) -> Task:
     return replace(task, name=f"{task.name}-flops", env_id=f"{stem}Flops-{version}", budget="flops")
 
 
-def trained_variant(task: Task, target_sparsity: float) -> Task:
+def trained_variant(task: Task, target_sparsity: float, finetune: TrainConfig) -> Task:
     """``task`` pruned after training at another default target: named ``<name>-trained``, id
-    ``<Stem>Trained-v<N>`` (``"MlpDigitsTrained-v1"``), magnitude masks (``TRAINED_SCORER``)."""
+    ``<Stem>Trained-v<N>`` (``"MlpDigitsTrained-v1"``), magnitude masks (``TRAINED_SCORER``), the benchmark's
+    fine-tuning ``finetune``."""
     stem, version = task.env_id.rsplit("-", 1)
     return replace(task, name=f"{task.name}-trained", env_id=f"{stem}Trained-{version}", prune_at="trained",
-                   scorer=TRAINED_SCORER, target_sparsity=target_sparsity)
+                   scorer=TRAINED_SCORER, target_sparsity=target_sparsity, finetune=finetune)
 
 
 WEIGHT_TASKS: dict[str, Task] = {
@@ -137,7 +152,7 @@ FLOPS_TASKS: dict[str, Task] = {
 }
 """The FLOPs variants of the convolutional tasks, by name."""
 TRAINED_TASKS: dict[str, Task] = {
-    f"{name}-trained": trained_variant(WEIGHT_TASKS[name], target)
+    f"{name}-trained": trained_variant(WEIGHT_TASKS[name], target, DIGITS_FINETUNE)
     for name, target in (("mlp-digits", 0.90), ("cnn-digits", 0.70))
 }
 """The embedded digits tasks pruned after training, by name (targets: see the module docstring)."""

@@ -198,3 +198,22 @@ def test_results_are_the_same_for_any_worker_count_and_the_progress_counts_every
     assert cost.total() == (steps, len(trained))  # the bar's total is what the run spends (before candidates)
     # random search: 8 evaluations of K=5 steps on its one cell; 3 cells + 2 checkpoints trained with 20 steps
     assert cost.total() == (8 * 5 + 5 * 20, 5)
+
+
+@pytest.mark.slow
+def test_the_posttrain_suite_reads_each_plan_zero_shot_and_after_its_fine_tuning(tmp_path) -> None:
+    suite = replace(get_suite("posttrain"), tasks=("mlp-digits-trained",), sparsities=(0.9,), seeds=(0,),
+                    controllers=("dense", "uniform", "lamp", "random_search"), episodes_per_seed=8, workers=1)
+    text = run_suite(suite, tmp_path, "cpu", progress=False)
+    by_controller = {r["controller"]: r for r in read_records(tmp_path / "posttrain.jsonl")}
+    assert all(0.0 <= r["zero_shot_test_accuracy"] <= 1.0 for r in by_controller.values())
+    uniform, lamp = by_controller["uniform"], by_controller["lamp"]
+    # at 0.9 the allocation decides (the sweep on seed 0: uniform 24% zero-shot and 76% fine-tuned, LAMP 54% and 96%)
+    assert lamp["zero_shot_test_accuracy"] > uniform["zero_shot_test_accuracy"] + 0.1
+    assert lamp["test_accuracy"] > uniform["test_accuracy"] + 0.05
+    assert uniform["test_accuracy"] > uniform["zero_shot_test_accuracy"]  # the fine-tuning recovers some
+    assert {r["steps"] for r in read_records(tmp_path / "ground_truth.jsonl")} == {50}  # the task's finetune
+    assert "after fine-tuning the pruned trained network (50 steps" in text
+    assert "| mlp-digits-trained: zero-shot (no fine-tuning) | 0.9 |" in text
+    settings = by_controller["lamp"]["settings"]["task"]
+    assert settings["finetune"]["steps"] == 50 and settings["final_train"]["steps"] == 600

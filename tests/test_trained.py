@@ -184,3 +184,27 @@ def test_trained_tasks_default_to_magnitude_masks_and_the_zero_step_reward() -> 
     default = EnvConfig.build("mlp-digits", device="cpu")
     assert (default.prune_at, default.scorer, default.reward_steps) == ("init", "snip", 100)
     assert {"pruning_env/MlpDigitsTrained-v1", "pruning_env/CnnDigitsTrained-v1"} <= set(gymnasium.registry)
+
+
+def test_the_final_evaluation_reads_the_pruned_trained_network_zero_shot_then_after_its_fine_tuning() -> None:
+    from benchmarks.final_accuracy import FinalEvaluator
+
+    finetune = TrainConfig(steps=5, batch_size=32, lr=1e-3)
+    task = replace(TINY, prune_at="trained", scorer="magnitude", finetune=finetune)
+    assert task.evaluation_train == finetune and TINY.evaluation_train == TINY.final_train
+    outcome = FinalEvaluator(task, 0.5, model=tiny_mlp, device="cpu")(PLAN, seed=0)
+    env = tiny_env(task)
+    env.evaluate_plan(0, PLAN)
+    masks = env.last_masks
+    net = tiny_mlp(0)
+    net.load_state_dict(env.instance.state)
+    with torch.no_grad():
+        for name, mask in masks.items():
+            net.get_submodule(name).weight.mul_(mask)
+        zero_shot = (net(env.data.x_test).argmax(dim=1) == env.data.y_test).double().mean().item()
+    assert outcome.zero_shot_test_accuracy == pytest.approx(zero_shot, abs=1e-12)
+    model = tiny_mlp(0)
+    trainer = MaskedTrainer(model, prunable_layers(model, env.data.x_train[:2]), env.data.x_train, env.data.y_train)
+    tuned = trainer.run(env.instance.state, masks, finetune, 0, env.data.x_test, env.data.y_test)
+    assert outcome.test_accuracy == tuned.accuracy and outcome.test_accuracy != outcome.zero_shot_test_accuracy
+    assert FinalEvaluator(TINY, 0.5, model=tiny_mlp, device="cpu")(PLAN, seed=0).zero_shot_test_accuracy is None

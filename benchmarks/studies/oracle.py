@@ -97,7 +97,7 @@ class Trainings:
         self.task, self.target, self.store, self.pool, self.final_steps, self.bar = (
             task, target, store, pool, final_steps, bar)
         self.budget = get_task(task).budget
-        self.steps = final_steps or get_task(task).final_train.steps
+        self.steps = final_steps or get_task(task).evaluation_train.steps
         self.code = code_fingerprint(*ORACLE_CODE)
 
     def records(self, seed: int, plans: np.ndarray, train_seeds: tuple[int, ...]) -> list[list[dict[str, Any]]]:
