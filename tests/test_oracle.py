@@ -151,3 +151,12 @@ def test_the_store_refuses_incomplete_records_and_reads_without_torch(tmp_path: 
     code = ("import sys; from benchmarks.ground_truth import GroundTruth; from pathlib import Path; "
             f"s = GroundTruth(Path({str(tmp_path / 'g.jsonl')!r})); assert len(s) == 1; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_trained_task_is_measured_against_the_heuristics_of_pruning_after_training() -> None:
+    plans, costs = oracle.heuristic_plans("mlp-digits-trained", 0.9, 0)
+    assert tuple(plans) == oracle.TRAINED_HEURISTICS == ("global_magnitude", "lamp", "erk", "sensitivity")
+    for name, plan in plans.items():  # each plan, as applied, removes the target's share of the weights
+        applied = np.minimum(plan, 1.0) @ costs / costs.sum()
+        assert applied == pytest.approx(0.9, abs=0.02), name
+    assert tuple(oracle.heuristic_plans("mlp-digits", 0.9, 0)[0]) == oracle.HEURISTICS

@@ -54,6 +54,13 @@ HELD_OUT_SEEDS: tuple[int, ...] = TRAIN_SEEDS
 """Training seeds of the test evaluation: the best known plans' (``benchmarks.best_known.TRAIN_SEEDS``)."""
 HEURISTICS: tuple[str, ...] = ("global_snip", "lamp", "erk")
 """The heuristics the searches start from and the headroom is measured against."""
+TRAINED_HEURISTICS: tuple[str, ...] = ("global_magnitude", "lamp", "erk", "sensitivity")
+"""Those of a trained task (``prune_at="trained"``): the heuristics of pruning after training."""
+
+
+def heuristics_of(task: str) -> tuple[str, ...]:
+    """The heuristics of ``task``'s cells: ``TRAINED_HEURISTICS`` on a trained task, else ``HEURISTICS``."""
+    return TRAINED_HEURISTICS if get_task(task).prune_at == "trained" else HEURISTICS
 LOSS_TIE_BREAK = 1e-3
 """Score = mean validation accuracy - this x mean validation loss (nats): the loss only orders equal accuracies."""
 ORACLE_CODE: tuple[str, ...] = ("benchmarks/cells.py", "benchmarks/final_accuracy.py", "benchmarks/studies/oracle.py",
@@ -129,13 +136,14 @@ class Trainings:
 
 
 def heuristic_plans(task: str, target: float, seed: int) -> tuple[dict[str, list[float]], np.ndarray]:
-    """The requested sparsities ``(L,)`` of every heuristic of ``HEURISTICS`` on the instance of ``seed``, and each
-    layer's total cost ``(L,)`` under the task's budget (weights or MACs)."""
+    """The requested sparsities ``(L,)`` of every heuristic of the task (``heuristics_of``) on the instance of
+    ``seed``, and each layer's total cost ``(L,)`` under the task's budget (weights or MACs)."""
     import agents
     from pruning_env.allocation import layer_costs
 
     env = cell_env(task, target, seed, reward="neg_loss", reward_steps=None, device="cpu")
-    plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed).tolist() for name in HEURISTICS}
+    plans = {name: plan_of(agents.make_controller(name, env, seed=seed), env, seed).tolist()
+             for name in heuristics_of(task)}
     return plans, layer_costs(env.layers, env.config.budget).astype(float)
 
 
@@ -193,8 +201,9 @@ def run_study(args: Args) -> str:
     if not args.report_only:
         drop_superseded(cells, lambda c: in_run(c, args), settings)
         cells_total = len(args.targets) * len(args.seeds)
-        trainings_total = cells_total * ((2 * args.evaluations + len(HEURISTICS)) * len(SEARCH_SEEDS)
-                                         + (1 + len(HEURISTICS) + len(args.seeds) - 1) * len(HELD_OUT_SEEDS))
+        heuristics = len(heuristics_of(args.task))
+        trainings_total = cells_total * ((2 * args.evaluations + heuristics) * len(SEARCH_SEEDS)
+                                         + (1 + heuristics + len(args.seeds) - 1) * len(HELD_OUT_SEEDS))
         bar = Progress(trainings_total, cells_total, args.progress, desc=f"oracle {args.task}")
         best = BestKnown(args.out / "best_known.jsonl", base=BEST_KNOWN_REFERENCE)
         with FinalPool(args.workers, args.final_steps, "cpu") as pool:
@@ -275,7 +284,9 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
     lines = [
         "# Oracle plans and the headroom of each cell", "",
         "Built by `python -m benchmarks.studies.oracle --report-only` from `oracle.jsonl` and `ground_truth.jsonl`. Headroom "
-        "= the oracle's mean test accuracy minus the best heuristic's (of " + ", ".join(HEURISTICS) + "; the one "
+        "= the oracle's mean test accuracy minus the best heuristic's (of " + ", ".join(HEURISTICS)
+        + ("; on a trained task of " + ", ".join(TRAINED_HEURISTICS) + ", and its accuracy after the task's fine-tuning"
+           if any(get_task(task).prune_at == "trained" for task, _ in groups) else "") + "; the one "
         f"best on that test mean), both trained with the held-out training seeds {list(HELD_OUT_SEEDS)}; the "
         f"search read only the validation split after trainings with the seeds {list(SEARCH_SEEDS)}. Points of "
         "accuracy; ± is the 95% t-interval over instances (paired). Evaluations: plans both searches evaluated per instance "
