@@ -18,6 +18,7 @@ HIGHER score means "keep first": a global or per-layer top-k on the scores gives
 | synflow_iterative | SynFlow re-scored over ``rounds`` masking rounds     | no*  | eval                   |
 | grad_norm         | abs(∂L/∂θ)                                           | yes  | the model's own        |
 | fisher            | ½ θ² · mean over samples of (∂ℓ_n/∂θ)²               | yes  | the model's own        |
+| wanda             | abs(θ) · ‖x_j‖₂, x_j the input θ multiplies          | yes  | the model's own        |
 
 L is the mean cross-entropy of the batch, ℓ_n the cross-entropy of sample n. (*) SynFlow only uses the shape of
 one input sample. "The model's own" mode: a model in train mode scores with BatchNorm batch statistics, in eval
@@ -377,6 +378,59 @@ def fisher(
     )
 
 
+# Wanda (Sun et al. 2024, "A simple and effective pruning approach for large language models"): weights times
+# the norm of the activations they multiply, for pruning trained networks without retraining.
+def wanda(
+    model: nn.Module,
+    layers: Sequence[PrunableLayer],
+    batch: Batch,
+) -> dict[str, Tensor]:
+    """``|θ_oj| · ‖x_j‖₂`` per weight, ``x_j`` the layer input that θ_oj multiplies, over the batch: every sample
+    (and position) of a Linear's input feature j; every sample and output position of the input patch element j
+    (channel and kernel tap, ``F.unfold``'s columns) of a convolution, within the weight's group. One forward pass
+    of the batch in the model's own mode; the targets are unused."""
+    work = copy.deepcopy(model)
+    modules = layers_by_name(work, list(layers))
+    inputs, _ = _on_device(batch, next(iter(modules.values())).weight.device)
+    norms: dict[str, Tensor] = {}
+
+    def record(name: str, module: nn.Module) -> Callable[..., None]:
+        def hook(_: nn.Module, args: tuple[Tensor, ...]) -> None:
+            norms[name] = _input_norms(module, args[0].detach())
+        return hook
+
+    handles = [module.register_forward_pre_hook(record(name, module)) for name, module in modules.items()]
+    try:
+        with torch.no_grad():
+            work(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return _float32({name: module.weight.detach().abs() * norms[name] for name, module in modules.items()})
+
+
+def _input_norms(module: nn.Module, x: Tensor) -> Tensor:
+    """The L2 norm of each input element a weight of ``module`` multiplies, shaped to broadcast on its weight."""
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, x.shape[-1]).double().norm(dim=0).to(x.dtype)[None, :]
+    conv: nn.modules.conv._ConvNd = module  # type: ignore[assignment]
+    dims = len(conv.kernel_size)
+    if dims == 1:  # as a 2-d convolution of height 1
+        x, kernel, padding, dilation, stride = (x.unsqueeze(2), (1, *conv.kernel_size), (0, *conv.padding),
+                                                (1, *conv.dilation), (1, *conv.stride))
+    elif dims == 2:
+        kernel, padding, dilation, stride = conv.kernel_size, conv.padding, conv.dilation, conv.stride
+    else:
+        raise ValueError(f"wanda scores Linear, Conv1d and Conv2d layers, got {type(module).__name__}")
+    if isinstance(padding, str):
+        raise ValueError(f"wanda needs numeric padding, got padding={padding!r}")
+    columns = F.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)  # (N, C·prod(kernel), P)
+    norms = columns.transpose(0, 1).reshape(columns.shape[1], -1).double().norm(dim=1).to(x.dtype)
+    groups, out = conv.groups, conv.out_channels
+    per_group = norms.reshape(groups, 1, *conv.weight.shape[1:])  # (groups, 1, C / groups, *kernel)
+    return per_group.expand(groups, out // groups, *conv.weight.shape[1:]).reshape(conv.weight.shape)
+
+
 SCORERS: dict[str, ScoreFn] = {
     "magnitude": magnitude,
     "random": random,
@@ -387,6 +441,7 @@ SCORERS: dict[str, ScoreFn] = {
     "grad_norm": grad_norm,
     "fisher": fisher,
     "lamp": lamp,
+    "wanda": wanda,
 }
 
 

@@ -255,6 +255,7 @@ def test_registry_and_option_errors() -> None:
         "grad_norm",
         "fisher",
         "lamp",
+        "wanda",
     ]
     assert get_scorer("snip") is SCORERS["snip"]
     with pytest.raises(
@@ -329,3 +330,27 @@ def test_cuda_scores_match_cpu(name: str) -> None:
     )
     # TF32 rounds conv inputs to 10-bit mantissas (relative error ~5e-4); true float32 stays far below 1e-4.
     assert float((_flat(scores).cpu() - cpu).abs().max()) <= 1e-4 * float(cpu.abs().max())
+
+
+def test_wanda_hand_mlp_weighs_each_weight_by_the_norm_of_its_input() -> None:
+    # layer 0 reads x: feature norms (√(1+1), √(1+0)) = (√2, 1); layer 2 reads relu(W1 x) = (0, 1.5) and (1, 0.5):
+    # norms (1, √2.5). Scores |W| times the norm of the column's input.
+    r2, r25 = math.sqrt(2), math.sqrt(2.5)
+    expected = {"0": [[r2, 2], [0.5 * r2, 1]], "2": [[1, r25], [1, 2 * r25]]}
+    _assert_scores(_scores("wanda", hand_mlp(), HAND_BATCH), expected)
+
+
+def test_wanda_hand_convolutions_read_each_kernel_tap_and_each_group() -> None:
+    conv = nn.Conv2d(1, 2, kernel_size=2, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[1.0, -1.0], [2.0, 0.5]]], [[[-3.0, 1.0], [1.0, 1.0]]]]))
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 1.0], [0.0, 2.0]]]])  # one patch per sample
+    taps = torch.tensor([[1.0, math.sqrt(5)], [3.0, math.sqrt(20)]])  # each tap's norm over the two samples
+    scores = _scores("wanda", nn.Sequential(conv), (x, torch.tensor([0, 1])))
+    torch.testing.assert_close(scores["0"], conv.weight.detach().abs() * taps)
+    grouped = nn.Conv2d(2, 2, kernel_size=1, groups=2, bias=False)  # output o reads channel o only
+    with torch.no_grad():
+        grouped.weight.copy_(torch.tensor([2.0, -0.5]).reshape(2, 1, 1, 1))
+    x = torch.stack([torch.full((2, 2), 1.0), torch.full((2, 2), 3.0)])[None]  # channel norms √4 = 2 and √36 = 6
+    scores = _scores("wanda", nn.Sequential(grouped), (x, torch.tensor([0])))
+    torch.testing.assert_close(scores["0"].flatten(), torch.tensor([2.0 * 2, 0.5 * 6]))
