@@ -127,12 +127,13 @@ def test_ray_scaling_records_the_rewards_this_process_computes(ray_home, tmp_pat
     assert re.search(r"^\s+1\s+\S+\s+\S+\s+1\.00\s+True\s", capsys.readouterr().out, re.M)
 
 
-def test_env_speed_times_the_zero_step_reward_as_evaluations_per_second(capsys):
+@pytest.mark.parametrize(("task", "prune_at"), [("mlp-digits-trained", None), ("mlp-digits", "trained")])
+def test_env_speed_times_the_zero_step_reward_as_evaluations_per_second(capsys, task, prune_at):
     with torch.random.fork_rng():
-        env_speed.main(env_speed.Args(tasks=("mlp-digits-trained",), device="cpu", repeats=2, plans=3,
-                                      memory_episodes=0, matmul_size=64))
+        env_speed.main(env_speed.Args(tasks=(task,), device="cpu", repeats=2, plans=3, memory_episodes=0,
+                                      matmul_size=64, prune_at=prune_at))
     out = capsys.readouterr().out
-    line = re.search(r"^mlp-digits-trained\s+cpu\s+K=0\s+layers=6\s+evaluations/s one per call=\s*(\S+)\s+3 per call="
+    line = re.search(rf"^{task}\s+cpu\s+K=0\s+layers=6\s+evaluations/s one per call=\s*(\S+)\s+3 per call="
                      r"\s*(\S+)\s+step=(\S+) ms\s+forward pass=(\S+) ms\s+rest of the step=(\S+) ms$", out, re.M)
     assert line, out
     single, together, step, forward, rest = line.groups()

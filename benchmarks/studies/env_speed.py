@@ -4,6 +4,7 @@ an episode's time goes, and the reward training's arithmetic rate against a plai
     python -m benchmarks.studies.env_speed                      # mlp-digits and lenet300-mnist on the default device
     python -m benchmarks.studies.env_speed --device cuda --tasks resnet20-cifar10
     python -m benchmarks.studies.env_speed --tasks mlp-digits-trained cnn-digits-trained --threads 1   # K = 0
+    python -m benchmarks.studies.env_speed --tasks lenet300-mnist lenet5-mnist --prune-at trained --threads 1
 
 For each task it prints the median seconds of an uncached reset (new initialization: proxies scored), a cached
 reset, a step (projection + masks + K masked training steps + evaluation) and the same K training steps and
@@ -83,6 +84,9 @@ class Args:
     """Also write what is printed to this Markdown report (e.g. ``benchmarks/results/env_speed_trained.md``)."""
     threads: int | None = None
     """Torch intra-op CPU threads; torch's default when omitted (1 is steadier on a shared machine)."""
+    prune_at: str | None = None
+    """"trained": prune the network trained from each initialization (``prune_at``; with the zero-step reward by
+    default), e.g. ``--tasks lenet5-mnist --prune-at trained``; the task's own when omitted."""
 
 
 def resident_mib() -> float:
@@ -155,7 +159,9 @@ def uniform_actions(env: PruningEnv, target: float) -> dict[str, np.ndarray]:
 
 def time_task(task_name: str, args: Args, device: torch.device, matmul_rate: float) -> PruningEnv:
     data = task_data(task_name, device)
-    env = PruningEnv(task_name, data=data, device=device, reward_steps=args.reward_steps, cache_size=args.repeats + 2)
+    options = {} if args.prune_at is None else {"prune_at": args.prune_at}
+    env = PruningEnv(task_name, data=data, device=device, reward_steps=args.reward_steps, cache_size=args.repeats + 2,
+                     **options)
     target = env.config.target_range[0]
     if env.config.reward_train is None:
         time_zero_step(env, target, args)
