@@ -103,11 +103,12 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]], field: str =
     return "\n".join(lines)
 
 
-def paired_table(suite: Suite, records: Sequence[dict[str, Any]], kinds: Mapping[str, str] | None = None) -> str:
-    """Every searcher's and learner's accuracy minus the best heuristic's (the one with the highest mean in that
-    column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where it is ahead. Kinds
-    as recorded (``recorded_kinds``), else from the registry."""
-    runs = seed_accuracies(records)
+def paired_table(suite: Suite, records: Sequence[dict[str, Any]], kinds: Mapping[str, str] | None = None,
+                 field: str = "test_accuracy", title: str = "") -> str:
+    """Every searcher's and learner's accuracy (the records' ``field``) minus the best heuristic's (the one with the
+    highest mean in that column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where
+    it is ahead; ``title`` follows the task's name. Kinds as recorded (``recorded_kinds``), else from the registry."""
+    runs = seed_accuracies(records, field)
     rows = [c for c in suite.controllers if kind_of(c, kinds) in ("searcher", "learner")]
     heuristics = [c for c in suite.controllers if kind_of(c, kinds) == "heuristic"]
     lines = []
@@ -117,7 +118,7 @@ def paired_table(suite: Suite, records: Sequence[dict[str, Any]], kinds: Mapping
                 for s in suite.sparsities}
         if not rows or not any(best.values()):
             continue
-        lines += [f"| {task}: Δ vs best heuristic (points) | "
+        lines += [f"| {task}{title}: Δ vs best heuristic (points) | "
                   + " | ".join(f"{s:g} ({best[s]})" for s in suite.sparsities) + " |",
                   "|---" * (len(suite.sparsities) + 1) + "|"]
         for controller in rows:

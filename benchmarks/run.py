@@ -434,9 +434,10 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best: Bes
     scores, regrets = score_matrices(suite, cells, best)
     report = aggregate_table(scores, regrets, best_heuristic(scores, kinds), kinds=kinds)
     cell_count = next(iter(scores.values())).shape[1] if scores else 0
-    zero_shot = markdown_table(suite, cells, "zero_shot_test_accuracy", ": zero-shot (no fine-tuning)")
-    text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds, kinds) + "\n\n"
-            + (zero_shot + "\n" if any("zero_shot_test_accuracy" in cell for cell in cells) else "")
+    zero_shot = "" if not any("zero_shot_test_accuracy" in cell for cell in cells) else (
+        markdown_table(suite, cells, "zero_shot_test_accuracy", ": zero-shot (no fine-tuning)") + "\n"
+        + paired_table(suite, cells, kinds, "zero_shot_test_accuracy", " zero-shot") + "\n")
+    text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds, kinds) + "\n\n" + zero_shot
             + effective_sparsity_table(suite, cells) + "\n" + rows_table(suite, cells) + "\n"
             + paired_table(suite, cells, kinds) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"
             + efficiency_table(suite, cells, early))
