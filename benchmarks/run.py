@@ -79,7 +79,7 @@ from benchmarks.report import (
     save_plot,
     weight_sparsity_table,
 )
-from benchmarks.study import StudyArgs, open_record_files, publish
+from benchmarks.study import RUN_OPTIONS, StudyArgs, open_record_files, publish
 from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, STUDY_SUITES, Suite, as_recorded, get_suite
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
@@ -459,10 +459,9 @@ def study_suite_args(args: Args) -> Any:
     the runner's options; SystemExit naming the options that study does not take."""
     module_name, renamed = STUDY_SUITES[args.suite]
     study = importlib.import_module(module_name)
-    given = {"out": args.out, "progress": args.progress, "fresh": args.fresh, "report_only": args.report_only,
-             "device": args.device, "controller": args.controller, "workers": args.workers, "seeds": args.seeds,
-             "tasks": args.tasks, "sparsities": args.sparsities, "only": args.only or None,
-             "best_known": args.best_known, "train_checkpoints": args.train_checkpoints}
+    defaults = Args()
+    given = {name: getattr(args, name) for name in Args.__dataclass_fields__ if name != "suite"
+             and (name in RUN_OPTIONS or getattr(args, name) != getattr(defaults, name))}  # what the user set
     fields = {renamed.get(name, name): value for name, value in given.items() if value is not None}
     known = set(study.Args.__dataclass_fields__)
     refused = sorted(name for name in fields if name not in known)
