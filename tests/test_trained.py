@@ -208,3 +208,25 @@ def test_the_final_evaluation_reads_the_pruned_trained_network_zero_shot_then_af
     tuned = trainer.run(env.instance.state, masks, finetune, 0, env.data.x_test, env.data.y_test)
     assert outcome.test_accuracy == tuned.accuracy and outcome.test_accuracy != outcome.zero_shot_test_accuracy
     assert FinalEvaluator(TINY, 0.5, model=tiny_mlp, device="cpu")(PLAN, seed=0).zero_shot_test_accuracy is None
+
+
+@pytest.mark.slow
+def test_the_pretrained_controller_and_a_family_env_take_the_trained_setting() -> None:
+    import agents
+    from pruning_env.families import family_tasks
+    from pruning_env.multi_task import MultiTaskPruningEnv
+    from pruning_env.tasks import task_model
+
+    env = PruningEnv("mlp-digits-trained", reward="accuracy", device="cpu")
+    observations, infos = env.reset(seed=0)
+    plan = agents.make_controller("pretrained", env).act(observations, infos)
+    _, rewards, _, _, step_infos = env.step(plan)
+    assert step_infos["layer_0"]["global_sparsity"] == pytest.approx(0.9, abs=1e-4) and 0.1 < rewards["layer_0"] <= 1
+    family = MultiTaskPruningEnv(family_tasks("digits", "train")[:1], prune_at="trained", target_sparsity=(0.8, 0.9),
+                                 proxies=("magnitude",), device="cpu")
+    family.reset(seed=0)
+    current = family.current
+    assert current.config.prune_at == "trained" and current.config.reward_steps == 0
+    theta0 = task_model(current.task, current.data.num_classes)(current.instance.init_seed).state_dict()
+    weight = f"{current.layers[0].name}.weight"
+    assert not torch.equal(current.instance.state[weight], theta0[weight])  # the member was trained first
