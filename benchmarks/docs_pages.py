@@ -123,6 +123,12 @@ SOURCES: dict[str, Source] = {
         "python -m benchmarks.studies.env_speed --tasks mlp-digits-trained cnn-digits-trained --threads 1 "
         "--memory-episodes 0 --repeats 15 --out benchmarks/results/reference/env_speed_trained/env_speed_trained.md",
         STUDY, "evaluations/s of the one-forward-pass reward on the trained networks, one CPU thread"),
+    "env_speed_lenet_trained": Source(
+        "Env speed after training: the MNIST LeNets",
+        "python -m benchmarks.studies.env_speed --tasks lenet300-mnist lenet5-mnist --prune-at trained --threads 1 "
+        "--memory-episodes 0 --repeats 15 --device cpu "
+        "--out benchmarks/results/reference/env_speed_lenet_trained/env_speed_lenet_trained.md",
+        STUDY, "evaluations/s of the zero-step reward on the trained LeNet-300-100 and LeNet-5, one CPU thread"),
     "reward_throughput_cpu": Source(
         "Reward throughput (CPU)",
         "python -m benchmarks.studies.reward_throughput --device cpu --tasks mlp-digits lenet5-mnist --threads 2",
