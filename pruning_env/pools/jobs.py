@@ -46,13 +46,6 @@ class JobPool:
         check_pool_arguments(workers, max_attempts)
         self.max_attempts = max_attempts
         self.backend: InProcess | Processes = InProcess(JobHost()) if workers == 1 else Processes(JobHost, workers)
-        if isinstance(self.backend, Processes):
-            try:
-                for slot in range(workers):
-                    self.backend.first_reply(slot)
-            except BaseException:  # a worker that does not start: stop the others, then raise
-                self.backend.close()
-                raise
 
     @property
     def workers(self) -> int:

@@ -40,8 +40,9 @@ def _worker_main(connection: Connection, make_host: Callable[[], Any]) -> None:
 
 
 class Processes:
-    """A backend of spawned processes, each answering calls to the host ``make_host()`` (picklable) builds in it
-    and sending its ``infos`` first; a call's handle is its slot (one call per slot at a time)."""
+    """A backend of spawned processes, each answering calls to the host ``make_host()`` (picklable) builds in it;
+    a call's handle is its slot (one call per slot at a time). Built once every worker has sent its host's
+    ``infos`` (the first worker's are kept); a worker that fails to start stops the others and raises."""
 
     def __init__(self, make_host: Callable[[], Any], workers: int) -> None:
         self.make_host = make_host
@@ -52,6 +53,11 @@ class Processes:
         self.restarts = 0
         for slot in range(workers):
             self._start(slot)
+        try:
+            self.infos = [self.first_reply(slot) for slot in range(workers)][0]
+        except BaseException:
+            self.close()
+            raise
 
     def _start(self, slot: int) -> None:
         parent, child = self.context.Pipe()
@@ -136,11 +142,7 @@ class ProcessPool(PoolBase):
             ) from error
         self.max_attempts = max_attempts
         self.backend = Processes(functools.partial(EnvHost, list(sources)), workers)
-        try:
-            self.infos = [self.backend.first_reply(slot) for slot in range(workers)][0]
-        except BaseException:
-            self.backend.close()
-            raise
+        self.infos = self.backend.infos
 
     @property
     def pids(self) -> list[int]:
