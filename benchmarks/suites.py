@@ -11,7 +11,10 @@ The ``posttrain`` suite prunes TRAINED networks (``prune_at="trained"``: mlp-dig
 0.8 and 0.9, with the zero-step reward (one forward pass: a searcher's 300 evaluations per cell take seconds); its
 final evaluation reads each pruned network zero-shot and after the task's 50-step fine-tuning (``Task.finetune``).
 A sweep of the heuristics (init seeds 0-1) put the targets where the allocation decides: zero-shot at 0.8, and
-after fine-tuning at 0.9 (cnn-digits: uniform 85.5%, LAMP 98.1%).
+after fine-tuning at 0.9 (cnn-digits: uniform 85.5%, LAMP 98.1%). ``posttrain_mnist`` does the same on the MNIST
+LeNets (lenet300-mnist-trained, lenet5-mnist-trained) at 0.95 and 0.98, where a sweep (init seed 0) put the
+allocation deciding: LeNet-300-100 at 0.95 reads 83.0% uniform against 91.6% ERK zero-shot, LeNet-5 at 0.98 12.7%
+against LAMP's 87.7%; its fine-tuning is ``MNIST_FINETUNE`` (100 steps of Adam).
 
 The ``flops`` suite prunes cnn-digits under a FLOPs budget at 0.95 and 0.98 of the MACs removed: a sweep of the
 heuristics over 0.5-0.98 (``benchmarks/results/reference/flops_sweep``) found sensible plans within 1 point up to
@@ -127,6 +130,8 @@ SUITES: dict[str, Suite] = {
         ),
         Suite("posttrain", ("mlp-digits-trained", "cnn-digits-trained"), (0.8, 0.9), (0, 1, 2), POSTTRAIN_CONTROLLERS,
               episodes_per_seed=600),
+        Suite("posttrain_mnist", ("lenet300-mnist-trained", "lenet5-mnist-trained"), (0.95, 0.98), (0, 1, 2),
+              POSTTRAIN_CONTROLLERS, episodes_per_seed=600),
         Suite(
             "tiny",
             ("mlp-digits",),
