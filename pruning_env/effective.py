@@ -77,6 +77,20 @@ class ConnectivityProbe:
         Raises:
             ValueError: if ``masks`` does not name exactly the probe's layers, or a mask is not shaped like its weight.
         """
+        return {name: mask.to(live.device, torch.bool) & live for name, mask, live in self._live_pairs(masks)}
+
+    def effective_sparsity(self, masks: Mapping[str, Tensor]) -> float:
+        """Fraction in [0, 1] of all prunable weights that are removed or dead (>= the masks' own sparsity)."""
+        kept, total = 0, 0
+        for _, mask, live in self._live_pairs(masks):
+            kept += int(torch.count_nonzero(mask.to(live.device, torch.bool) & live))
+            total += mask.numel()
+        return 1.0 - kept / total
+
+    def _live_pairs(self, masks: Mapping[str, Tensor]) -> list[tuple[str, Tensor, Tensor]]:
+        """Per layer, in the probe's order: its name, its mask, and bool shaped like its weight ``(out, in /
+        groups, *kernel)``: True for every entry of an (output, input) channel pair whose flow, summed over its
+        kernel, is positive (one forward and one backward pass)."""
         if set(masks) != set(self.names):
             raise ValueError(f"masks must name the probe's layers {self.names}, got {sorted(masks)}")
         with torch.no_grad():
@@ -87,16 +101,7 @@ class ConnectivityProbe:
         with torch.enable_grad():
             flow = self.network(self.ones).sum()
             grads = torch.autograd.grad(flow, list(self.weights.values()), materialize_grads=True)
-        return {
-            name: masks[name].to(grad.device, torch.bool) & _live_channel_pairs(grad)
-            for name, grad in zip(self.names, grads, strict=True)
-        }
-
-    def effective_sparsity(self, masks: Mapping[str, Tensor]) -> float:
-        """Fraction in [0, 1] of all prunable weights that are removed or dead (>= the masks' own sparsity)."""
-        effective = self.effective_masks(masks)
-        total = sum(mask.numel() for mask in effective.values())
-        return 1.0 - sum(int(mask.sum()) for mask in effective.values()) / total
+        return [(name, masks[name], _live_channel_pairs(grad)) for name, grad in zip(self.names, grads, strict=True)]
 
 
 def effective_sparsity(model: nn.Module, masks: Mapping[str, Tensor], input_shape: Sequence[int]) -> float:
@@ -139,5 +144,7 @@ def _peak_normalized(module: nn.Module, inputs: tuple[Tensor, ...], output: Tens
 def _live_channel_pairs(grad: Tensor) -> Tensor:
     """Bool, shaped like ``grad`` ``(out, in / groups, *kernel)``: True for every entry of an (output, input)
     channel pair whose flow, summed over its kernel, is positive."""
+    if grad.ndim == 2:  # a Linear weight: each entry is its own pair
+        return grad > 0
     pairs = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(dim=2) > 0
     return pairs.view(*pairs.shape, *([1] * (grad.ndim - 2))).expand_as(grad)
