@@ -178,6 +178,26 @@ class FinalEvaluator:
                                                 None if zero_shot is None else zero_shot[0])
         return results  # type: ignore[return-value]
 
+    def zero_shot_many(self, plans: Sequence[tuple[np.ndarray, int]]) -> list[TrainResult]:
+        """On a trained task: every ``(sparsities, seed)`` plan's pruned trained network read as it is, no
+        fine-tuning (one forward pass over each split): ``accuracy``/``loss`` on the test split,
+        ``second_accuracy``/``second_loss`` on the validation split; in input order.
+
+        Raises:
+            ValueError: on a task pruned at initialization (nothing to read before training), for no plans or a bad
+                plan.
+        """
+        if self.zero_shot is None:
+            raise ValueError(f"{self.task.name} prunes at initialization: a zero-shot reading needs prune_at='trained'")
+        if len(plans) == 0:
+            raise ValueError("zero_shot_many needs at least one (sparsities, seed) plan, got none")
+        results: list[TrainResult] = []
+        for index, (sparsities, seed) in enumerate(plans):
+            state, pruned = self._prune(sparsities, seed, f"plan {index}")
+            [(run,)] = self.zero_shot.runs(state, [pruned.masks], seed)
+            results.append(run)
+        return results
+
     def _prune(
         self, sparsities: np.ndarray, seed: int, label: str
     ) -> tuple[Mapping[str, torch.Tensor], PrunedPlan]:

@@ -27,7 +27,7 @@ from benchmarks.ground_truth import GroundTruth
 
 SUFFIXES: tuple[str, ...] = (
     ".jsonl", "_plans.jsonl", "_checkpoint_plans.jsonl", "_checkpoints.jsonl", "_candidates.jsonl", ".md", ".png",
-    "_profile.png", "_efficiency.png", "_convergence.png", "_ranking.jsonl",
+    "_profile.png", "_efficiency.png", "_convergence.png", "_ranking.jsonl", "_zero_shot.jsonl",
 )
 """The files a suite's run writes (``benchmarks.run.run_suite``; ``oracle``: ``benchmarks.studies.oracle``), after the
 suite's name."""

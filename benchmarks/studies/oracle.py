@@ -17,6 +17,13 @@ For one cell (task, target, instance seed) the study
    every bench report's regret and normalised score use it where it beats the candidates;
 4. after every instance of a (task, target): trains each instance's oracle plan on the other instances (transfer).
 
+On a trained task, ``--zero-shot`` takes the pruned trained network as it is (no fine-tuning) for the ground truth:
+a plan's score is its validation accuracy read zero-shot (one forward pass: ``--evaluations`` can be thousands),
+the headroom is on the zero-shot test accuracy, and the cells go to ``oracle_zero_shot.jsonl`` with their readings
+(no transfer: step 4 is for the trainings).
+
+    python -m benchmarks.studies.oracle --task cnn-digits-trained --targets 0.8 --zero-shot --evaluations 1200 --patience 400
+
 Every full training goes to the ground-truth store (``benchmarks.ground_truth``, ``<out>/ground_truth.jsonl`` over
 the committed reference's): a rerun, a resumed or an extended study trains only what is not stored (the searches
 are deterministic, so they replay from the store). The report (``oracle.md``: headroom, validation against test
@@ -36,7 +43,7 @@ import tyro
 from benchmarks.best_known import REFERENCE as BEST_KNOWN_REFERENCE
 from benchmarks.best_known import TRAIN_SEEDS, BestKnown, schedule_of
 from benchmarks.cells import FinalPool, cell_env, jobs_of, plan_of, store_record
-from benchmarks.ground_truth import GroundTruth, key
+from benchmarks.ground_truth import GroundTruth, key, plan_key
 from benchmarks.intervals import signed_interval, t_interval
 from benchmarks.progress import Progress
 from benchmarks.promote import reference_folder
@@ -93,6 +100,16 @@ class Args(StudyArgs):
     """Shorten the full training (tests only: such trainings are not the ground truth of a benchmark)."""
     reference: Path = BEST_KNOWN_REFERENCE.parent
     """The committed results, read beneath the run's (stored trainings and best known plans)."""
+    zero_shot: bool = False
+    """On a trained task: the ground truth is the pruned network read with no fine-tuning (see the module
+    docstring); the cells go to ``oracle_zero_shot.jsonl``."""
+
+
+def search_score(rows: list[list[dict[str, Any]]]) -> np.ndarray:
+    """The search's objective ``(N,)`` from each plan's readings ``[plan][search seed]``: mean validation accuracy
+    minus ``LOSS_TIE_BREAK`` x the mean validation loss."""
+    return np.array([np.mean([r["val_accuracy"] for r in row]) - LOSS_TIE_BREAK * np.mean([r["val_loss"] for r in row])
+                     for row in rows])
 
 
 class Trainings:
@@ -128,11 +145,44 @@ class Trainings:
         return [[self.store.find(k) for k in row] for row in keys]  # type: ignore[misc]
 
     def score(self, seed: int, plans: np.ndarray) -> np.ndarray:
-        """The objective ``(N,)`` of ``plans`` ``(N, L)``: mean validation accuracy over ``SEARCH_SEEDS`` minus
-        ``LOSS_TIE_BREAK`` x the mean validation loss."""
-        rows = self.records(seed, plans, SEARCH_SEEDS)
-        return np.array([np.mean([r["val_accuracy"] for r in row]) - LOSS_TIE_BREAK * np.mean([r["val_loss"] for r in row])
-                         for row in rows])
+        """The objective ``(N,)`` of ``plans`` ``(N, L)`` over ``SEARCH_SEEDS`` (``search_score``)."""
+        return search_score(self.records(seed, plans, SEARCH_SEEDS))
+
+
+class ZeroShotReadings:
+    """Plans of one trained task and target read with no fine-tuning (``FinalEvaluator.zero_shot_many``): the
+    zero-shot ground truth, with ``Trainings``' interface. A reading does not depend on a training seed, so
+    ``records`` repeats it for each."""
+
+    def __init__(self, task: str, target: float, bar: Progress | None = None) -> None:
+        from benchmarks.final_accuracy import FinalEvaluator
+
+        if get_task(task).prune_at != "trained":
+            raise ValueError(f"--zero-shot reads a pruned trained network; {task} prunes at initialization "
+                             "(take its -trained variant)")
+        self.task, self.target, self.bar = task, target, bar
+        self.budget = get_task(task).budget
+        self.code = code_fingerprint(*ORACLE_CODE)
+        self.evaluator = FinalEvaluator(task, target, device="cpu")
+        self.readings: dict[tuple[int, tuple[float, ...]], dict[str, float]] = {}
+
+    def records(self, seed: int, plans: np.ndarray, train_seeds: tuple[int, ...]) -> list[list[dict[str, Any]]]:
+        """The readings ``[plan][train seed]`` (validation and test accuracy and loss) of ``plans`` ``(N, L)`` on
+        instance ``seed``."""
+        keys = [plan_key(plan) for plan in np.asarray(plans)]
+        missing = list(dict.fromkeys(k for k in keys if (seed, k) not in self.readings))
+        if missing:
+            runs = self.evaluator.zero_shot_many([(np.array(k, dtype=np.float64), seed) for k in missing])
+            for plan, run in zip(missing, runs, strict=True):
+                self.readings[seed, plan] = {"val_accuracy": run.second_accuracy, "val_loss": run.second_loss,
+                                             "test_accuracy": run.accuracy, "test_loss": run.loss}
+            if self.bar is not None:
+                self.bar.advance(len(missing))
+        return [[{**self.readings[seed, k], "train_seed": t} for t in train_seeds] for k in keys]
+
+    def score(self, seed: int, plans: np.ndarray) -> np.ndarray:
+        """The objective ``(N,)`` of ``plans`` ``(N, L)`` (``search_score``)."""
+        return search_score(self.records(seed, plans, SEARCH_SEEDS))
 
 
 def heuristic_plans(task: str, target: float, seed: int) -> tuple[dict[str, list[float]], np.ndarray]:
@@ -150,7 +200,8 @@ def heuristic_plans(task: str, target: float, seed: int) -> tuple[dict[str, list
 def cell_settings(args: Args) -> dict[str, Any]:
     """What a cell record's numbers depend on besides its task, target and seed."""
     return {"evaluations": args.evaluations, "patience": args.patience, "popsize": args.popsize,
-            "final_steps": args.final_steps, "search_seeds": list(SEARCH_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS)}
+            "final_steps": args.final_steps, "search_seeds": list(SEARCH_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS),
+            **({"zero_shot": True} if args.zero_shot else {})}
 
 
 def in_run(cell: dict[str, Any], args: Args) -> bool:
@@ -158,7 +209,7 @@ def in_run(cell: dict[str, Any], args: Args) -> bool:
     return cell["task"] == args.task and cell["target_sparsity"] in args.targets and cell["seed"] in args.seeds
 
 
-def search_cell(trainings: Trainings, seed: int, args: Args) -> dict[str, Any]:
+def search_cell(trainings: Trainings | ZeroShotReadings, seed: int, args: Args) -> dict[str, Any]:
     """One cell: the heuristics' plans and scores, both searches' traces, the oracle, its held-out trainings."""
     heuristics, costs = heuristic_plans(trainings.task, trainings.target, seed)
     names = list(heuristics)
@@ -173,13 +224,16 @@ def search_cell(trainings: Trainings, seed: int, args: Args) -> dict[str, Any]:
     ]
     best = max(traces, key=lambda trace: trace.best[1])
     oracle, oracle_score = best.best
-    trainings.records(seed, np.array([oracle, *heuristics.values()]), HELD_OUT_SEEDS)
+    held_out = trainings.records(seed, np.array([oracle, *heuristics.values()]), HELD_OUT_SEEDS)
+    readings = ({name: rows[0] for name, rows in zip(["oracle", *names], held_out, strict=True)}
+                if isinstance(trainings, ZeroShotReadings) else None)
     return {
         "task": trainings.task, "target_sparsity": trainings.target, "budget": trainings.budget, "seed": seed,
         "heuristics": heuristics, "heuristic_scores": dict(zip(names, starts.tolist(), strict=True)),
         "start": start_name, "traces": {t.method: {"plans": t.plans, "scores": t.scores} for t in traces},
         "oracle": oracle, "oracle_method": best.method, "oracle_score": oracle_score,
         "settings": cell_settings(args), "code": trainings.code, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"readings": readings} if readings is not None else {}),
     }
 
 
@@ -191,24 +245,32 @@ def candidate_trainings(cell: dict[str, Any], trainings: Trainings) -> list[dict
              "controller": "oracle", "suite": "oracle"} for r in rows]
 
 
+RECORDS = {False: "oracle.jsonl", True: "oracle_zero_shot.jsonl"}
+"""The cell records' file name, by ``--zero-shot``."""
+
+
 def run_study(args: Args) -> str:
     """Search every cell not yet recorded, train the transfers, write the report; returns its path."""
     args.out.mkdir(parents=True, exist_ok=True)
     store = GroundTruth(args.out / "ground_truth.jsonl", base=args.reference / "ground_truth.jsonl")
-    cells, = open_records(args, [(args.out / "oracle.jsonl", ("task", "target_sparsity", "seed"))])
-    reference_cells = {cells.key(c): c for c in read_records(reference_folder("oracle", args.reference) / "oracle.jsonl")}
+    records = RECORDS[args.zero_shot]
+    cells, = open_records(args, [(args.out / records, ("task", "target_sparsity", "seed"))])
+    reference_cells = {cells.key(c): c for c in read_records(reference_folder("oracle", args.reference) / records)}
     settings = cell_settings(args)
     if not args.report_only:
         drop_superseded(cells, lambda c: in_run(c, args), settings)
         cells_total = len(args.targets) * len(args.seeds)
         heuristics = len(heuristics_of(args.task))
-        trainings_total = cells_total * ((2 * args.evaluations + heuristics) * len(SEARCH_SEEDS)
-                                         + (1 + heuristics + len(args.seeds) - 1) * len(HELD_OUT_SEEDS))
-        bar = Progress(trainings_total, cells_total, args.progress, desc=f"oracle {args.task}")
+        per_cell = ((2 * args.evaluations + heuristics) * len(SEARCH_SEEDS) if not args.zero_shot
+                    else 2 * args.evaluations + heuristics)
+        held_out = 0 if args.zero_shot else (1 + heuristics + len(args.seeds) - 1) * len(HELD_OUT_SEEDS)
+        bar = Progress(cells_total * (per_cell + held_out), cells_total, args.progress,
+                       desc=f"oracle {args.task}{' zero-shot' if args.zero_shot else ''}")
         best = BestKnown(args.out / "best_known.jsonl", base=BEST_KNOWN_REFERENCE)
-        with FinalPool(args.workers, args.final_steps, "cpu") as pool:
+        with FinalPool(args.workers if not args.zero_shot else 1, args.final_steps, "cpu") as pool:
             for target in args.targets:
-                trainings = Trainings(args.task, target, store, pool, args.final_steps, bar)
+                trainings = (ZeroShotReadings(args.task, target, bar) if args.zero_shot
+                             else Trainings(args.task, target, store, pool, args.final_steps, bar))
                 for seed in args.seeds:
                     cell_key = (args.task, target, seed)
                     if cell_key in cells:
@@ -220,8 +282,10 @@ def run_study(args: Args) -> str:
                         print(f"note: {cell_key} found another oracle than the reference's (another machine kind?)")
                     cells.add(cell)
                     bar.advance(0, cells=1)
-                    if args.final_steps is None:
+                    if args.final_steps is None and not args.zero_shot:
                         best.update(candidate_trainings(cell, trainings), {args.task: schedule_of(args.task, None)})
+                if args.zero_shot:
+                    continue
                 done = [c for c in cells.records if c["task"] == args.task and c["target_sparsity"] == target]
                 bar.phase(f"{args.task} {target}: transfer")
                 for cell in done:
@@ -229,15 +293,32 @@ def run_study(args: Args) -> str:
                         if other["seed"] != cell["seed"]:
                             trainings.records(other["seed"], np.array([cell["oracle"]]), HELD_OUT_SEEDS)
         bar.close()
-    return write_report(args.out, store, [*cells.records, *(c for k, c in reference_cells.items() if k not in cells)])
+    other = read_records(args.out / RECORDS[not args.zero_shot])
+    reference_other = read_records(reference_folder("oracle", args.reference) / RECORDS[not args.zero_shot])
+    mine = [*cells.records, *(c for k, c in reference_cells.items() if k not in cells)]
+    theirs = {cells.key(c): c for c in reference_other} | {cells.key(c): c for c in other}
+    return write_report(args.out, store, [*mine, *theirs.values()])
 
 
 def _mean(rows: list[dict[str, Any]], field: str) -> float:
     return float(np.mean([r[field] for r in rows]))
 
 
+def is_zero_shot(cell: dict[str, Any]) -> bool:
+    """Whether a cell record is a ``--zero-shot`` search's (its readings are in the record)."""
+    return bool(cell["settings"].get("zero_shot"))
+
+
 def cell_figures(cell: dict[str, Any], store: GroundTruth) -> dict[str, Any]:
-    """Held-out test and search-seed validation accuracies (in [0, 1]) of the oracle and the heuristics of a cell."""
+    """Held-out test and search-seed validation accuracies (in [0, 1]) of the oracle and the heuristics of a cell
+    (a zero-shot cell's from its readings: no score noise, the readings being deterministic)."""
+    if is_zero_shot(cell):
+        readings = cell["readings"]
+        test = {n: r["test_accuracy"] for n, r in readings.items()}
+        val = {n: r["val_accuracy"] for n, r in readings.items()}
+        best = max(cell["heuristics"], key=lambda n: test[n])
+        return {"test": test, "val": val, "best": best, "headroom": test["oracle"] - test[best],
+                "val_gain": val["oracle"] - val[best], "seed_noise": 0.0}
     trainings = Trainings(cell["task"], cell["target_sparsity"], store, None, cell["settings"]["final_steps"])
     plans = {"oracle": cell["oracle"], **cell["heuristics"]}
     test = {n: _mean(trainings.records(cell["seed"], np.array([p]), HELD_OUT_SEEDS)[0], "test_accuracy")
@@ -278,15 +359,15 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
     """``oracle.md`` and ``oracle_convergence.png`` from the cell records and the store; returns the Markdown."""
     from benchmarks.plots import Panel, Series, save_lines
 
-    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
-    for cell in sorted(cells, key=lambda c: (c["task"], c["target_sparsity"], c["seed"])):
-        groups.setdefault((cell["task"], cell["target_sparsity"]), []).append(cell)
+    groups: dict[tuple[str, float, bool], list[dict[str, Any]]] = {}
+    for cell in sorted(cells, key=lambda c: (is_zero_shot(c), c["task"], c["target_sparsity"], c["seed"])):
+        groups.setdefault((cell["task"], cell["target_sparsity"], is_zero_shot(cell)), []).append(cell)
     lines = [
         "# Oracle plans and the headroom of each cell", "",
         "Built by `python -m benchmarks.studies.oracle --report-only` from `oracle.jsonl` and `ground_truth.jsonl`. Headroom "
         "= the oracle's mean test accuracy minus the best heuristic's (of " + ", ".join(HEURISTICS)
         + ("; on a trained task of " + ", ".join(TRAINED_HEURISTICS) + ", and its accuracy after the task's fine-tuning"
-           if any(get_task(task).prune_at == "trained" for task, _ in groups) else "") + "; the one "
+           if any(get_task(task).prune_at == "trained" for task, _, _ in groups) else "") + "; the one "
         f"best on that test mean), both trained with the held-out training seeds {list(HELD_OUT_SEEDS)}; the "
         f"search read only the validation split after trainings with the seeds {list(SEARCH_SEEDS)}. Points of "
         "accuracy; ± is the 95% t-interval over instances (paired). Evaluations: plans both searches evaluated per instance "
@@ -294,7 +375,10 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
         "found its best plan, the budget's justification: well inside the budget means the curve was flat. Score noise: "
         "the standard deviation (points) of one plan's validation accuracy between two training seeds, over every "
         "plan the searches evaluated: a search whose steps are smaller than it mostly selects noise, which the "
-        "validation gain against the held-out headroom then shows.", "",
+        "validation gain against the held-out headroom then shows. A task marked (zero-shot) is a trained task whose "
+        "ground truth is the pruned network read as it is, with no fine-tuning (`--zero-shot`, from "
+        "`oracle_zero_shot.jsonl`): there the search read the validation split zero-shot (one forward pass a plan), "
+        "the test figures are zero-shot too, and a reading has no noise.", "",
         "| task | target | instances | best heuristic (test) | oracle (test) | headroom | validation gain | "
         "beyond noise | score noise | oracle found by | evaluations | best found at |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -308,7 +392,8 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
                 "property of the initialization.", "",
                 "| task | target | own headroom | transferred gain | pairs |", "|---|---|---|---|---|"]
     panels = []
-    for (task, target), group in groups.items():
+    for (task_name, target, zero_shot), group in groups.items():
+        task = f"{task_name} (zero-shot)" if zero_shot else task_name
         figures = [cell_figures(c, store) for c in group]
         headroom = t_interval([100 * f["headroom"] for f in figures])
         val_gain = t_interval([100 * f["val_gain"] for f in figures])
@@ -329,7 +414,7 @@ def write_report(out: Path, store: GroundTruth, cells: list[dict[str, Any]]) -> 
                 f"{100 * figure['test']['oracle']:.1f} | {100 * figure['headroom']:+.1f} | "
                 f"{100 * figure['val'][figure['best']]:.1f} | {100 * figure['val']['oracle']:.1f} | "
                 f"{100 * figure['val_gain']:+.1f} |")
-        gains = transfer_gains(group, store, figures)
+        gains = [] if zero_shot else transfer_gains(group, store, figures)
         if gains:
             transfer.append(f"| {task} | {target} | {signed_interval(*headroom)} | "
                             f"{signed_interval(*t_interval([100 * g for _, _, g in gains]))} | {len(gains)} |")
