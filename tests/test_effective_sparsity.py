@@ -189,3 +189,15 @@ def test_the_env_reports_it_in_infos_and_result() -> None:
     assert all(info["effective_sparsity"] == result.effective_sparsity for info in infos.values())
     assert result.effective_sparsity == effective_sparsity(env.pruned_model(), env.last_masks, (1, 8, 8))
     assert result.effective_sparsity > result.global_sparsity + 0.01
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3])
+def test_the_count_is_that_of_the_effective_masks_on_convolutions(density: float) -> None:
+    model = ConvNet()
+    generator = torch.Generator().manual_seed(int(density * 100))
+    masks = {name: torch.rand(shape, generator=generator) < density
+             for name, shape in (("conv1", (4, 2, 3, 3)), ("conv2", (4, 2, 3, 3)), ("fc", (3, 4)))}
+    probe = ConnectivityProbe(model, list(masks), (2, 6, 6))
+    effective = probe.effective_masks(masks)
+    kept = sum(int(mask.sum()) for mask in effective.values())
+    assert probe.effective_sparsity(masks) == 1 - kept / sum(mask.numel() for mask in masks.values())

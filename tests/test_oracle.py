@@ -160,3 +160,32 @@ def test_a_trained_task_is_measured_against_the_heuristics_of_pruning_after_trai
         applied = np.minimum(plan, 1.0) @ costs / costs.sum()
         assert applied == pytest.approx(0.9, abs=0.02), name
     assert tuple(oracle.heuristic_plans("mlp-digits", 0.9, 0)[0]) == oracle.HEURISTICS
+
+
+def test_a_zero_shot_study_reads_each_plan_as_it_is_and_keeps_its_readings(tmp_path: Path) -> None:
+    from benchmarks.final_accuracy import FinalEvaluator
+
+    args = oracle.Args(task="mlp-digits-trained", targets=(0.8,), seeds=(0,), evaluations=10, patience=10, popsize=4,
+                       zero_shot=True, out=tmp_path, reference=tmp_path / "none", progress=False)
+    text = oracle.run_study(args)
+    [cell] = [json.loads(line) for line in (tmp_path / "oracle_zero_shot.jsonl").read_text().splitlines()]
+    assert not (tmp_path / "oracle.jsonl").exists() and not (tmp_path / "ground_truth.jsonl").exists()
+    assert set(cell["readings"]) == {"oracle", *oracle.TRAINED_HEURISTICS}
+    # a reading is the final evaluation's zero-shot test accuracy of that plan, and the search's score its validation
+    evaluator = FinalEvaluator("mlp-digits-trained", 0.8, device="cpu")
+    outcome = evaluator(np.array(cell["oracle"]), 0)
+    assert cell["readings"]["oracle"]["test_accuracy"] == outcome.zero_shot_test_accuracy
+    [reading] = evaluator.zero_shot_many([(np.array(cell["oracle"]), 0)])
+    assert cell["oracle_score"] == pytest.approx(reading.second_accuracy - oracle.LOSS_TIE_BREAK * reading.second_loss)
+    best = max(oracle.TRAINED_HEURISTICS, key=lambda n: cell["readings"][n]["test_accuracy"])
+    headroom = 100 * (cell["readings"]["oracle"]["test_accuracy"] - cell["readings"][best]["test_accuracy"])
+    assert "| mlp-digits-trained (zero-shot) | 0.8 | 1 |" in text and f"{headroom:+.1f}" in text
+
+
+def test_zero_shot_needs_a_trained_task(tmp_path: Path) -> None:
+    from benchmarks.final_accuracy import FinalEvaluator
+
+    with pytest.raises(ValueError, match="prunes at initialization"):
+        oracle.ZeroShotReadings("mlp-digits", 0.9)
+    with pytest.raises(ValueError, match="prunes at initialization"):
+        FinalEvaluator("mlp-digits", 0.9, device="cpu").zero_shot_many([(np.full(6, 0.9), 0)])
