@@ -104,12 +104,20 @@ def markdown_table(suite: Suite, records: Sequence[dict[str, Any]], field: str =
 
 
 def paired_table(suite: Suite, records: Sequence[dict[str, Any]], kinds: Mapping[str, str] | None = None,
-                 field: str = "test_accuracy", title: str = "") -> str:
+                 field: str = "test_accuracy", title: str = "",
+                 oracle: Mapping[tuple[str, float, int], float] | None = None) -> str:
     """Every searcher's and learner's accuracy (the records' ``field``) minus the best heuristic's (the one with the
     highest mean in that column), paired over seeds: mean ± the half-width of a 95% t-interval, and the seeds where
-    it is ahead; ``title`` follows the task's name. Kinds as recorded (``recorded_kinds``), else from the registry."""
+    it is ahead; ``title`` follows the task's name. Kinds as recorded (``recorded_kinds``), else from the registry.
+
+    ``oracle``: (task, target, seed) -> the oracle plan's accuracy (%) read the same way (``benchmarks.studies.oracle``);
+    where given, an ``oracle`` row, and each row's share of the oracle's headroom on the seeds both have (its
+    differences summed over the oracle's)."""
     runs = seed_accuracies(records, field)
-    rows = [c for c in suite.controllers if kind_of(c, kinds) in ("searcher", "learner")]
+    if oracle:
+        for (task, target, seed), accuracy in oracle.items():
+            runs[(task, "oracle", target)][seed] = accuracy
+    rows = [c for c in suite.controllers if kind_of(c, kinds) in ("searcher", "learner")] + (["oracle"] if oracle else [])
     heuristics = [c for c in suite.controllers if kind_of(c, kinds) == "heuristic"]
     lines = []
     for task in suite.tasks:
@@ -131,7 +139,13 @@ def paired_table(suite: Suite, records: Sequence[dict[str, Any]], kinds: Mapping
                     continue
                 differences = [mine[seed] - theirs[seed] for seed in seeds]
                 wins = sum(difference > 0 for difference in differences)
-                cells.append(f"{signed_interval(*t_interval(differences))} ({wins}/{len(seeds)} ahead)")
+                share = ""
+                headroom = runs.get((task, "oracle", sparsity), {})
+                shared = [seed for seed in seeds if seed in headroom]
+                if controller != "oracle" and shared and sum(headroom[s] - theirs[s] for s in shared) > 0:
+                    captured = sum(mine[s] - theirs[s] for s in shared) / sum(headroom[s] - theirs[s] for s in shared)
+                    share = f"; {captured:.0%} of the oracle's"
+                cells.append(f"{signed_interval(*t_interval(differences))} ({wins}/{len(seeds)} ahead{share})")
             lines.append(f"| {controller} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -65,6 +65,7 @@ from benchmarks.cells import cell_env, plan_of, run_finals
 from benchmarks.ground_truth import GroundTruth
 from benchmarks.outside import controller_source, register_outside
 from benchmarks.progress import Progress
+from benchmarks.promote import reference_folder
 from benchmarks.provenance import code_fingerprint, versions
 from benchmarks.records import fingerprint, read_records
 from benchmarks.report import (
@@ -424,6 +425,14 @@ def run_suite(suite: Suite, out: Path, device: str, progress: bool = True, fresh
     return write_report(suite, out, device, time.perf_counter() - start, best)
 
 
+def zero_shot_oracle(out: Path) -> dict[tuple[str, float, int], float]:
+    """(task, target, seed) -> the zero-shot test accuracy (%) of the oracle plan of the zero-shot oracle study
+    (``benchmarks.studies.oracle --zero-shot``), from the committed reference's cells and then ``out``'s."""
+    cells = [*read_records(reference_folder("oracle") / "oracle_zero_shot.jsonl"),
+             *read_records(out / "oracle_zero_shot.jsonl")]
+    return {(c["task"], c["target_sparsity"], c["seed"]): 100 * c["readings"]["oracle"]["test_accuracy"] for c in cells}
+
+
 def write_report(suite: Suite, out: Path, device: str, seconds: float, best: BestKnown) -> str:
     """Rebuild the suite's report from its records in ``out`` and the best known plans: ``<suite>.md`` (the
     table, the rows' kinds and budgets, the paired differences, the rliable aggregate, the sample efficiency) and
@@ -436,7 +445,7 @@ def write_report(suite: Suite, out: Path, device: str, seconds: float, best: Bes
     cell_count = next(iter(scores.values())).shape[1] if scores else 0
     zero_shot = "" if not any("zero_shot_test_accuracy" in cell for cell in cells) else (
         markdown_table(suite, cells, "zero_shot_test_accuracy", ": zero-shot (no fine-tuning)") + "\n"
-        + paired_table(suite, cells, kinds, "zero_shot_test_accuracy", " zero-shot") + "\n")
+        + paired_table(suite, cells, kinds, "zero_shot_test_accuracy", " zero-shot", zero_shot_oracle(out)) + "\n")
     text = (markdown_table(suite, cells) + "\n" + caption(suite, device, seconds, kinds) + "\n\n" + zero_shot
             + effective_sparsity_table(suite, cells) + "\n" + rows_table(suite, cells) + "\n"
             + paired_table(suite, cells, kinds) + "\n" + weight_sparsity_table(suite, cells) + "\n" + report + "\n" + aggregate_caption(suite, cell_count) + "\n"

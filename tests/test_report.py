@@ -30,6 +30,17 @@ def test_each_learner_is_paired_with_the_best_heuristic_of_its_column() -> None:
     assert "| dense |" not in text and "| erk |" not in text  # heuristics and fixed-target rows are not paired
 
 
+def test_the_oracle_row_and_each_rows_share_of_its_headroom() -> None:
+    suite = get_suite("quick", controllers=("dense", "erk", "cma_es"), sparsities=(0.98,))
+    rows = records("erk", {0.98: [0.50, 0.60, 0.70]}) + records("cma_es", {0.98: [0.60, 0.80, 0.70]})
+    oracle = {("mlp-digits", 0.98, 0): 90.0, ("mlp-digits", 0.98, 1): 80.0}  # seed 2 has no oracle cell
+    text = paired_table(suite, rows, oracle=oracle)
+    assert f"| oracle | {signed_interval(*t_interval([40.0, 20.0]))} (2/2 ahead) |" in text
+    # cma_es's differences on the oracle's seeds (10 + 20) over the oracle's (40 + 20): half its headroom
+    assert f"| cma_es | {signed_interval(*t_interval([10.0, 20.0, 0.0]))} (2/3 ahead; 50% of the oracle's) |" in text
+    assert "oracle" not in paired_table(suite, rows)
+
+
 def test_a_flops_task_reports_the_weight_sparsity_each_controller_reached() -> None:
     suite = get_suite("flops", controllers=("dense", "erk", "global_snip"))
     rows = [{"task": "cnn-digits-flops", "controller": c, "target_sparsity": t, "seed": seed, "test_accuracy": 0.9,
