@@ -80,11 +80,14 @@ SOURCES: dict[str, Source] = {
     "posttrain": Source("Pruning trained networks (posttrain)", "make bench SUITE=posttrain", SUITE,
                         "every controller on the trained digits networks at 0.8 and 0.9: zero-shot and after a 50-step "
                         "fine-tuning"),
+    "posttrain_mnist": Source("Pruning trained LeNets (posttrain_mnist)", "make bench SUITE=posttrain_mnist", SUITE,
+                              "every controller on LeNet-300-100 and LeNet-5 trained on MNIST at 0.95 and 0.98: "
+                              "zero-shot and after a 100-step fine-tuning"),
     "benchmarl": Source("BenchMARL next to ours", "make bench SUITE=benchmarl", SUITE,
                         "BenchMARL's MAPPO, IPPO and IQL beside our MAPPO and the best heuristics on mlp-digits"),
     "generalize": Source("Generalization (zero-shot)", "make bench SUITE=generalize", SUITE,
                          "one controller trained on the digits family, zero-shot on held-out networks and inits"),
-    "oracle": Source("Oracle plans", "python -m benchmarks.studies.oracle", STUDY,
+    "oracle": Source("Oracle plans", "python -m benchmarks.studies.oracle (--zero-shot on a trained task)", STUDY,
                      "plans searched on the ground truth: the headroom over the best heuristic per cell"),
     "learning_curves": Source(
         "Learning curves", "python -m benchmarks.studies.learning_curves --seeds-per-target 3 5", STUDY,

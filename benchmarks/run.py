@@ -103,7 +103,8 @@ class Args(StudyArgs):
     """Suite (``benchmarks.suites``): short (the default: mlp-digits, 3 seeds, 48 evaluations, about 13 min on 2 cores), quick
     (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
     ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
-    cifar (ResNet-20, VGG-19; a GPU's work), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours), generalize
+    cifar (ResNet-20, VGG-19; a GPU's work), posttrain and posttrain_mnist (trained networks pruned one-shot: the
+    digits networks, the MNIST LeNets), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours), generalize
     (zero-shot on unseen networks: ``benchmarks.studies.generalize``, which takes ``--seeds`` as its held-out init
     seeds and ``--sparsities`` as its targets)."""
     workers: int | None = None
