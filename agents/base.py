@@ -5,8 +5,9 @@ A controller maps the layer agents' observations to their actions through the en
 looked up by name in ``env.feature_names`` (e.g. ``"target_sparsity"``, ``"snip_density"``).
 
 Every controller class declares what the benchmark does with it as class attributes (``Declaration``): its ``kind``,
-whether its factory ``accepts_pool`` and whether its ``train`` or ``search`` ``accepts_on_update``. The benchmark
-reads them with ``declaration_of``; what a class leaves out is read from the protocol it implements.
+whether its factory ``accepts_pool``, whether its ``train`` or ``search`` ``accepts_on_update``, and the
+``budget_unit`` its budget is counted in (reward evaluations, or compute in sample-steps). The benchmark reads them
+with ``declaration_of``; what a class leaves out is read from the protocol it implements.
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def fixed_target(controller: Controller | str) -> float | None:
 
 Kind = Literal["reference", "heuristic", "searcher", "learner"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+BudgetUnit = Literal["evaluations", "compute"]
+BUDGET_UNITS: tuple[BudgetUnit, ...] = get_args(BudgetUnit)
 """What the benchmark does with a controller: a reference (a fixed target: evaluated once per task and seed), a
 heuristic (acts on every cell without reward evaluations), a searcher (``search`` on every cell), a learner
 (``train`` once per task and seed over the target range, then acts on every cell)."""
@@ -189,10 +192,19 @@ class Declaration:
     """Its ``train`` or ``search`` takes ``on_update(spent)`` (called with the reward evaluations spent, at the start
     and after each update): the benchmark reads its plans there at ``CHECKPOINTS`` of the budget (the
     sample-efficiency table); without it they are read at 100% only."""
+    budget_unit: BudgetUnit = "evaluations"
+    """What its budget counts: ``"evaluations"`` (reward evaluations at the env's fidelity: ``train(make_env,
+    episodes, seed)``, ``search(episodes, seed)``) or ``"compute"`` (sample-steps, ``pruning_env.fidelity``: a
+    searcher that chooses each evaluation's fidelity, ``search(compute, seed)``). The benchmark gives a compute
+    searcher its share of the suite's budget times the cost of one evaluation at the env's fidelity: the same
+    compute as every other searcher's."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"a controller's kind is one of {', '.join(map(repr, KINDS))}, got {self.kind!r}")
+        if self.budget_unit not in BUDGET_UNITS:
+            raise ValueError(f"a controller's budget_unit is one of {', '.join(map(repr, BUDGET_UNITS))}, "
+                             f"got {self.budget_unit!r}")
         for flag in ("accepts_pool", "accepts_on_update"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"a controller's {flag} is True or False, got {getattr(self, flag)!r}")
@@ -204,11 +216,11 @@ DECLARED: tuple[str, ...] = tuple(f.name for f in fields(Declaration))
 FactoryT = TypeVar("FactoryT", bound=Callable[..., Any])
 
 
-def declare(kind: Kind, accepts_pool: bool = False, accepts_on_update: bool = False
-            ) -> Callable[[FactoryT], FactoryT]:
+def declare(kind: Kind, accepts_pool: bool = False, accepts_on_update: bool = False,
+            budget_unit: BudgetUnit = "evaluations") -> Callable[[FactoryT], FactoryT]:
     """Decorator setting the ``Declaration`` of what a function factory builds on the function (a controller class
     declares with class attributes instead), e.g. ``@declare("learner", accepts_on_update=True)``."""
-    declaration = Declaration(kind, accepts_pool, accepts_on_update)
+    declaration = Declaration(kind, accepts_pool, accepts_on_update, budget_unit)
 
     def mark(factory: FactoryT) -> FactoryT:
         for attribute in DECLARED:
@@ -225,7 +237,8 @@ def declaration_of(controller: Controller | Callable[..., Any]) -> Declaration:
     A class that leaves an attribute out (an outside controller, say) gets it derived from the protocol it
     satisfies: kind ``"reference"`` with a ``target_sparsity``, else ``"learner"`` with ``train``, ``"searcher"``
     with ``search``, ``"heuristic"`` otherwise; ``accepts_pool`` when its constructor takes ``pool``;
-    ``accepts_on_update`` when its ``train`` or ``search`` takes ``on_update``.
+    ``accepts_on_update`` when its ``train`` or ``search`` takes ``on_update``; ``budget_unit`` ``"compute"`` when
+    its ``search`` names its first parameter ``compute``.
 
     Raises:
         ValueError: for a function factory without ``declare`` (what it builds is unknown until it is called), a
@@ -241,7 +254,8 @@ def declaration_of(controller: Controller | Callable[..., Any]) -> Declaration:
             f"builds: decorate it with @agents.base.declare(kind, accepts_pool=..., accepts_on_update=...) (kind one "
             f"of {', '.join(map(repr, KINDS))}), or register the controller class itself"
         )
-    derive = {"kind": _derived_kind, "accepts_pool": _takes_pool, "accepts_on_update": _takes_on_update}
+    derive = {"kind": _derived_kind, "accepts_pool": _takes_pool, "accepts_on_update": _takes_on_update,
+              "budget_unit": _budget_unit}
     declaration = Declaration(**{attribute: getattr(inner, attribute) if hasattr(inner, attribute)
                                  else derive[attribute](inner) for attribute in DECLARED})
     if (declaration.kind == "reference") != (fixed_target(inner) is not None):
@@ -252,6 +266,14 @@ def declaration_of(controller: Controller | Callable[..., Any]) -> Declaration:
         raise ValueError(f"{described} declares kind {declaration.kind!r} but has no {method}() "
                          f"(agents.base.{'TrainableController' if method == 'train' else 'SearchController'})")
     return declaration
+
+
+def _budget_unit(inner: Any) -> BudgetUnit:
+    search = getattr(inner, "search", None)
+    if not callable(search):
+        return "evaluations"
+    parameters = [p for p in inspect.signature(search).parameters if p != "self"]
+    return "compute" if parameters[:1] == ["compute"] else "evaluations"
 
 
 def _derived_kind(inner: Any) -> Kind:
@@ -307,6 +329,7 @@ class DenseController:
     kind = "reference"
     accepts_pool = False
     accepts_on_update = False
+    budget_unit = "evaluations"
     target_sparsity = 0.0
 
     def __init__(self, env: object, seed: int = 0) -> None:

@@ -60,6 +60,7 @@ class BenchMARLController:
     kind = "learner"
     accepts_pool = False
     accepts_on_update = False
+    budget_unit = "evaluations"
 
     def __init__(self, env: Any, seed: int = 0, algorithm: str = "mappo", hidden: tuple[int, ...] = (64, 64),
                  frames_per_batch: int = 16) -> None:

@@ -90,6 +90,7 @@ class ReferenceController:
     kind = "heuristic"
     accepts_pool = False
     accepts_on_update = False
+    budget_unit = "evaluations"
 
     def __init__(self, env: object, reference: str, name: str | None = None, seed: int = 0) -> None:
         self.name = reference if name is None else name
@@ -113,6 +114,7 @@ class RandomController:
     kind = "heuristic"
     accepts_pool = False
     accepts_on_update = False
+    budget_unit = "evaluations"
 
     def __init__(self, env: object, seed: int | None = 0) -> None:
         self.rng = np.random.default_rng(seed)

@@ -43,6 +43,7 @@ class SuccessiveHalvingSearch:
     kind = "searcher"
     accepts_pool = False
     accepts_on_update = False
+    budget_unit = "compute"
 
     def __init__(self, env: PruningEnv, compute: int = 1_000_000, rungs: tuple[int, ...] = (25, 100, 400),
                  eta: int = 3, reference: str = "snip", bound: float = 3.0, seed: int = 0) -> None:

@@ -57,6 +57,7 @@ class PlanSearch:
     kind = "searcher"
     accepts_pool = True
     accepts_on_update = True
+    budget_unit = "evaluations"
     minimum_episodes = 1
 
     def __init__(self, env: PruningEnv | None, episodes: int, reference: str, seed: int, progress: bool,

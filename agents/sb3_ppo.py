@@ -187,6 +187,7 @@ class SB3PPOController:
     kind = "learner"
     accepts_pool = False
     accepts_on_update = True
+    budget_unit = "evaluations"
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ class SensitivityController:
     kind = "heuristic"
     accepts_pool = False
     accepts_on_update = False
+    budget_unit = "evaluations"
 
     def __init__(self, env: PruningEnv, seed: int = 0) -> None:
         if not isinstance(getattr(env, "current", None), PruningEnv):

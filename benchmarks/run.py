@@ -300,10 +300,12 @@ def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, de
     """A searcher's best plan after ``search_episodes_per_cell`` evaluations on one cell, and its best plans at
     the ``CHECKPOINTS`` (fraction -> (spent, plan)); a searcher that declares ``accepts_pool`` (ours) is built on,
     and evaluates on, the cell's pool of ``pools`` (one of its own when None; ``suite.workers`` processes, the same
-    rewards as in this process), any other on the cell's env."""
+    rewards as in this process), any other on the cell's env. One whose ``budget_unit`` is ``"compute"`` gets the
+    same budget in sample-steps (``search_compute``)."""
     env = shared_cell_env(suite, task, target, seed, device)
-    budget = suite.search_episodes_per_cell
     factory = agents.CONTROLLERS[name]
+    budget = (search_compute(suite, env) if declaration_of(factory).budget_unit == "compute"
+              else suite.search_episodes_per_cell)
     with contextlib.ExitStack() as stack:
         if declaration_of(factory).accepts_pool:
             pool = (pools or stack.enter_context(CellPools(suite, task, seed, device)))(target)
@@ -313,6 +315,12 @@ def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, de
         checkpoints = Checkpoints(budget, lambda: plan_of(searcher, env, seed))
         searcher.search(budget, seed, **checkpoints.probe(factory))
         return plan_of(searcher, env, seed), checkpoints.plans
+
+
+def search_compute(suite: Suite, env: PruningEnv) -> int:
+    """A searcher's budget on one cell in sample-steps (``pruning_env.fidelity``): its ``search_episodes_per_cell``
+    times the cost of one evaluation at the env's fidelity (the suite's reward)."""
+    return suite.search_episodes_per_cell * env.cost_of(env.config.fidelity)
 
 
 def record(controller: str, target: float, plan: Any, seconds: float) -> dict[str, Any]:

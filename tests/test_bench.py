@@ -17,7 +17,9 @@ from benchmarks.run import (
     cell_settings,
     recorded_settings,
     run_suite,
+    search_compute,
     search_plan,
+    shared_cell_env,
 )
 from benchmarks.suites import as_recorded, get_suite
 
@@ -157,6 +159,31 @@ def test_a_searcher_finds_the_same_plan_on_two_worker_processes_as_in_this_one(n
     assert one.tolist() == two.tolist()
     assert sorted(early_one) == [0.25, 0.5] and all(early_one[f][1].tolist() == early_two[f][1].tolist()
                                                      for f in early_one)
+
+
+def test_a_compute_searcher_gets_the_same_compute_as_an_evaluation_searcher() -> None:
+    import agents
+
+    suite = get_suite("tiny", sparsities=(0.99,), episodes_per_seed=24)  # 24 evaluations of K = 5 steps per cell
+    made = []
+    original = agents.CONTROLLERS["successive_halving"]
+
+    def spy(env, **options):
+        made.append(original(env, rungs=(5, 10), **options))
+        return made[-1]
+
+    spy.kind, spy.accepts_pool, spy.accepts_on_update, spy.budget_unit = "searcher", False, False, "compute"
+    agents.CONTROLLERS["successive_halving"] = spy
+    try:
+        plan, early = search_plan(suite, "successive_halving", "mlp-digits", 0.99, 0, "cpu")
+    finally:
+        agents.CONTROLLERS["successive_halving"] = original
+    [searcher] = made
+    env = shared_cell_env(suite, "mlp-digits", 0.99, 0, "cpu")
+    one = env.cost_of(env.config.fidelity)  # K = 5 steps of 128 samples plus the validation pass, in sample-steps
+    assert search_compute(suite, env) == 24 * one
+    assert 24 * one - searcher.spent < env.cost_of(searcher.fidelities[0]) and searcher.spent <= 24 * one
+    assert plan.shape == (len(env.layers),) and early == {}  # no on_update: no checkpoint plans
 
 
 def test_checkpoints_read_the_plans_once_when_the_spent_evaluations_first_reach_each_fraction() -> None:

@@ -35,23 +35,23 @@ from pruning_env.parallel import PruningEnv
 REFERENCE = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "reference"
 
 EXPECTED = {
-    "dense": ("reference", False, False),
-    **{name: ("heuristic", False, False) for name in (
+    "dense": ("reference", False, False, "evaluations"),
+    **{name: ("heuristic", False, False, "evaluations") for name in (
         "uniform", "er", "erk", "lamp", "global_magnitude", "global_snip", "global_grasp", "global_synflow", "random")},
-    **{name: ("searcher", True, True) for name in ("random_search", "cma_es", "tpe")},
-    "successive_halving": ("searcher", False, False),
-    "sensitivity": ("heuristic", False, False),
-    **{name: ("learner", False, True) for name in ("sb3_ppo", "mappo", "mappo_ar", "pretrained")},
-    **{name: ("learner", False, False) for name in ("benchmarl_mappo", "benchmarl_ippo", "benchmarl_iql")},
+    **{name: ("searcher", True, True, "evaluations") for name in ("random_search", "cma_es", "tpe")},
+    "successive_halving": ("searcher", False, False, "compute"),
+    "sensitivity": ("heuristic", False, False, "evaluations"),
+    **{name: ("learner", False, True, "evaluations") for name in ("sb3_ppo", "mappo", "mappo_ar", "pretrained")},
+    **{name: ("learner", False, False, "evaluations") for name in ("benchmarl_mappo", "benchmarl_ippo", "benchmarl_iql")},
 }
-"""(kind, accepts_pool, accepts_on_update) of every controller of ours, by hand."""
+"""(kind, accepts_pool, accepts_on_update, budget_unit) of every controller of ours, by hand."""
 
 
 def ours() -> set[str]:
     return {name for name, factory in CONTROLLERS.items() if describe_factory(factory).startswith("agents.")}
 
 
-def test_every_controller_of_ours_declares_all_three_facts() -> None:
+def test_every_controller_of_ours_declares_all_four_facts() -> None:
     assert ours() == set(EXPECTED)
     for name, expected in EXPECTED.items():
         inner = getattr(CONTROLLERS[name], "func", CONTROLLERS[name])
@@ -111,11 +111,17 @@ class Fixed(Acts):
     target_sparsity = 0.0
 
 
+class SpendsCompute(Acts):
+    def search(self, compute=None, seed=None) -> TrainingReport:
+        return TrainingReport(0, 0.0, 0.0)
+
+
 def test_an_undeclared_class_is_read_by_the_protocol_it_implements() -> None:
-    assert astuple(declaration_of(Acts)) == ("heuristic", False, False)
-    assert astuple(declaration_of(Trains)) == ("learner", False, True)
-    assert astuple(declaration_of(Searches)) == ("searcher", True, False)
-    assert astuple(declaration_of(Fixed)) == ("reference", False, False)
+    assert astuple(declaration_of(Acts)) == ("heuristic", False, False, "evaluations")
+    assert astuple(declaration_of(Trains)) == ("learner", False, True, "evaluations")
+    assert astuple(declaration_of(Searches)) == ("searcher", True, False, "evaluations")
+    assert astuple(declaration_of(Fixed)) == ("reference", False, False, "evaluations")
+    assert astuple(declaration_of(SpendsCompute)) == ("searcher", False, False, "compute")
     assert declaration_of(Trains(None)) == declaration_of(functools.partial(Trains, seed=1)) == declaration_of(Trains)
 
 
@@ -123,7 +129,7 @@ def test_a_declaration_overrides_what_the_protocol_suggests_one_attribute_at_a_t
     class Quiet(Trains):
         accepts_on_update = False  # takes on_update, but the benchmark is told not to pass it
 
-    assert astuple(declaration_of(Quiet)) == ("learner", False, False)
+    assert astuple(declaration_of(Quiet)) == ("learner", False, False, "evaluations")
 
 
 def test_a_function_factory_must_declare() -> None:
@@ -133,13 +139,15 @@ def test_a_function_factory_must_declare() -> None:
     with pytest.raises(ValueError, match=r"make is a function, which does not say what it builds: decorate it with "
                                          r"@agents.base.declare"):
         declaration_of(make)
-    assert astuple(declaration_of(declare("learner", accepts_on_update=True)(make))) == ("learner", False, True)
+    assert astuple(declaration_of(declare("learner", accepts_on_update=True)(make))) == (
+        "learner", False, True, "evaluations")
     assert declaration_of(functools.partial(make, seed=3)).kind == "learner"
 
 
 @pytest.mark.parametrize(("attributes", "message"), [
     ({"kind": "planner"}, "kind is one of 'reference', 'heuristic', 'searcher', 'learner', got 'planner'"),
     ({"accepts_pool": "yes"}, "accepts_pool is True or False, got 'yes'"),
+    ({"budget_unit": "seconds"}, "budget_unit is one of 'evaluations', 'compute', got 'seconds'"),
     ({"kind": "learner"}, "declares kind 'learner' but has no train"),
     ({"kind": "searcher"}, "declares kind 'searcher' but has no search"),
     ({"kind": "reference"}, "a reference, and only a reference, has a fixed target_sparsity"),
@@ -188,7 +196,7 @@ def test_bring_your_own_function_factory_must_declare_before_any_cell_runs(
     assert register_outside("outside_declared:declared_half", env) == "declared_half"
     assert register_outside("outside_declared:Half", env) == "half"
     assert declaration_of(CONTROLLERS["declared_half"]) == declaration_of(CONTROLLERS["half"]) == Declaration(
-        "heuristic", False, False)
+        "heuristic", False, False, "evaluations")
 
 
 # The runner -----------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class MappoController:
     kind = "learner"
     accepts_pool = False
     accepts_on_update = True
+    budget_unit = "evaluations"
 
     def __init__(self, env: PruningEnv, config: MappoConfig | None = None, seed: int = 0, **fields: Any) -> None:
         info = EnvInfo.of(env)
