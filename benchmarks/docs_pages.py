@@ -56,7 +56,7 @@ OTHER = "Other reports"
 
 SOURCES: dict[str, Source] = {
     "short": Source("Default suite (short)", "make bench", SUITE,
-                    "every controller on mlp-digits at 0.98 and 0.99, 3 seeds, 48 reward evaluations per learner"),
+                    "every controller on mlp-digits at 0.995, 5 seeds, 48 reward evaluations per learner and searcher"),
     "quick": Source("Quick suite", "make bench SUITE=quick", SUITE,
                     "the same cells with 5 seeds and 200 reward evaluations, with the sample-efficiency table"),
     "flops": Source("FLOPs budget", "make bench SUITE=flops", SUITE,

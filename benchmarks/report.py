@@ -169,10 +169,21 @@ def caption(suite: Suite, device: str, seconds: float, kinds: Mapping[str, str] 
         f"{max(suite.sparsities)}] with {suite.episodes_per_seed} reward evaluations (reward {suite.reward}, "
         f"K={suite.reward_steps or 'task default'}); the searchers "
         f"({searchers}) get {suite.search_episodes_per_cell} per "
-        f"cell (the same total per seed). Device {device}; wall time {seconds / 60:.1f} min. Below: each "
+        f"cell (the same total per seed{compute_note(suite)}). Device {device}; wall time {seconds / 60:.1f} min. Below: each "
         "searcher's and learner's difference to the best heuristic of the column, paired over seeds (mean ± "
         "half-width of a 95% t-interval over seeds)."
     )
+
+
+def compute_note(suite: Suite) -> str:
+    """The caption's words on the rows whose budget is compute (``budget_unit``), empty without any."""
+    import agents
+    from agents.base import declaration_of
+
+    names = [c for c in suite.controllers if c in agents.CONTROLLERS
+             and declaration_of(agents.CONTROLLERS[c]).budget_unit == "compute"]
+    return (f"; {', '.join(names)}: the same compute, {suite.search_episodes_per_cell} times one evaluation's "
+            "sample-steps, spent at the fidelities it picks") if names else ""
 
 
 def save_plot(suite: Suite, records: Sequence[dict[str, Any]], path: Path) -> None:

@@ -100,7 +100,7 @@ class Args(StudyArgs):
     report_only) and the suite's."""
 
     suite: str = DEFAULT_SUITE
-    """Suite (``benchmarks.suites``): short (the default: mlp-digits, 3 seeds, 48 evaluations, about 13 min on 2 cores), quick
+    """Suite (``benchmarks.suites``): short (the default: mlp-digits at 0.995, 5 seeds, 48 evaluations), quick
     (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
     ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
     cifar (ResNet-20, VGG-19; a GPU's work), posttrain and posttrain_mnist (trained networks pruned one-shot: the

@@ -88,13 +88,13 @@ def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path
 
 
 def test_a_record_written_before_the_renames_reads_in_its_own_names(tmp_path) -> None:
-    # the committed short records spell random search's options and the suite's budget as they were named then
+    # the committed quick records spell random search's options and the suite's budget as they were named then
     # (center, include_center, rl_episodes)
-    committed = next(r for r in read_records(REFERENCE / "short" / "short_plans.jsonl") if r["controller"] == "random_search")
-    suite = get_suite("short")
+    committed = next(r for r in read_records(REFERENCE / "quick" / "quick_plans.jsonl") if r["controller"] == "random_search")
+    suite = get_suite("quick")
     now = cell_settings(suite, committed["task"], "random_search", "cpu")
     assert now["options"] == {"progress": False, "reference": "snip", "scale": 0.7, "include_reference": True}
-    assert now["suite"]["episodes_per_seed"] == committed["settings"]["suite"]["rl_episodes"] == 48
+    assert now["suite"]["episodes_per_seed"] == committed["settings"]["suite"]["rl_episodes"] == 200
     spelled = as_recorded(now, committed["settings"])
     assert spelled["options"] == committed["settings"]["options"] and spelled["suite"] == committed["settings"]["suite"]
     assert as_recorded(now, now) == now
