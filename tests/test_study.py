@@ -74,7 +74,7 @@ def test_a_report_only_rebuild_of_the_committed_records_gives_the_committed_repo
     """Every line but the run's wall time (not a record: the rebuild takes its own)."""
     from benchmarks.studies import generalize, learning_curves, oracle, snip_table1
 
-    files = {"oracle": ["oracle.jsonl", "ground_truth.jsonl"],
+    files = {"oracle": ["oracle.jsonl", "oracle_zero_shot.jsonl", "ground_truth.jsonl"],
              "generalize": ["generalize_plans.jsonl", "generalize.jsonl", "generalize_controllers"],
              "learning_curves": ["learning_curves.jsonl", "learning_curves_finals.jsonl"],
              "snip_table1": ["snip_table1.jsonl"]}[study]
