@@ -87,7 +87,7 @@ SOURCES: dict[str, Source] = {
                         "BenchMARL's MAPPO, IPPO and IQL beside our MAPPO and the best heuristics on mlp-digits"),
     "generalize": Source("Generalization (zero-shot)", "make bench SUITE=generalize", SUITE,
                          "one controller trained on the digits family, zero-shot on held-out networks and inits"),
-    "oracle": Source("Oracle plans", "python -m benchmarks.studies.oracle (--zero-shot on a trained task)", STUDY,
+    "oracle": Source("Oracle plans", "python -m benchmarks.studies.oracle", STUDY,
                      "plans searched on the ground truth: the headroom over the best heuristic per cell"),
     "learning_curves": Source(
         "Learning curves", "python -m benchmarks.studies.learning_curves --seeds-per-target 3 5", STUDY,

@@ -88,26 +88,13 @@ def train_copies(
     """
     copies = len(masks)
     device = x_train.device
-    param_names = [name for name, _ in model.named_parameters()]
-    buffer_names = [name for name, _ in model.named_buffers()]
-    params = stack_copies(init_state, copies, param_names)
-    buffers = stack_copies(init_state, copies, buffer_names)
-    masked = [params[weight_key(layer)] for layer in layers]
-    float_masks = [
-        torch.stack([copy_masks[layer.name] for copy_masks in masks]).to(device=device, dtype=weight.dtype)
-        for layer, weight in zip(layers, masked, strict=True)
-    ]
-    torch._foreach_mul_(masked, float_masks)
+    params, buffers, masked, float_masks = masked_copies(model, layers, init_state, masks)
     leaves = list(params.values())
     for leaf in leaves:
         leaf.requires_grad_(True)
     optimizer = optimizer_of(leaves)
     scheduler = scheduler_of(optimizer)
-
-    def forward(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, (p, b), (x,))
-
-    run = vmap(forward, in_dims=(0, 0, None), randomness="different")  # dropout: its own masks per copy
+    run = vmapped(model)
 
     def losses_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(device, precision):
@@ -137,6 +124,58 @@ def train_copies(
     ]
 
 
+def evaluate_copies(
+    model: nn.Module,
+    layers: Sequence[PrunableLayer],
+    init_state: Mapping[str, torch.Tensor],
+    masks: Sequence[Mapping[str, torch.Tensor]],
+    x_eval: torch.Tensor,
+    y_eval: torch.Tensor,
+    precision: str = "fp32",
+    second_eval: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> list[TrainResult]:
+    """``len(masks)`` masked copies of ``model`` at ``init_state`` read on ``(x_eval, y_eval)`` (and
+    ``second_eval``) with no training, in one batched forward pass per chunk: the zero-step reward of many plans
+    (arguments as ``train_copies``'). One ``TrainResult`` per copy, in order, ``train_seconds`` 0; a non-finite
+    evaluation loss makes a copy diverged. Equal to reading each copy alone up to float32 rounding."""
+    params, buffers, _, _ = masked_copies(model, layers, init_state, masks)
+    run = vmapped(model)
+    start = time.perf_counter()
+    accuracies, losses = _evaluate_copies(model, run, params, buffers, x_eval, y_eval, precision)
+    second = None if second_eval is None else list(zip(*_evaluate_copies(model, run, params, buffers, *second_eval,
+                                                                          precision), strict=True))
+    seconds = (time.perf_counter() - start) / len(masks)
+    return [train_result(True, (accuracies[b], losses[b]), None if second is None else second[b], 0.0, seconds)
+            for b in range(len(masks))]
+
+
+def masked_copies(
+    model: nn.Module, layers: Sequence[PrunableLayer], init_state: Mapping[str, torch.Tensor],
+    masks: Sequence[Mapping[str, torch.Tensor]],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The copies' stacked parameters and buffers ``(B, *shape)`` (``init_state`` with each copy's masks applied),
+    the stacked prunable weights and their float masks (for holding the masks after each step)."""
+    params = stack_copies(init_state, len(masks), [name for name, _ in model.named_parameters()])
+    buffers = stack_copies(init_state, len(masks), [name for name, _ in model.named_buffers()])
+    masked = [params[weight_key(layer)] for layer in layers]
+    float_masks = [
+        torch.stack([copy_masks[layer.name] for copy_masks in masks]).to(device=weight.device, dtype=weight.dtype)
+        for layer, weight in zip(layers, masked, strict=True)
+    ]
+    torch._foreach_mul_(masked, float_masks)
+    return params, buffers, masked, float_masks
+
+
+def vmapped(model: nn.Module) -> Callable:
+    """``model`` as a function of stacked parameters and buffers over one shared input: ``run(params, buffers, x)``
+    gives ``(B, batch, classes)``."""
+
+    def forward(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, (p, b), (x,))
+
+    return vmap(forward, in_dims=(0, 0, None), randomness="different")  # dropout: its own masks per copy
+
+
 @torch.no_grad()
 def _evaluate_copies(
     model: nn.Module, run: Callable, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor, precision: str
@@ -156,4 +195,4 @@ def _evaluate_copies(
             logits.flatten(0, 1), targets.repeat(copies), reduction="none"
         ).view(copies, -1).sum(dim=1).double()
     model.train()
-    return (correct / len(x)).tolist(), (loss_sum / len(x)).tolist()
+    return [count / len(x) for count in correct.tolist()], (loss_sum / len(x)).tolist()  # as ``evaluate`` divides

@@ -22,9 +22,10 @@ from typing import Self
 
 import torch
 
+from pruning_env.batched_training import evaluate_copies
 from pruning_env.compute import autocast, train_result
 from pruning_env.masking import MaskedWeights
-from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult, evaluate
+from pruning_env.training import MaskedTrainer, TrainConfig, TrainResult, evaluate, split_on_oom
 
 Split = tuple[torch.Tensor, torch.Tensor]
 """An evaluation split: inputs ``(N, *input_shape)`` and labels ``(N,)`` int64, on the trainer's device."""
@@ -79,13 +80,19 @@ class PlanEvaluator:
         ``eval_at``: steps (1..``train_config.steps``) after which the accuracy on the split is also read
         (``TrainResult.accuracy_at``). Raises ValueError for no masks or an ``eval_at`` step out of range.
 
-        Without a schedule every mask dict has one run, ``evaluate_masked``'s (``eval_at`` must be empty).
+        Without a schedule every mask dict has one run, ``evaluate_masked``'s (``eval_at`` must be empty); with the
+        trainer's ``copies`` > 1 (the env's ``reward_batch``: 64 on CUDA by default) up to that many are read in one
+        batched forward pass (``pruning_env.batched_training.evaluate_copies``), equal to rounding.
         """
         if self.train_config is None:
             if eval_at:
                 raise ValueError(f"eval_at needs training steps; this evaluator trains none, got {list(eval_at)}")
             if not masks:
                 raise ValueError("runs needs at least one mask dict, got none")
+            if self.trainer.copies > 1:
+                return [(run,) for run in split_on_oom(masks, self.trainer.copies, lambda chunk: evaluate_copies(
+                    self.trainer.model, self.trainer.layers, init_state, chunk, self.x_eval, self.y_eval,
+                    self.trainer.precision, self.second_eval))]
             return [(self.evaluate_masked(init_state, m),) for m in masks]
         per_order = [
             self.trainer.run_many(init_state, masks, self.train_config, order, self.x_eval, self.y_eval, eval_at,

@@ -353,3 +353,24 @@ def test_eval_at_reads_each_copy_like_a_shorter_batched_run_without_changing_the
     assert len({run.accuracy_at for run in probed}) > 1  # each copy its own read-outs
     with pytest.raises(ValueError, match=r"eval_at steps must be in \[1, 6\]"):
         trainer.run_many(init, masks, config(6), 0, x, y, eval_at=(0,))
+
+
+@pytest.mark.parametrize("task", ["mlp-digits-trained", "cnn-digits-trained"])
+def test_the_zero_step_reward_of_many_plans_is_read_batched_and_equals_one_by_one(task: str) -> None:
+    plans = np.random.default_rng(0).uniform(0.5, 1.0, (5, len(PruningEnv(task, proxies=()).layers)))
+    alone = PruningEnv(task, proxies=(), reward="accuracy").evaluate_plans([(0, plan) for plan in plans])
+    together_env = PruningEnv(task, proxies=(), reward="accuracy", reward_batch=3)  # chunks of 3 and 2
+    calls = []
+    original = training.MaskedTrainer.run
+
+    def no_sequential_reading(*args, **kwargs):  # a zero-step reward never trains
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    together_env._reward.trainer.run = no_sequential_reading
+    together = together_env.evaluate_plans([(0, plan) for plan in plans])
+    assert calls == []
+    for one, other in zip(alone, together, strict=True):
+        assert other.reward == pytest.approx(one.reward, abs=1e-9)  # accuracy: the same predictions
+        assert other.loss == pytest.approx(one.loss, rel=1e-5)
+        assert not other.diverged and other.effective_sparsity == one.effective_sparsity
