@@ -1,6 +1,7 @@
 """Zero-shot generalization end to end: train on a tiny family, prune a held-out member, train it, test it."""
 
 import json
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +78,7 @@ def test_generalize_benchmark_runs_resumes_and_reports(tmp_path, monkeypatch) ->
     module = tmp_path / "my_pruners.py"
     module.write_text(EXAMPLE.read_text(encoding="utf-8"))
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_pruners", raising=False)  # another test's module of that name
     mine = replace(args, controller=("my_pruners:HalfSnip",))
     try:
         text = run(mine)

@@ -5,6 +5,7 @@ controller is a clear error."""
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "my_pruners.py").write_text(textwrap.dedent(MODULE))
     (tmp_path / "raises_on_import.py").write_text("raise ImportError('needs jax')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("my_pruners", "raises_on_import"):  # another test's module of that name, imported in this worker
+        monkeypatch.delitem(sys.modules, name, raising=False)
     yield tmp_path
     CONTROLLERS.pop("half_snip", None)
 
