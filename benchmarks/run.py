@@ -304,10 +304,10 @@ def search_plan(suite: Suite, name: str, task: str, target: float, seed: int, de
     same budget in sample-steps (``search_compute``)."""
     env = shared_cell_env(suite, task, target, seed, device)
     factory = agents.CONTROLLERS[name]
-    budget = (search_compute(suite, env) if declaration_of(factory).budget_unit == "compute"
-              else suite.search_episodes_per_cell)
+    declared = declaration_of(factory)
+    budget = search_compute(suite, env) if declared.budget_unit == "compute" else suite.search_episodes_per_cell
     with contextlib.ExitStack() as stack:
-        if declaration_of(factory).accepts_pool:
+        if declared.accepts_pool:
             pool = (pools or stack.enter_context(CellPools(suite, task, seed, device)))(target)
             searcher = agents.make_controller(name, None, seed=seed, pool=pool, **suite.options.get(name, {}))
         else:

@@ -243,7 +243,7 @@ def _continuous_counts(
     goal = min(max(total, float((w * lo).sum())), float((w * hi).sum()))
 
     def counts(t: float) -> np.ndarray:
-        return np.minimum(np.maximum(n * expit(z + t), lo), hi)  # np.clip's result, without its wrapper's cost
+        return np.clip(n * expit(z + t), lo, hi)
 
     # |logit(EPS)| < 28, so at t = -56 (56) every sigmoid is within 5e-13 of 0 (1): the bracket holds the root.
     low, high = -56.0, 56.0

@@ -144,7 +144,5 @@ def _peak_normalized(module: nn.Module, inputs: tuple[Tensor, ...], output: Tens
 def _live_channel_pairs(grad: Tensor) -> Tensor:
     """Bool, shaped like ``grad`` ``(out, in / groups, *kernel)``: True for every entry of an (output, input)
     channel pair whose flow, summed over its kernel, is positive."""
-    if grad.ndim == 2:  # a Linear weight: each entry is its own pair
-        return grad > 0
     pairs = grad.reshape(grad.shape[0], grad.shape[1], -1).sum(dim=2) > 0
     return pairs.view(*pairs.shape, *([1] * (grad.ndim - 2))).expand_as(grad)

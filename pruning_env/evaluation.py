@@ -107,23 +107,12 @@ class PlanEvaluator:
         non-finite loss makes the run diverged."""
         start = time.perf_counter()
         model = self.trainer.model
-        self._load(init_state)
+        model.load_state_dict(init_state)
         MaskedWeights.from_layers(self.trainer.layers, masks).reapply()
         with autocast(self.trainer.device, self.trainer.precision):
             evaluation = evaluate(model, self.x_eval, self.y_eval)
             second = evaluate(model, *self.second_eval) if self.second_eval is not None else None
         return train_result(True, evaluation, second, 0.0, time.perf_counter() - start)
-
-
-    def _load(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Copy ``state`` (every key of the model's state dict) into the trainer's model: ``load_state_dict``'s
-        result with one ``torch._foreach_copy_`` (the zero-step reward's hot path)."""
-        targets = self.trainer.model.state_dict()
-        if targets.keys() != state.keys():
-            self.trainer.model.load_state_dict(state)  # raises with the missing and unexpected keys
-            return
-        with torch.no_grad():
-            torch._foreach_copy_(list(targets.values()), [state[key] for key in targets])
 
 
 def order_seeds(seed: int, count: int) -> list[int]:

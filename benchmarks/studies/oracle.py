@@ -32,6 +32,7 @@ gain, transfer; ``oracle_convergence.png``) is built from the cell records and t
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,7 +268,7 @@ def run_study(args: Args) -> str:
         bar = Progress(cells_total * (per_cell + held_out), cells_total, args.progress,
                        desc=f"oracle {args.task}{' zero-shot' if args.zero_shot else ''}")
         best = BestKnown(args.out / "best_known.jsonl", base=BEST_KNOWN_REFERENCE)
-        with FinalPool(args.workers if not args.zero_shot else 1, args.final_steps, "cpu") as pool:
+        with contextlib.nullcontext() if args.zero_shot else FinalPool(args.workers, args.final_steps, "cpu") as pool:
             for target in args.targets:
                 trainings = (ZeroShotReadings(args.task, target, bar) if args.zero_shot
                              else Trainings(args.task, target, store, pool, args.final_steps, bar))
