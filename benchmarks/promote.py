@@ -1,5 +1,6 @@
 """Make a run's results the committed reference: the one command that writes ``benchmarks/results/reference``.
 
+    python -m benchmarks.promote default                # make promote: the default suites (short, short_trained)
     python -m benchmarks.promote short                  # make promote SUITE=short
     python -m benchmarks.promote quick --out /tmp/run   # a run written elsewhere
 
@@ -24,6 +25,7 @@ import tyro
 
 from benchmarks.best_known import REFERENCE, BestKnown
 from benchmarks.ground_truth import GroundTruth
+from benchmarks.suites import suite_names
 
 SUFFIXES: tuple[str, ...] = (
     ".jsonl", "_plans.jsonl", "_checkpoint_plans.jsonl", "_checkpoints.jsonl", "_candidates.jsonl", ".md", ".png",
@@ -36,7 +38,8 @@ suite's name."""
 @dataclass
 class Args:
     suite: Annotated[str, tyro.conf.Positional]
-    """The suite whose run to promote (its files are ``<out>/<suite>*``)."""
+    """The suite whose run to promote (its files are ``<out>/<suite>*``; a group such as ``default``: each of its
+    suites)."""
     out: Path = Path("benchmarks/results")
     """The run's output folder."""
     reference: Path = REFERENCE.parent
@@ -80,8 +83,9 @@ def promote(suite: str, out: Path, reference: Path) -> list[Path]:
 
 
 def main(args: Args) -> None:
-    for path in promote(args.suite, args.out, args.reference):
-        print(f"wrote {path}")
+    for name in suite_names(args.suite):
+        for path in promote(name, args.out, args.reference):
+            print(f"wrote {path}")
     print("review with git diff, then commit")
 
 

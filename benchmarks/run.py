@@ -81,7 +81,15 @@ from benchmarks.report import (
     weight_sparsity_table,
 )
 from benchmarks.study import RUN_OPTIONS, StudyArgs, open_record_files, publish
-from benchmarks.suites import CHECKPOINTS, DEFAULT_SUITE, STUDY_SUITES, Suite, as_recorded, get_suite
+from benchmarks.suites import (
+    CHECKPOINTS,
+    DEFAULT_SUITE,
+    STUDY_SUITES,
+    Suite,
+    as_recorded,
+    get_suite,
+    suite_names,
+)
 from pruning_env.device import resolve_device
 from pruning_env.parallel import PruningEnv
 from pruning_env.pools import EvaluationPool, make_pool
@@ -100,9 +108,10 @@ class Args(StudyArgs):
     report_only) and the suite's."""
 
     suite: str = DEFAULT_SUITE
-    """Suite (``benchmarks.suites``): short (the default: mlp-digits at 0.995, 5 seeds, 48 evaluations), quick
-    (the same cells with 5 seeds and 200 evaluations, 44 min), tiny (does a controller plug in: plumbing, not
-    ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
+    """Suite (``benchmarks.suites``): default (``make bench``: short, then short_trained), short (mlp-digits at
+    0.995 at initialization, 5 seeds, 48 evaluations), short_trained (cnn-digits-trained at 0.8 zero-shot, 5 seeds,
+    600 one-forward-pass evaluations), quick (mlp-digits at 0.98 and 0.99, 5 seeds, 200 evaluations, 44 min), tiny
+    (does a controller plug in: plumbing, not ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
     cifar (ResNet-20, VGG-19; a GPU's work), posttrain and posttrain_mnist (trained networks pruned one-shot: the
     digits networks, the MNIST LeNets), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours), generalize
     (zero-shot on unseen networks: ``benchmarks.studies.generalize``, which takes ``--seeds`` as its held-out init
@@ -495,6 +504,21 @@ def main(args: Args) -> None:
     if args.suite in STUDY_SUITES:
         importlib.import_module(STUDY_SUITES[args.suite][0]).main(study_suite_args(args))
         return
+    names = suite_names(args.suite)
+    if len(names) > 1 and (args.tasks is not None or args.sparsities is not None):
+        raise SystemExit(f"--tasks and --sparsities change one suite's cells; {args.suite!r} runs the suites "
+                         f"{', '.join(names)}: name one of them (--suite {names[0]})")
+    suites = [get_suite(name) for name in names]
+    unknown = sorted(set(args.only) - {c for suite in suites for c in suite.controllers})
+    if unknown:
+        raise ValueError(f"--only names controllers the suite {args.suite!r} does not have: {', '.join(unknown)}")
+    for suite in suites:
+        run_one(args, suite)
+
+
+def run_one(args: Args, suite: Suite) -> None:
+    """Run one suite (``main``'s options applied to it) and print its report; a suite left without rows by
+    ``--only`` is skipped."""
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = args.seeds
@@ -505,11 +529,10 @@ def main(args: Args) -> None:
     if args.sparsities is not None:
         overrides["sparsities"] = args.sparsities
     if args.only:
-        unknown = sorted(set(args.only) - set(get_suite(args.suite).controllers))
-        if unknown:
-            raise ValueError(f"--only names controllers the suite {args.suite!r} does not have: {', '.join(unknown)}")
-        overrides["controllers"] = tuple(c for c in get_suite(args.suite).controllers if c in args.only)
-    suite = get_suite(args.suite, **overrides)
+        overrides["controllers"] = tuple(c for c in suite.controllers if c in args.only)
+        if not overrides["controllers"]:
+            return
+    suite = replace(suite, **overrides)
     device = str(resolve_device(args.device))
     if args.controller:
         env = shared_cell_env(suite, suite.tasks[0], suite.sparsities[0], suite.seeds[0], device)

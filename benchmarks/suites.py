@@ -107,14 +107,18 @@ ALL_CONTROLLERS = ("dense", *HEURISTICS, *SEARCHERS, *LEARNERS)
 QUICK_CONTROLLERS = ("dense", *(name for name in HEURISTICS if name != "er"), *SEARCHERS, *LEARNERS)
 """The quick suite's rows: ER is left out because on an MLP (no kernels) it is ERK's formula, the same plan."""
 
-SHORT_CONTROLLERS = (*QUICK_CONTROLLERS, "successive_halving")
-"""The default suite's rows: the quick suite's and the multi-fidelity searcher, which spends the same compute
-(``benchmarks.run.search_compute``) on rewards of 25, 100 and 400 training steps."""
+SHORT_CONTROLLERS = (*(name for name in QUICK_CONTROLLERS if name not in ("sb3_ppo", "mappo_ar")), "successive_halving")
+"""The default suite's rows at initialization: the quick suite's but SB3 PPO and the autoregressive MAPPO (-33.3 ± 23.6
+and -4.2 ± 8.3 points behind LAMP there on 2026-12-05; 2.6 of its 12.8 minutes; both stay in every other suite), and the
+multi-fidelity searcher, which spends the same compute (``benchmarks.run.search_compute``) on rewards of 25, 100 and
+400 training steps."""
 
 POSTTRAIN_CONTROLLERS = ("dense", "uniform", "erk", "lamp", "global_magnitude", "global_snip", "sensitivity",
                          *SEARCHERS, "mappo")
 """The post-training suite's rows: the heuristics of that setting (magnitude-based, LAMP, sensitivity analysis)
 beside SNIP's and the allocation formulas, the searchers, our MAPPO."""
+SHORT_TRAINED_CONTROLLERS = tuple(name for name in POSTTRAIN_CONTROLLERS if name != "tpe")
+"""The default suite's rows after training: the posttrain suite's but TPE (40 s of its 4 minutes; in posttrain)."""
 
 SUITES: dict[str, Suite] = {
     suite.name: suite
@@ -134,6 +138,8 @@ SUITES: dict[str, Suite] = {
         ),
         Suite("posttrain", ("mlp-digits-trained", "cnn-digits-trained"), (0.8, 0.9), (0, 1, 2), POSTTRAIN_CONTROLLERS,
               episodes_per_seed=600),
+        Suite("short_trained", ("cnn-digits-trained",), (0.8,), (0, 1, 2, 3, 4), SHORT_TRAINED_CONTROLLERS,
+              episodes_per_seed=600, train_checkpoints=False),
         Suite("posttrain_mnist", ("lenet300-mnist-trained", "lenet5-mnist-trained"), (0.95, 0.98), (0, 1, 2),
               POSTTRAIN_CONTROLLERS, episodes_per_seed=600),
         Suite(
@@ -158,14 +164,20 @@ gives the runner's options: ``make bench SUITE=generalize SEEDS=...`` passes the
 CHECKPOINTS: tuple[float, ...] = (0.25, 0.5)
 """Fractions of its evaluation budget at which a learner's and a searcher's plans are also trained fully (the
 same run read early: sample efficiency)."""
-DEFAULT_SUITE = "short"
-"""``make bench``'s suite: mlp-digits at 0.995 on the oracle study's five instances (seeds 0-4), the one cell of the
-digits tasks at initialization where a plan can beat the best heuristic beyond noise (``benchmarks/results/reference/
-oracle``: +8.2 ± 6.4 points; at 0.98 and 0.99, the suite's targets until 2026-12-05, -0.7 ± 1.5 and +0.1 ± 1.9).
-48 reward evaluations per learner and seed, the same per searcher (one cell), the same compute in sample-steps for
-the multi-fidelity searcher; checkpoint plans recorded untrained: sized to finish within 15 minutes on 2 CPU
-cores."""
+SUITE_GROUPS: dict[str, tuple[str, ...]] = {"default": ("short", "short_trained")}
+"""Names that run several suites one after the other, each with its own records, report and reference folder."""
+DEFAULT_SUITE = "default"
+"""``make bench``'s suites, sized to finish within 15 minutes on 2 CPU cores together, one cell each where the oracle
+found room (``benchmarks/results/reference/oracle``):
 
+- ``short``, at initialization: mlp-digits at 0.995 on the oracle study's five instances (seeds 0-4; the one cell of
+  the digits tasks at initialization where a plan can beat the best heuristic beyond noise: +8.2 ± 6.4 points; at 0.98
+  and 0.99, the suite's targets until 2026-12-05, -0.7 ± 1.5 and +0.1 ± 1.9). 48 reward evaluations per learner and
+  seed, the same per searcher, the same compute in sample-steps for the multi-fidelity searcher; checkpoint plans
+  recorded untrained.
+- ``short_trained``, after training: cnn-digits-trained at 0.8 on the zero-shot oracle's five instances (+27.4 ± 20.4
+  points zero-shot), with the zero-step reward (one forward pass), 600 evaluations per learner and searcher; the
+  pruned networks are read zero-shot and after the 50-step fine-tuning."""
 # Published figures shown beside ours: (task, sparsity) -> (source, test accuracy in %)
 PUBLISHED: dict[tuple[str, float], tuple[str, float]] = {
     ("lenet300-mnist", 0.95): ("SNIP (Lee et al. 2019), 1.6% error", 98.4),
@@ -189,8 +201,14 @@ def as_recorded(settings: Mapping[str, Any], recorded: Mapping[str, Any]) -> dic
     return spelled
 
 
+def suite_names(name: str) -> tuple[str, ...]:
+    """The suites ``name`` runs: a group's members (``SUITE_GROUPS``) or ``(name,)``."""
+    return SUITE_GROUPS.get(name, (name,))
+
+
 def get_suite(name: str, **overrides: object) -> Suite:
     """A suite by name, with optional field overrides (e.g. ``seeds=(0,)``)."""
     if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join([*SUITES, *STUDY_SUITES])}")
+        known = ", ".join([*SUITE_GROUPS, *SUITES, *STUDY_SUITES])
+        raise ValueError(f"unknown suite {name!r}; known suites: {known}")
     return replace(SUITES[name], **overrides)  # type: ignore[arg-type]

@@ -62,6 +62,30 @@ def test_tiny_suite_end_to_end_and_resume(tmp_path) -> None:
     assert sorted((r["controller"], r["target_sparsity"]) for r in rerun) == sorted(by_cell)
 
 
+def test_the_default_runs_each_suite_of_its_group_with_the_options_and_refuses_cell_overrides(monkeypatch) -> None:
+    from benchmarks import run
+
+    ran: list[tuple[str, tuple[str, ...], tuple[int, ...]]] = []
+    monkeypatch.setattr(run, "run_suite", lambda suite, *args: ran.append((suite.name, suite.controllers, suite.seeds))
+                        or "")
+    run.main(run.Args())
+    assert [(name, seeds) for name, _, seeds in ran] == [("short", (0, 1, 2, 3, 4)), ("short_trained", (0, 1, 2, 3, 4))]
+    assert [controllers for _, controllers, _ in ran] == [get_suite("short").controllers,
+                                                          get_suite("short_trained").controllers]
+    ran.clear()
+    run.main(run.Args(only=("lamp", "successive_halving"), seeds=(1,)))  # successive_halving: only in short
+    assert ran == [("short", ("lamp", "successive_halving"), (1,)), ("short_trained", ("lamp",), (1,))]
+    ran.clear()
+    run.main(run.Args(only=("successive_halving",)))
+    assert [name for name, _, _ in ran] == ["short"]  # a suite left without rows is skipped
+    with pytest.raises(ValueError, match="--only names controllers the suite 'default' does not have: nope"):
+        run.main(run.Args(only=("nope",)))
+    with pytest.raises(SystemExit, match="runs the suites short, short_trained: name one of them"):
+        run.main(run.Args(sparsities=(0.9,)))
+    run.main(run.Args(suite="short_trained", sparsities=(0.9,), only=("lamp",)))
+    assert ran[-1] == ("short_trained", ("lamp",), (0, 1, 2, 3, 4))
+
+
 def test_a_resume_under_other_settings_refuses_and_more_seeds_add_cells(tmp_path) -> None:
     suite = replace(get_suite("tiny"), controllers=("dense", "uniform"), sparsities=(0.5,), final_steps=20, workers=1)
     run_suite(suite, tmp_path, "cpu", progress=False)

@@ -71,10 +71,11 @@ def test_the_declarations_say_what_the_signatures_take() -> None:
         assert declared.accepts_on_update == takes_on_update, name
 
 
-@pytest.mark.parametrize("name", ["short_plans.jsonl", "short_checkpoint_plans.jsonl", "short.jsonl"])
+@pytest.mark.parametrize("name", ["short/short_plans.jsonl", "short/short_checkpoint_plans.jsonl", "short/short.jsonl",
+                                  "short_trained/short_trained.jsonl"])
 def test_the_committed_records_kinds_and_probes_are_the_declared_ones(name: str) -> None:
-    """The default suite's reference records, made when the runner read kinds and probes from the signatures."""
-    records = read_records(REFERENCE / "short" / name)
+    """The default suites' reference records: kinds and probes are the controllers' declared ones."""
+    records = read_records(REFERENCE / name)
     assert records
     for record in records:
         declared = declaration_of(CONTROLLERS[record["controller"]])

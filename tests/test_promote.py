@@ -65,3 +65,19 @@ def test_promote_adds_the_runs_trainings_to_the_reference_store_once(tmp_path: P
     assert "ground_truth.jsonl" in [p.name for p in promote("oracle", out, reference)]
     stored = GroundTruth(reference / "ground_truth.jsonl")
     assert sorted((r["seed"], r["test_accuracy"]) for r in stored.records.values()) == [(0, 0.6), (1, 0.7)]
+
+
+def test_promoting_the_default_group_promotes_each_of_its_suites(tmp_path: Path, capsys) -> None:
+    from benchmarks.promote import Args, main
+    from benchmarks.suites import suite_names
+
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    for name in suite_names("default"):
+        write(out / f"{name}.jsonl", [{"controller": "erk"}])
+        (out / f"{name}.md").write_text(f"report of {name}")
+    main(Args("default", out, reference))
+    assert suite_names("default") == ("short", "short_trained")
+    for name in suite_names("default"):
+        assert (reference / name / f"{name}.md").read_text() == f"report of {name}"
+    assert not (reference / "default").exists()
+    assert capsys.readouterr().out.count("wrote ") == 4
