@@ -143,6 +143,27 @@ def test_cache_is_reused_and_rebuilt_when_the_schedule_or_the_code_changes(
     assert trainings == [0, 0, 1, 0] and len(cached_files(cache_dir)) == 4
 
 
+def test_the_trained_network_is_the_same_whatever_the_callers_thread_count(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    """The digits CNN's 20-step training differs by up to 7e-7 between 1 and 2 threads when not pinned to one."""
+    cnn = get_task("cnn-digits-trained")
+    task = replace(cnn, final_train=replace(cnn.final_train, steps=20))
+    states = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (2, 1):
+            monkeypatch.setenv(CACHE_ENV, str(tmp_path / f"threads{threads}"))
+            torch.set_num_threads(threads)
+            env = PruningEnv(task, target_sparsity=0.8, device="cpu", proxies=("magnitude",))
+            env.reset(seed=0)
+            states[threads] = env.instance.state
+            assert torch.get_num_threads() == threads  # the caller's count is restored
+    finally:
+        torch.set_num_threads(before)
+    for key, value in states[1].items():
+        assert torch.equal(value, states[2][key]), key
+
+
 def trained_first_weight(cache: str) -> list[float]:
     """In a fresh process: the tiny env's trained first-layer weights of init seed 0 (cache folder ``cache``)."""
     import os
