@@ -55,6 +55,11 @@ rename carry (random search's ``center`` and ``include_center`` and the suite's 
 see ``as_recorded``."""
 QUIET_MAPPO: dict[str, Any] = {"progress": False, "tensorboard": False, "workers": 2}
 """MAPPO in a benchmark: no bar or TensorBoard files of its own, its episodes on 2 worker processes."""
+PER_INSTANCE_MAPPO: dict[str, Any] = {**QUIET_MAPPO, "act_plan": "best"}
+"""MAPPO in a suite of one target (the default suites), where it trains on the very instance it then prunes: it acts
+with its best training episode's plan, as every searcher returns its best plan (the per-instance protocol of the
+learning-curve study; ``benchmarks.studies.mappo_recipe``). Where a suite has several targets its episodes draw
+targets from their range and this makes no difference, so those suites keep ``QUIET_MAPPO``."""
 PARALLEL_SB3: dict[str, Any] = {"num_vec_envs": 2, "workers": 2}
 """SB3 PPO in a benchmark: two env copies stepped together in 2 worker processes (two episodes per vector step)."""
 BENCHMARL: tuple[str, ...] = ("benchmarl_mappo", "benchmarl_ippo", "benchmarl_iql")
@@ -87,15 +92,18 @@ class Suite:
     train_checkpoints: bool = True
     """Fully train the learners' and searchers' plans read at ``CHECKPOINTS`` of their budget (the sample-efficiency
     table); False records them untrained (``--train-checkpoints True`` trains them)."""
-    options: Mapping[str, Mapping[str, Any]] = field(
-        default_factory=lambda: {"mappo": QUIET_MAPPO, "mappo_ar": QUIET_MAPPO, "sb3_ppo": PARALLEL_SB3, **SEARCH_OPTIONS}
-    )
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: benchmark_options())
     """Constructor options per controller name (``agents.make_controller(name, env, seed=seed, **options)``)."""
 
     @property
     def search_episodes_per_cell(self) -> int:
         """A searcher's reward evaluations per (task, sparsity, seed) cell: its share of ``episodes_per_seed``."""
         return max(1, self.episodes_per_seed // len(self.sparsities))
+
+
+def benchmark_options(mappo: Mapping[str, Any] = QUIET_MAPPO) -> dict[str, Mapping[str, Any]]:
+    """The controllers' constructor options in a suite, with ``mappo`` as MAPPO's (both variants)."""
+    return {"mappo": mappo, "mappo_ar": mappo, "sb3_ppo": PARALLEL_SB3, **SEARCH_OPTIONS}
 
 
 def available_cores() -> int:
@@ -124,7 +132,7 @@ SUITES: dict[str, Suite] = {
     suite.name: suite
     for suite in (
         Suite("short", ("mlp-digits",), (0.995,), (0, 1, 2, 3, 4), SHORT_CONTROLLERS, episodes_per_seed=48,
-              train_checkpoints=False),
+              train_checkpoints=False, options=benchmark_options(PER_INSTANCE_MAPPO)),
         Suite("quick", ("mlp-digits",), (0.98, 0.99), (0, 1, 2, 3, 4), QUICK_CONTROLLERS, episodes_per_seed=200),
         Suite("mnist", ("lenet300-mnist", "lenet5-mnist"), (0.95, 0.98, 0.99, 0.995), (0, 1, 2), ALL_CONTROLLERS),
         Suite("flops", ("cnn-digits-flops",), (0.95, 0.98), (0, 1, 2), ALL_CONTROLLERS, episodes_per_seed=200),
@@ -139,7 +147,7 @@ SUITES: dict[str, Suite] = {
         Suite("posttrain", ("mlp-digits-trained", "cnn-digits-trained"), (0.8, 0.9), (0, 1, 2), POSTTRAIN_CONTROLLERS,
               episodes_per_seed=600),
         Suite("short_trained", ("cnn-digits-trained",), (0.8,), (0, 1, 2, 3, 4), SHORT_TRAINED_CONTROLLERS,
-              episodes_per_seed=600, train_checkpoints=False),
+              episodes_per_seed=600, train_checkpoints=False, options=benchmark_options(PER_INSTANCE_MAPPO)),
         Suite("posttrain_mnist", ("lenet300-mnist-trained", "lenet5-mnist-trained"), (0.95, 0.98), (0, 1, 2),
               POSTTRAIN_CONTROLLERS, episodes_per_seed=600),
         Suite(

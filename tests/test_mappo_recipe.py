@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.records import read_records
 from benchmarks.studies.mappo_recipe import Args, main, recipe_suite
-from benchmarks.suites import SUITES, get_suite
+from benchmarks.suites import QUIET_MAPPO, SUITES, get_suite
 
 
 def test_unknown_variants_are_a_value_error() -> None:
@@ -22,15 +22,14 @@ def test_the_variants_are_rows_of_the_suites_cells_beside_its_heuristics() -> No
     assert (suite.tasks, suite.sparsities, suite.seeds) == (("cnn-digits-trained",), (0.8,), (0, 1, 2, 3, 4))
     assert suite.controllers == ("dense", "uniform", "erk", "lamp", "global_magnitude", "global_snip", "sensitivity",
                                  "mappo[default]", "mappo[best]")
-    assert suite.options["mappo[best]"] == {**get_suite("short_trained").options["mappo"], "act_plan": "best"}
-    assert suite.options["mappo[default]"] == get_suite("short_trained").options["mappo"]
+    assert suite.options["mappo[best]"] == {**QUIET_MAPPO, "act_plan": "best"} == get_suite("short_trained").options["mappo"]
+    assert suite.options["mappo[default]"] == QUIET_MAPPO
 
 
 @pytest.mark.slow
 def test_a_tiny_run_records_each_variant_and_best_acts_with_a_plan_other_than_the_mean(tmp_path, monkeypatch) -> None:
-    tiny = get_suite("tiny")
-    one_target = replace(tiny, name="tiny_one_target", sparsities=(0.999,), controllers=("dense", "global_snip", "mappo"),
-                         options={**tiny.options, "mappo": {**tiny.options["mappo"], "workers": 1}})
+    one_target = replace(get_suite("tiny"), name="tiny_one_target", sparsities=(0.999,),
+                         controllers=("dense", "global_snip", "mappo"))
     monkeypatch.setitem(SUITES, "tiny_one_target", one_target)
     main(Args(suite="tiny_one_target", variants=("default", "best"), out=tmp_path, progress=False))
     cells = {r["controller"]: r for r in read_records(tmp_path / "mappo_recipe_tiny_one_target.jsonl")}

@@ -2,7 +2,8 @@
 
 Each variant is a row of one run of a default suite (``benchmarks.run.run_suite``: the same cells, budget,
 final evaluation, tables and paired intervals as ``make bench``), registered as ``mappo[<variant>]`` with the
-suite's MAPPO options (``benchmarks.suites.QUIET_MAPPO``) updated by the variant's config fields. The report's
+benchmark's MAPPO options (``benchmarks.suites.QUIET_MAPPO``: ``MappoConfig``'s defaults, acting with the policy's
+mean) updated by the variant's config fields. The report's
 paired table says which recipe is ahead of the best heuristic by how much; ``short_trained``'s zero-shot table also
 gives each row's share of the zero-shot oracle's headroom.
 
@@ -26,7 +27,7 @@ from agents.base import controller_kind
 from benchmarks.best_known import REFERENCE, BestKnown
 from benchmarks.run import previous_wall_time, run_suite, write_report
 from benchmarks.study import StudyArgs
-from benchmarks.suites import Suite, get_suite
+from benchmarks.suites import QUIET_MAPPO, Suite, get_suite
 from pruning_env.device import resolve_device
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -68,7 +69,7 @@ def recipe_suite(args: Args) -> Suite:
     names = [variant_name(variant) for variant in args.variants]
     for name in names:
         agents.register_controller(name)(agents.CONTROLLERS["mappo"])
-    options = {**base.options, **{variant_name(v): {**base.options["mappo"], **VARIANTS[v]} for v in args.variants}}
+    options = {**base.options, **{variant_name(v): {**QUIET_MAPPO, **VARIANTS[v]} for v in args.variants}}
     return replace(base, name=f"mappo_recipe_{args.suite}", controllers=(*fixed, *names), options=options,
                    workers=args.workers)
 
