@@ -55,8 +55,13 @@ STUDY = "Studies"
 OTHER = "Other reports"
 
 SOURCES: dict[str, Source] = {
-    "short": Source("Default suite (short)", "make bench", SUITE,
-                    "every controller on mlp-digits at 0.995, 5 seeds, 48 reward evaluations per learner and searcher"),
+    "short": Source("Default suite at initialization (short)", "make bench", SUITE,
+                    "every controller on mlp-digits at 0.995, 5 seeds, 48 reward evaluations per learner and searcher",
+                    note="the first of its two suites; alone: make bench SUITE=short"),
+    "short_trained": Source("Default suite after training (short_trained)", "make bench", SUITE,
+                            "cnn-digits-trained at 0.8, 5 seeds, 600 zero-step evaluations per learner and searcher: "
+                            "zero-shot and after a 50-step fine-tuning",
+                            note="the second of its two suites; alone: make bench SUITE=short_trained"),
     "quick": Source("Quick suite", "make bench SUITE=quick", SUITE,
                     "the same cells with 5 seeds and 200 reward evaluations, with the sample-efficiency table"),
     "flops": Source("FLOPs budget", "make bench SUITE=flops", SUITE,
@@ -98,6 +103,12 @@ SOURCES: dict[str, Source] = {
         "--out DIR",
         STUDY, "CMA-ES with the reward averaged over 2 minibatch orders, at the cost of the 1-order run", recorded=False,
         note="its files then renamed learning_curves_cma_orders2.*"),
+    "mappo_recipe_short_trained": Source(
+        "MAPPO recipe on short_trained", "python -m benchmarks.studies.mappo_recipe --suite short_trained", STUDY,
+        "variants of the benchmark's MAPPO beside the heuristics on cnn-digits-trained at 0.8, zero-shot"),
+    "mappo_recipe_short": Source(
+        "MAPPO recipe on short", "python -m benchmarks.studies.mappo_recipe --suite short --variants default best lr1e-2",
+        STUDY, "variants of the benchmark's MAPPO beside the heuristics on mlp-digits at 0.995"),
     "mappo_diagnosis": Source("MAPPO diagnosis", "python -m benchmarks.studies.mappo_diagnosis", STUDY,
                               "why MAPPO's mean plan does not move on one instance: ruggedness and PPO variants"),
     "reward_validity": Source(

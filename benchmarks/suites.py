@@ -183,7 +183,7 @@ found room (``benchmarks/results/reference/oracle``):
   and 0.99, the suite's targets until 2026-12-05, -0.7 ± 1.5 and +0.1 ± 1.9). 48 reward evaluations per learner and
   seed, the same per searcher, the same compute in sample-steps for the multi-fidelity searcher; checkpoint plans
   recorded untrained.
-- ``short_trained``, after training: cnn-digits-trained at 0.8 on the zero-shot oracle's five instances (+27.4 ± 20.4
+- ``short_trained``, after training: cnn-digits-trained at 0.8 on the zero-shot oracle's five instances (+26.9 ± 22.9
   points zero-shot), with the zero-step reward (one forward pass), 600 evaluations per learner and searcher; the
   pruned networks are read zero-shot and after the 50-step fine-tuning."""
 # Published figures shown beside ours: (task, sparsity) -> (source, test accuracy in %)

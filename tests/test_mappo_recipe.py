@@ -31,7 +31,7 @@ def test_a_tiny_run_records_each_variant_and_best_acts_with_a_plan_other_than_th
     one_target = replace(get_suite("tiny"), name="tiny_one_target", sparsities=(0.999,),
                          controllers=("dense", "global_snip", "mappo"))
     monkeypatch.setitem(SUITES, "tiny_one_target", one_target)
-    main(Args(suite="tiny_one_target", variants=("default", "best"), out=tmp_path, progress=False))
+    main(Args(suite="tiny_one_target", variants=("default", "best"), out=tmp_path, progress=False, workers=1))
     cells = {r["controller"]: r for r in read_records(tmp_path / "mappo_recipe_tiny_one_target.jsonl")}
     assert set(cells) == {"dense", "global_snip", "mappo[default]", "mappo[best]"}
     assert cells["mappo[best]"]["settings"]["options"]["act_plan"] == "best"

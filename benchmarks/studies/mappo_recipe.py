@@ -58,8 +58,8 @@ def variant_name(variant: str) -> str:
 
 
 def recipe_suite(args: Args) -> Suite:
-    """The suite's heuristics and reference rows and one MAPPO row per variant, named ``mappo_recipe_<suite>``;
-    registers the variants' controller names."""
+    """The suite's heuristics and reference rows and one MAPPO row per variant, named ``mappo_recipe_<suite>``, on
+    ``args.workers`` processes (the final trainings and MAPPO's episodes); registers the variants' controller names."""
     unknown = sorted(set(args.variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
@@ -69,7 +69,8 @@ def recipe_suite(args: Args) -> Suite:
     names = [variant_name(variant) for variant in args.variants]
     for name in names:
         agents.register_controller(name)(agents.CONTROLLERS["mappo"])
-    options = {**base.options, **{variant_name(v): {**QUIET_MAPPO, **VARIANTS[v]} for v in args.variants}}
+    mappo = {**QUIET_MAPPO, "workers": args.workers}
+    options = {**base.options, **{variant_name(v): {**mappo, **VARIANTS[v]} for v in args.variants}}
     return replace(base, name=f"mappo_recipe_{args.suite}", controllers=(*fixed, *names), options=options,
                    workers=args.workers)
 
