@@ -97,6 +97,12 @@ SOURCES: dict[str, Source] = {
     "learning_curves": Source(
         "Learning curves", "python -m benchmarks.studies.learning_curves --seeds-per-target 3 5", STUDY,
         "proxy reward against evaluations spent, and each final plan's test accuracy, per instance", recorded=False),
+    "learning_curves_0995": Source(
+        "Learning curves at 0.995 (the default cell)",
+        "python -m benchmarks.studies.learning_curves --targets 0.995 --controllers mappo cma_es random_search --out DIR, "
+        "then python -m benchmarks.promote learning_curves_0995 --out DIR",
+        STUDY, "MAPPO, CMA-ES and random search on mlp-digits at 0.995: proxy reward against evaluations, final accuracy",
+        note="its files renamed learning_curves_0995.* before promoting"),
     "learning_curves_cma_orders2": Source(
         "Learning curves: CMA-ES on 2 minibatch orders",
         "python -m benchmarks.studies.learning_curves --targets 0.99 --controllers cma_es --episodes 150 --reward-orders 2 "

@@ -29,10 +29,10 @@ from benchmarks.suites import suite_names
 
 SUFFIXES: tuple[str, ...] = (
     ".jsonl", "_plans.jsonl", "_checkpoint_plans.jsonl", "_checkpoints.jsonl", "_candidates.jsonl", ".md", ".png",
-    "_profile.png", "_efficiency.png", "_convergence.png", "_ranking.jsonl", "_zero_shot.jsonl",
+    "_profile.png", "_efficiency.png", "_convergence.png", "_ranking.jsonl", "_zero_shot.jsonl", "_finals.jsonl",
 )
-"""The files a suite's run writes (``benchmarks.run.run_suite``; ``oracle``: ``benchmarks.studies.oracle``), after the
-suite's name."""
+"""The files a suite's run writes (``benchmarks.run.run_suite``; ``oracle``: ``benchmarks.studies.oracle``; the learning
+curves' full trainings: ``benchmarks.studies.learning_curves``), after the suite's name."""
 
 
 @dataclass
