@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 
+import agents
 from benchmarks.records import read_records
 from benchmarks.studies.mappo_recipe import Args, main, recipe_suite
 from benchmarks.suites import QUIET_MAPPO, SUITES, get_suite
+
+
+@pytest.fixture(autouse=True)
+def registered_names_removed_after() -> Iterator[None]:
+    """The variants' names registered by a test leave the registry with it (other tests list our controllers)."""
+    before = set(agents.CONTROLLERS)
+    yield
+    for name in set(agents.CONTROLLERS) - before:
+        del agents.CONTROLLERS[name]
 
 
 def test_unknown_variants_are_a_value_error() -> None:
