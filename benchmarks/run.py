@@ -111,11 +111,11 @@ class Args(StudyArgs):
     """Suite (``benchmarks.suites``): default (``make bench``: short, then short_trained), short (mlp-digits at
     0.995 at initialization, 5 seeds, 48 evaluations), short_trained (cnn-digits-trained at 0.8 zero-shot, 5 seeds,
     600 one-forward-pass evaluations), quick (mlp-digits at 0.98 and 0.99, 5 seeds, 200 evaluations, 44 min), tiny
-    (does a controller plug in: plumbing, not ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist (real MNIST: LeNet-300-100, LeNet-5),
-    cifar (ResNet-20, VGG-19; a GPU's work), posttrain and posttrain_mnist (trained networks pruned one-shot: the
-    digits networks, the MNIST LeNets), benchmarl (BenchMARL's MAPPO, IPPO, IQL beside ours), generalize
-    (zero-shot on unseen networks: ``benchmarks.studies.generalize``, which takes ``--seeds`` as its held-out init
-    seeds and ``--sparsities`` as its targets)."""
+    (does a controller plug in: plumbing, not ranking; about 1 min), flops (cnn-digits under a FLOPs budget), mnist
+    (real MNIST: LeNet-300-100, LeNet-5), cifar (ResNet-20, VGG-19; a GPU's work), posttrain and posttrain_mnist
+    (trained networks pruned one-shot: the digits networks, the MNIST LeNets), benchmarl (BenchMARL's MAPPO, IPPO, IQL
+    beside ours), generalize (zero-shot on unseen networks: ``benchmarks.studies.generalize``, which takes ``--seeds``
+    as its held-out init seeds and ``--sparsities`` as its targets)."""
     workers: int | None = None
     """Processes for the final trainings and the searchers' rewards (default: the CPU cores this process may use);
     the numbers are the same for any count."""

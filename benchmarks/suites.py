@@ -186,6 +186,7 @@ found room (``benchmarks/results/reference/oracle``):
 - ``short_trained``, after training: cnn-digits-trained at 0.8 on the zero-shot oracle's five instances (+26.9 ± 22.9
   points zero-shot), with the zero-step reward (one forward pass), 600 evaluations per learner and searcher; the
   pruned networks are read zero-shot and after the 50-step fine-tuning."""
+
 # Published figures shown beside ours: (task, sparsity) -> (source, test accuracy in %)
 PUBLISHED: dict[tuple[str, float], tuple[str, float]] = {
     ("lenet300-mnist", 0.95): ("SNIP (Lee et al. 2019), 1.6% error", 98.4),

@@ -24,11 +24,10 @@ import tyro
 
 import agents
 from agents.base import controller_kind
-from benchmarks.best_known import REFERENCE, BestKnown
-from benchmarks.run import previous_wall_time, run_suite, write_report
+from benchmarks.run import Args as RunArgs
+from benchmarks.run import run_one
 from benchmarks.study import StudyArgs
 from benchmarks.suites import QUIET_MAPPO, Suite, get_suite
-from pruning_env.device import resolve_device
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -77,12 +76,8 @@ def recipe_suite(args: Args) -> Suite:
 
 def main(args: Args) -> None:
     torch.set_num_threads(1)
-    suite, device = recipe_suite(args), str(resolve_device("auto"))
-    if args.report_only:
-        best = BestKnown(args.out / "best_known.jsonl", base=REFERENCE)
-        print(write_report(suite, args.out, device, previous_wall_time(args.out / f"{suite.name}.md"), best))
-        return
-    print(run_suite(suite, args.out, device, args.progress, args.fresh, train_checkpoints=False))
+    run_one(RunArgs(out=args.out, progress=args.progress, fresh=args.fresh, report_only=args.report_only,
+                    train_checkpoints=False), recipe_suite(args))
 
 
 if __name__ == "__main__":
